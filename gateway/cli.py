@@ -1,0 +1,205 @@
+"""The `hotline` command: serve, migrate, check config, look at letters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway import tracking
+from gateway.config import Config, load_config
+from gateway.errors import ConfigurationError
+from gateway.logs import configure
+from gateway.views import citizen_view, letter_detail, letter_summary
+from store import letters
+from store.db import is_outage, make_sessionmaker
+
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 1
+EXIT_UNAVAILABLE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            config = load_config(Path(args.file) if args.file else _config_path(args))
+            print(f"{args.file or _config_path(args) or 'embedded defaults'}: ok")
+            return 0
+        config = load_config(_config_path(args))
+    except ConfigurationError as exc:
+        print(f"hotline: configuration error\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure(config.logging.level, config.logging.format)
+    handler = {"serve": _serve, "db": _db_upgrade, "letters": _letters}[args.command]
+    try:
+        return handler(config, args)
+    except SQLAlchemyError as exc:
+        if not is_outage(exc):
+            raise
+        print(f"hotline: the database cannot be reached: {exc.__cause__ or exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
+    parser.add_argument(
+        "--config",
+        help="config file (default: $HOTLINE_CONFIG, else ./config.yaml if present, "
+        "else the embedded defaults)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gateway (applies migrations first)")
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    check = commands.add_parser("config", help="validate a config file")
+    check.add_argument("action", choices=["check"])
+    check.add_argument("file", nargs="?")
+    found = commands.add_parser("letters", help="look at stored letters")
+    actions = found.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list")
+    listing.add_argument("--channel")
+    listing.add_argument("--status")
+    listing.add_argument("--since", type=_moment, help="ISO date or time; local time if no zone")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show")
+    show.add_argument("tracking_number")
+    show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--reveal-pii", metavar="REASON", help="also show the citizen; the read is audited"
+    )
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    named = args.config or os.environ.get("HOTLINE_CONFIG")
+    if named:
+        return Path(named)
+    default = Path("config.yaml")
+    return default if default.exists() else None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
+
+
+def _serve(config: Config, _: argparse.Namespace) -> int:
+    from gateway.server import Gateway, engine_for
+    from store.migrate import upgrade
+
+    upgrade(engine_for(config))
+
+    async def run() -> None:
+        gateway = Gateway(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await gateway.run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
+    from gateway.server import engine_for
+    from store.migrate import upgrade
+
+    upgrade(engine_for(config))
+    print("database schema is up to date")
+    return 0
+
+
+def _letters(config: Config, args: argparse.Namespace) -> int:
+    from gateway.server import engine_for
+
+    sessions = make_sessionmaker(engine_for(config))
+    if args.action == "list":
+        since = args.since
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=config.zone)
+        with sessions() as session:
+            rows = letters.list_letters(
+                session,
+                letters.LetterFilter(args.channel, args.status, since, args.limit),
+            )
+            views = [letter_summary(letter) for letter in rows]
+        if args.json:
+            _print_json(views)
+        else:
+            for view in views:
+                local = datetime.fromisoformat(view["received_at"]).astimezone(config.zone)
+                print(
+                    f"{view['tracking_number']}  {local:%Y-%m-%d %H:%M}  {view['channel']:<5}  "
+                    f"{view['status']:<10}  {view['subject']}"
+                )
+        return 0
+    return _show(config, sessions, args)
+
+
+def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
+    number = tracking.normalize(args.tracking_number)
+    if not tracking.is_valid(number):
+        print(f"hotline: {args.tracking_number!r} is not a valid tracking number", file=sys.stderr)
+        return EXIT_USAGE
+    with sessions.begin() as session:
+        letter = letters.find_by_tracking_number(session, number)
+        if letter is None:
+            print(f"hotline: no letter {number}", file=sys.stderr)
+            return EXIT_NOT_FOUND
+        view = letter_detail(letter)
+        if args.reveal_pii and letter.citizen is not None:
+            view["citizen"] = citizen_view(letter.citizen)
+            letters.record_event(
+                session,
+                at=datetime.now(UTC),
+                actor=f"cli:{getpass.getuser()}",
+                kind="pii_read",
+                letter=letter,
+                reason=args.reveal_pii,
+            )
+    if args.json:
+        _print_json(view)
+        return 0
+    local = datetime.fromisoformat(view["received_at"]).astimezone(config.zone)
+    print(f"信件 {view['tracking_number']}  ({view['channel']}, {view['source']})")
+    print(
+        f"收到: {local:%Y-%m-%d %H:%M:%S}  状态: {view['status']}  类别: {view['category'] or '-'}"
+    )
+    print(f"主题: {view['subject']}")
+    print(view["text"])
+    if view["transcript"]:
+        print(f"转写: {view['transcript']}")
+    for item in view["attachments"]:
+        print(f"附件: {item['filename']} ({item['media_type']}, {item['size']} B)")
+    if "citizen" in view:
+        for key, value in view["citizen"].items():
+            if value:
+                print(f"来信人 {key}: {value}")
+    for event in view["events"]:
+        at = datetime.fromisoformat(event["at"]).astimezone(config.zone)
+        print(f"  {at:%Y-%m-%d %H:%M:%S}  {event['kind']:<10} {event['actor']}")
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

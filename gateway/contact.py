@@ -1,0 +1,82 @@
+"""The contract between channels and intake: what arrives, and what intake answers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Channel(enum.StrEnum):
+    """The medium a citizen used (渠道)."""
+
+    PHONE = "phone"
+    SMS = "sms"
+    EMAIL = "email"
+    FAX = "fax"
+    WEB = "web"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Citizen:
+    """The sender (来信人). Every field is PII and is stored apart from the letter."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    id_number: str | None = None
+    address: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class IncomingContact:
+    """One contact as a channel adapter decoded it, before it is a letter.
+
+    ``external_id`` is the idempotency key the medium gives (Message-ID, SMSC timestamp +
+    originator + concatenation reference, Twilio MessageSid, SIP Call-ID); with ``source``
+    (the adapter instance) it names the contact uniquely, so a redelivery is one letter.
+    """
+
+    channel: Channel
+    source: str
+    external_id: str
+    received_at: datetime
+    citizen: Citizen = field(default_factory=Citizen)
+    subject: str = ""
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    category: str | None = None
+    anonymous: bool = False
+    confidential: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.source or not self.external_id:
+            raise ValueError("a contact needs a source and an external_id")
+        if self.received_at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What intake answers once the contact is durable (stored or spooled).
+
+    A channel may acknowledge its medium as soon as it holds one of these.
+    ``tracking_number`` is None only when the contact went to the outage spool.
+    """
+
+    tracking_number: str | None
+    created: bool
+    spooled: bool = False
+    verification_code: str | None = None
+
+
+Accept = Callable[[IncomingContact], Awaitable[Accepted]]

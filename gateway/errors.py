@@ -1,0 +1,23 @@
+"""The small error taxonomy every adapter maps to its protocol's reply."""
+
+from __future__ import annotations
+
+
+class PayloadError(Exception):
+    """The sender's input is malformed: reply with a clear error (400, 5xx SMTP), log it."""
+
+
+class Ignored(Exception):
+    """Input that is valid but not for us (a status we don't track): acknowledge, do nothing."""
+
+
+class ConfigurationError(Exception):
+    """The gateway is misconfigured: refuse to start, name the key."""
+
+
+class TransientError(Exception):
+    """Something outside us failed for now; the sender or a retry loop should try again."""
+
+
+class StoreUnavailable(TransientError):
+    """The database cannot be reached (SMTP answers 451 so the sending server retries)."""

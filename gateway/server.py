@@ -1,0 +1,102 @@
+"""Assembly: build the store, intake and HTTP listener from config, run until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import uvicorn
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.config import Config
+from gateway.http import build_app
+from gateway.intake import Intake
+from gateway.logs import log_event
+from gateway.metrics import Metrics
+from gateway.spool import Spool
+from store.attachments import AttachmentStore
+from store.db import is_outage, make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+def engine_for(config: Config) -> Engine:
+    db = config.database
+    return make_engine(
+        db.url,
+        connect_timeout=db.connect_timeout_seconds,
+        busy_timeout=db.busy_timeout_seconds,
+        pool_size=db.pool_size,
+    )
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The gateway owns the signals and stops every part, not only HTTP.
+        yield
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engine = engine_for(config)
+        self.metrics = Metrics()
+        self.spool = Spool(config.storage.spool_dir, self.metrics)
+        self.intake = Intake(
+            make_sessionmaker(self.engine),
+            AttachmentStore(config.storage.attachments_dir),
+            self.spool,
+            self.metrics,
+            config.zone,
+        )
+        self.app = build_app(self.metrics, self.database_up, self.spool.depth)
+        self.http = _Uvicorn(
+            uvicorn.Config(
+                self.app,
+                host=config.http.host,
+                port=config.http.port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+            )
+        )
+
+    def database_up(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            if is_outage(exc):
+                return False
+            raise
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        http = asyncio.create_task(self.http.serve(), name="http")
+        drainer = asyncio.create_task(self._drain_spool(stop), name="spool-drainer")
+        log_event(log, "gateway.started", http=f"{self.config.http.host}:{self.config.http.port}")
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({http, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        self.http.should_exit = True
+        drainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drainer
+        stopped.cancel()
+        await http
+        self.engine.dispose()
+        log_event(log, "gateway.stopped")
+
+    async def _drain_spool(self, stop: asyncio.Event) -> None:
+        interval = self.config.storage.spool_drain_interval_seconds
+        while not stop.is_set():
+            if self.spool.depth():
+                try:
+                    await asyncio.to_thread(self.intake.drain_spool)
+                except Exception:
+                    log.exception("spool.drain_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)

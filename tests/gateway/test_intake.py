@@ -1,0 +1,139 @@
+"""Intake stores each contact as exactly one letter, with its citizen, files and history."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+
+from gateway import tracking
+from gateway.contact import IncomingContact
+from store.models import Attachment, Citizen, Event, Letter
+from tests.conftest import Parts, make_contact
+
+
+def count(engine: Engine, model: type) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+async def test_a_contact_becomes_a_letter_with_citizen_files_and_a_received_event(
+    parts: Parts, engine: Engine
+) -> None:
+    contact = make_contact()
+    accepted = await parts.intake.accept(contact)
+
+    assert accepted.created and not accepted.spooled
+    assert accepted.tracking_number is not None
+    assert tracking.is_valid(accepted.tracking_number)
+    # 06:30 UTC is 14:30 in Shanghai, the first letter of that local day.
+    assert accepted.tracking_number.startswith("20261126000001")
+    assert accepted.verification_code is not None and len(accepted.verification_code) == 6
+    with engine.connect() as conn:
+        letter = conn.execute(select(Letter.__table__)).one()
+        citizen = conn.execute(select(Citizen.__table__)).one()
+        attachment = conn.execute(select(Attachment.__table__)).one()
+        event = conn.execute(select(Event.__table__)).one()
+    assert letter.text == contact.text and letter.subject == "路灯不亮"
+    assert letter.channel == "sms" and letter.status == "received"
+    assert letter.citizen_id == citizen.id and citizen.phone == "+8613800138000"
+    data = contact.attachments[0].data
+    assert attachment.sha256 == hashlib.sha256(data).hexdigest()
+    assert attachment.size == len(data)
+    assert parts.files.read(attachment.sha256) == data
+    assert event.kind == "received" and event.letter_id == letter.id
+    assert event.actor == "channel:modem-1"
+
+
+async def test_the_same_contact_delivered_again_is_the_same_letter(
+    parts: Parts, engine: Engine
+) -> None:
+    first = await parts.intake.accept(make_contact())
+    again = await parts.intake.accept(make_contact())
+
+    assert again.tracking_number == first.tracking_number
+    assert not again.created
+    assert count(engine, Letter) == 1
+    assert count(engine, Attachment) == 1
+
+
+async def test_sequence_numbers_count_per_local_day(parts: Parts) -> None:
+    late_evening = datetime(2026, 11, 26, 15, 59, tzinfo=UTC)  # 23:59 in Shanghai
+    next_morning = datetime(2026, 11, 26, 16, 1, tzinfo=UTC)  # 00:01 on the 27th
+    a = await parts.intake.accept(make_contact(1, received_at=late_evening))
+    b = await parts.intake.accept(make_contact(2, received_at=late_evening))
+    c = await parts.intake.accept(make_contact(3, received_at=next_morning))
+
+    assert [x.tracking_number[:14] for x in (a, b, c) if x.tracking_number] == [
+        "20261126000001",
+        "20261126000002",
+        "20261127000001",
+    ]
+
+
+def test_fifty_concurrent_deliveries_of_one_contact_store_one_letter(
+    parts: Parts, engine: Engine
+) -> None:
+    contact = make_contact()
+    start = threading.Barrier(50)
+
+    def deliver(_: int) -> str | None:
+        start.wait()
+        return parts.intake.accept_sync(contact).tracking_number
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        numbers = set(pool.map(deliver, range(50)))
+
+    assert len(numbers) == 1 and None not in numbers
+    assert count(engine, Letter) == 1
+    assert count(engine, Citizen) == 1
+    assert count(engine, Attachment) == 1
+    assert count(engine, Event) == 1
+
+
+def test_concurrent_different_contacts_get_distinct_sequence_numbers(
+    parts: Parts, engine: Engine
+) -> None:
+    start = threading.Barrier(20)
+
+    def deliver(n: int) -> str | None:
+        start.wait()
+        return parts.intake.accept_sync(make_contact(n)).tracking_number
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        numbers = list(pool.map(deliver, range(20)))
+
+    assert len(set(numbers)) == 20
+    assert sorted(int(n[8:14]) for n in numbers if n) == list(range(1, 21))
+
+
+async def test_a_contact_without_attachments_or_citizen_details_is_stored(
+    parts: Parts, engine: Engine
+) -> None:
+    bare: IncomingContact = replace(make_contact(), attachments=(), subject="", anonymous=True)
+    accepted = await parts.intake.accept(bare)
+
+    assert accepted.created
+    assert count(engine, Attachment) == 0
+
+
+async def test_identical_files_in_two_letters_are_stored_once_on_disk(parts: Parts) -> None:
+    await parts.intake.accept(make_contact(1))
+    await parts.intake.accept(make_contact(257))  # same photo bytes (257 % 256 == 1)
+
+    files = [p for p in parts.files.root.rglob("*") if p.is_file()]
+    assert len(files) == 1
+
+
+async def test_counters_show_letters_per_channel_and_redeliveries(parts: Parts) -> None:
+    await parts.intake.accept(make_contact(1))
+    await parts.intake.accept(make_contact(1))
+    await parts.intake.accept(make_contact(2))
+
+    registry = parts.metrics.registry
+    assert registry.get_sample_value("hotline_letters_received_total", {"channel": "sms"}) == 2
+    assert registry.get_sample_value("hotline_contacts_redelivered_total", {"channel": "sms"}) == 1
