@@ -20,7 +20,7 @@ from gateway.spool import Spool
 from store import letters
 from store.attachments import AttachmentStore, StoredFile
 from store.db import is_outage
-from store.models import Attachment, Citizen, Letter
+from store.models import Attachment, Citizen, Event, Letter
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,14 @@ class Intake:
     def store(self, contact: IncomingContact) -> Accepted:
         """One letter per (source, external_id), committed before this returns."""
         try:
-            return self._store(contact)
+            try:
+                return self._store(contact)
+            except sa_exc.DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The pool held a connection the server had dropped (a restart, a failover);
+                # the pool is now emptied, so one more try runs on a fresh connection.
+                return self._store(contact)
         except sa_exc.SQLAlchemyError as exc:
             if is_outage(exc):
                 self.metrics.intake_failures.labels(contact.channel.value, "database").inc()
@@ -86,23 +93,21 @@ class Intake:
             raise
 
     def _store(self, contact: IncomingContact) -> Accepted:
-        with self.sessions() as session:
-            existing = letters.find_by_external_id(session, contact.source, contact.external_id)
-        if existing is not None:
-            return self._redelivered(contact, existing)
         # Files first, outside the transaction: an unreferenced file is harmless, a row
-        # pointing at a missing file is not.
+        # pointing at a missing file is not. A redelivery rewrites nothing (same names).
         stored_files = [self.files.put(a.data) for a in contact.attachments]
         try:
+            # No look-up first: the unique (source, external_id) decides, in one round trip
+            # less; a redelivery costs a rolled-back transaction instead.
             with self.sessions.begin() as session:
                 letter = self._insert(session, contact, stored_files)
         except sa_exc.IntegrityError:
-            # A concurrent delivery of the same contact committed first.
+            # This contact is stored already (a redelivery, or a concurrent one won).
             with self.sessions() as session:
-                existing = letters.find_by_external_id(session, contact.source, contact.external_id)
-            if existing is None:
+                found = letters.find_by_external_id(session, contact.source, contact.external_id)
+            if found is None:
                 raise
-            return self._redelivered(contact, existing)
+            return self._redelivered(contact, found)
         self.metrics.letters_received.labels(contact.channel.value).inc()
         log_event(
             log,
@@ -152,17 +157,15 @@ class Intake:
                 for a, f in zip(contact.attachments, stored_files, strict=True)
             ],
         )
-        session.add(letter)
-        session.flush()
-        letters.record_event(
-            session,
-            at=self.clock(),
-            actor=f"channel:{contact.source}",
-            kind="received",
-            letter=letter,
-            channel=contact.channel.value,
-            attachments=len(stored_files),
+        letter.events.append(
+            Event(
+                at=self.clock(),
+                actor=f"channel:{contact.source}",
+                kind="received",
+                detail={"channel": contact.channel.value, "attachments": len(stored_files)},
+            )
         )
+        session.add(letter)
         return letter
 
     def _redelivered(self, contact: IncomingContact, letter: Letter) -> Accepted:

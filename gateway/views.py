@@ -30,7 +30,7 @@ def letter_detail(letter: Letter) -> dict[str, Any]:
         "tracking_number": letter.tracking_number,
         "channel": letter.channel,
         "source": letter.source,
-        "external_id": letter.external_id,
+        # external_id stays out: a medium's key often carries PII (an SMS originator).
         "received_at": iso_utc(letter.received_at),
         "status": letter.status,
         "category": letter.category,

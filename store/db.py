@@ -27,7 +27,6 @@ def make_engine(
     return create_engine(
         parsed,
         pool_size=pool_size,
-        pool_pre_ping=True,
         pool_timeout=connect_timeout * 6,
         connect_args={"connect_timeout": max(1, round(connect_timeout))},
     )

@@ -1,0 +1,132 @@
+"""`hotline letters ...` reads what intake stored; --json is the stable shape of docs/cli.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from store.models import Event
+from tests.conftest import Parts, make_contact
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY_KEYS = {
+    "tracking_number",
+    "channel",
+    "source",
+    "received_at",
+    "status",
+    "category",
+    "subject",
+    "attachments",
+}
+DETAIL_KEYS = {
+    "tracking_number",
+    "channel",
+    "source",
+    "received_at",
+    "status",
+    "category",
+    "subject",
+    "text",
+    "transcript",
+    "anonymous",
+    "confidential",
+    "attachments",
+    "events",
+}
+
+
+def hotline(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOTLINE_DATABASE_URL": database_url, "HOTLINE_CONFIG": ""},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def stored(parts: Parts) -> list[str]:
+    numbers = []
+    for n in (1, 2):
+        accepted = parts.intake.accept_sync(make_contact(n))
+        assert accepted.tracking_number
+        numbers.append(accepted.tracking_number)
+    return numbers
+
+
+def test_letters_list_json_has_the_documented_shape(database_url: str, stored: list[str]) -> None:
+    done = hotline(database_url, "letters", "list", "--json", "--channel", "sms")
+
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert [r["tracking_number"] for r in rows] == stored[::-1]  # newest first
+    assert all(set(r) == SUMMARY_KEYS for r in rows)
+    assert rows[0]["received_at"] == "2026-11-26T06:30:00Z"
+    assert rows[0]["attachments"] == 1
+
+
+def test_letters_list_filters_by_channel_and_since(database_url: str, stored: list[str]) -> None:
+    by_channel = hotline(database_url, "letters", "list", "--json", "--channel", "email")
+    later = hotline(database_url, "letters", "list", "--json", "--since", "2026-11-27")
+
+    assert json.loads(by_channel.stdout) == []
+    assert json.loads(later.stdout) == []
+
+
+def test_letters_show_json_has_text_files_and_history_but_no_citizen(
+    database_url: str, stored: list[str]
+) -> None:
+    done = hotline(database_url, "letters", "show", stored[0], "--json")
+
+    assert done.returncode == 0, done.stderr
+    view = json.loads(done.stdout)
+    assert set(view) == DETAIL_KEYS
+    assert view["text"].startswith("翠屏区人民路1号")
+    assert view["attachments"][0]["filename"] == "照片.jpg"
+    assert [e["kind"] for e in view["events"]] == ["received"]
+    assert "13800138000" not in done.stdout
+
+
+def test_revealing_the_citizen_needs_a_reason_and_is_audited(
+    database_url: str, stored: list[str], engine: Engine
+) -> None:
+    done = hotline(database_url, "letters", "show", stored[0], "--json", "--reveal-pii", "回访核实")
+
+    assert json.loads(done.stdout)["citizen"]["phone"] == "+8613800138000"
+    with engine.connect() as conn:
+        audit = conn.execute(select(Event).where(Event.kind == "pii_read")).one()
+    assert audit.detail == {"reason": "回访核实"}
+    assert audit.actor.startswith("cli:")
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "message"),
+    [
+        ("20261126000001", 2, "not a valid tracking number"),
+        ("202611260000994", 2, "not a valid tracking number"),
+        ("202611260000995", 1, "no letter 202611260000995"),
+    ],
+    ids=["too-short", "bad-check", "unknown"],
+)
+def test_letters_show_explains_a_wrong_number(
+    database_url: str, number: str, code: int, message: str
+) -> None:
+    done = hotline(database_url, "letters", "show", number)
+    assert done.returncode == code
+    assert message in done.stderr
+
+
+def test_an_unreachable_database_is_a_clear_error_not_a_traceback() -> None:
+    done = hotline("postgresql+psycopg://nobody@127.0.0.1:1/none", "letters", "list")
+    assert done.returncode == 3
+    assert "database cannot be reached" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,85 @@
+"""`hotline serve`: health and metrics on the HTTP listener, a clean stop, a spool drained."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from gateway.metrics import Metrics
+from gateway.spool import Spool
+from store.db import make_engine
+from store.models import Letter
+from tests.conftest import make_contact
+from tests.support.processes import free_port, gateway, wait_for_line
+from tests.support.tcp_proxy import TcpProxy
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"http:\n  port: {port}\nstorage:\n  spool_drain_interval_seconds: 0.2\n"
+        "logging:\n  format: json\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    with gateway(write_config(tmp_path, port)) as proc:
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok", "spool_depth": 0}
+        assert metrics.status_code == 200
+        assert "hotline_spool_depth 0.0" in metrics.text
+        assert "hotline_database_up 1.0" in metrics.text
+
+        proc.send_signal(signal.SIGTERM)
+        wait_for_line(proc, '"event": "gateway.stopped"')
+        assert proc.wait(timeout=10) == 0
+    assert (tmp_path / "var" / "hotline.db").exists()
+
+
+def test_serve_stores_what_an_earlier_outage_left_in_the_spool(tmp_path: Path) -> None:
+    Spool(tmp_path / "var" / "spool", Metrics()).put(make_contact(7))
+    port = free_port()
+    with gateway(write_config(tmp_path, port)) as proc:
+        line = wait_for_line(proc, '"event": "spool.drained"')
+        assert '"tracking_number": "20261126000001' in line
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["spool_depth"] == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Letter)).scalar_one() == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_health_says_degraded_but_stays_up_while_the_database_is_down(
+    tmp_path: Path, database_url: str, postgres_schema_url: str
+) -> None:
+    upstream = make_url(postgres_schema_url)
+    line = TcpProxy((upstream.host or "127.0.0.1", upstream.port or 5432))
+    line.up()
+    url = upstream.set(host="127.0.0.1", port=line.port).render_as_string(hide_password=False)
+    port = free_port()
+    try:
+        with gateway(write_config(tmp_path, port), HOTLINE_DATABASE_URL=url):
+            line.down()
+            down = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            line.up()
+            back = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+    finally:
+        line.down()
+
+    assert down.status_code == 200
+    assert down.json()["database"] == "unreachable" and down.json()["status"] == "degraded"
+    assert "hotline_database_up 0.0" in metrics
+    assert back.json()["database"] == "ok"

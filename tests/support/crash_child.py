@@ -1,0 +1,26 @@
+"""Accept contacts in a loop, printing each acknowledged id; the crash test kills it with -9.
+
+usage: python -m tests.support.crash_child DATABASE_URL ROOT COUNT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from store.db import make_engine
+from tests.conftest import build_intake, make_contact
+
+
+def main() -> None:
+    url, root, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    parts = build_intake(make_engine(url), root)
+    print("ready", flush=True)
+    for n in range(count):
+        accepted = parts.intake.accept_sync(make_contact(n))
+        # Acknowledge only after accept returned, as a channel would.
+        print(f"ack {n} {accepted.tracking_number}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
