@@ -12,20 +12,7 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def letter_summary(letter: Letter) -> dict[str, Any]:
-    return {
-        "tracking_number": letter.tracking_number,
-        "channel": letter.channel,
-        "source": letter.source,
-        "received_at": iso_utc(letter.received_at),
-        "status": letter.status,
-        "category": letter.category,
-        "subject": letter.subject,
-        "attachments": len(letter.attachments),
-    }
-
-
-def letter_detail(letter: Letter) -> dict[str, Any]:
+def _basics(letter: Letter) -> dict[str, Any]:
     return {
         "tracking_number": letter.tracking_number,
         "channel": letter.channel,
@@ -35,6 +22,16 @@ def letter_detail(letter: Letter) -> dict[str, Any]:
         "status": letter.status,
         "category": letter.category,
         "subject": letter.subject,
+    }
+
+
+def letter_summary(letter: Letter) -> dict[str, Any]:
+    return {**_basics(letter), "attachments": len(letter.attachments)}
+
+
+def letter_detail(letter: Letter) -> dict[str, Any]:
+    return {
+        **_basics(letter),
         "text": letter.text,
         "transcript": letter.transcript,
         "anonymous": letter.anonymous,

@@ -25,19 +25,11 @@ SUMMARY_KEYS = {
     "subject",
     "attachments",
 }
-DETAIL_KEYS = {
-    "tracking_number",
-    "channel",
-    "source",
-    "received_at",
-    "status",
-    "category",
-    "subject",
+DETAIL_KEYS = SUMMARY_KEYS | {
     "text",
     "transcript",
     "anonymous",
     "confidential",
-    "attachments",
     "events",
 }
 
