@@ -57,6 +57,9 @@ class IncomingContact:
     category: str | None = None
     anonymous: bool = False
     confidential: bool = False
+    # Background work the letter needs once stored, e.g. "ocr" for fax pages; queued in
+    # the letter's own transaction so it exists exactly when the letter does.
+    jobs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.source or not self.external_id:

@@ -17,7 +17,7 @@ from gateway.errors import StoreUnavailable
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 from gateway.spool import Spool
-from store import letters
+from store import jobs, letters
 from store.attachments import AttachmentStore, StoredFile
 from store.db import is_outage
 from store.models import Attachment, Citizen, Event, Letter
@@ -166,6 +166,10 @@ class Intake:
             )
         )
         session.add(letter)
+        if contact.jobs:
+            session.flush()
+            for kind in contact.jobs:
+                jobs.enqueue(session, kind, letter_id=letter.id, at=self.clock())
         return letter
 
     def _redelivered(self, contact: IncomingContact, letter: Letter) -> Accepted:

@@ -41,6 +41,7 @@ def encode_contact(contact: IncomingContact) -> bytes:
         "category": contact.category,
         "anonymous": contact.anonymous,
         "confidential": contact.confidential,
+        "jobs": list(contact.jobs),
         "attachments": [
             {
                 "filename": a.filename,
@@ -70,6 +71,7 @@ def decode_contact(raw: bytes) -> IncomingContact:
             category=doc["category"],
             anonymous=bool(doc["anonymous"]),
             confidential=bool(doc["confidential"]),
+            jobs=tuple(str(kind) for kind in doc["jobs"]),
             attachments=tuple(
                 Attachment(
                     filename=str(a["filename"]),

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from gateway import tracking
 from gateway.contact import IncomingContact
-from store.models import Attachment, Citizen, Event, Letter
+from store.models import Attachment, Citizen, Event, Job, Letter
 from tests.conftest import Parts, make_contact
 
 
@@ -137,3 +137,15 @@ async def test_counters_show_letters_per_channel_and_redeliveries(parts: Parts) 
     registry = parts.metrics.registry
     assert registry.get_sample_value("hotline_letters_received_total", {"channel": "sms"}) == 2
     assert registry.get_sample_value("hotline_contacts_redelivered_total", {"channel": "sms"}) == 1
+
+
+async def test_jobs_a_contact_needs_are_queued_with_its_letter(
+    parts: Parts, engine: Engine
+) -> None:
+    await parts.intake.accept(make_contact(1, jobs=("ocr",)))
+    await parts.intake.accept(make_contact(1, jobs=("ocr",)))  # redelivered: no second job
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(Job.kind, Job.letter_id, Job.status)).all()
+        letter_id = conn.execute(select(Letter.id)).scalar_one()
+    assert rows == [("ocr", letter_id, "queued")]

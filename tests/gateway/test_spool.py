@@ -1,0 +1,30 @@
+"""The spool keeps a contact whole: what comes back is what went in."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.spool import decode_contact, encode_contact
+from tests.conftest import make_contact
+
+
+def test_a_spooled_contact_comes_back_with_every_field() -> None:
+    contact = make_contact(3, jobs=("ocr",), anonymous=True, category="complaint")
+    assert decode_contact(encode_contact(contact)) == contact
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"[]",
+        b'{"version": 99}',
+        b'{"version": 1, "channel": "pigeon"}',
+        encode_contact(make_contact()).replace(b'"data": "', b'"data": "!!'),
+        encode_contact(make_contact())[:-20],
+    ],
+    ids=["empty", "list", "future-version", "unknown-channel", "bad-base64", "torn"],
+)
+def test_a_damaged_file_is_a_value_error_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_contact(raw)
