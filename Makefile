@@ -2,8 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
-# Debian packages the test-suite drives for real; installed when missing.
-DEBIAN_PACKAGES ?=
+# Debian packages the gateway runs (fax OCR); installed when missing.
+DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils
+# Only the tests draw Chinese fax pages.
+DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei
 
 .PHONY: run test install install-dev debian-packages lint clean
 
@@ -23,7 +25,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 debian-packages:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_DEBIAN); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -31,11 +33,12 @@ debian-packages:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-run: install
+run: install debian-packages
 	$(VENV)/bin/hotline --config $(CONFIG) db upgrade
 	$(VENV)/bin/hotline --config $(CONFIG) serve
 
-test: install-dev debian-packages
+test: install-dev
+	$(MAKE) debian-packages EXTRA_DEBIAN="$(DEBIAN_TEST_PACKAGES)"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"serve": _serve, "db": _db_upgrade, "letters": _letters}[args.command]
     try:
         return handler(config, args)
+    except ConfigurationError as exc:
+        print(f"hotline: configuration error\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SQLAlchemyError as exc:
         if not is_outage(exc):
             raise

@@ -9,13 +9,21 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.errors import ConfigurationError
 
 # Environment variables that override a key: secrets and the database URL stay out of files.
 ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "HOTLINE_DATABASE_URL": ("database", "url"),
+    "HOTLINE_RELAY_PASSWORD": ("outgoing_mail", "password"),
 }
 
 
@@ -47,12 +55,91 @@ class LoggingConfig(Section):
     format: Literal["text", "json"] = "text"
 
 
+class FaxConfig(Section):
+    """Which mail is a fax: by envelope sender, by our recipient address, or by the headers
+    fax servers write (X-Fax-*, HylaFAX's "facsimile received" subject)."""
+
+    senders: list[str] = []
+    recipients: list[str] = ["fax@hotline.local"]
+    detect_by_headers: bool = True
+
+
+class SmtpConfig(Section):
+    enabled: bool = True
+    source: str = "smtp"
+    host: str = "127.0.0.1"
+    port: int = Field(default=2525, ge=0, le=65535)
+    hostname: str = "hotline.local"
+    # Mail is taken only for these addresses and domains: never an open relay.
+    recipients: list[str] = ["12345@hotline.local"]
+    domains: list[str] = []
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_parts: int = Field(default=200, gt=0)
+    timeout_seconds: float = Field(default=300, gt=0)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    fax: FaxConfig = FaxConfig()
+
+    def accepts(self, address: str) -> bool:
+        """Ours: a listed recipient, a fax recipient, or any address at a listed domain."""
+        address = address.strip().lower()
+        ours = {r.lower() for r in (*self.recipients, *self.fax.recipients)}
+        return address in ours or address.rpartition("@")[2] in {d.lower() for d in self.domains}
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> SmtpConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
+class ChannelsConfig(Section):
+    smtp: SmtpConfig = SmtpConfig()
+
+
+class OutgoingMailConfig(Section):
+    """The relay the hotline sends its e-mail (receipts, replies) through."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=0, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    from_address: str = "12345@hotline.local"
+    from_name: str = "12345市民热线"
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+class OcrConfig(Section):
+    enabled: bool = True
+    tesseract: str = "tesseract"
+    pdftoppm: str = "pdftoppm"
+    languages: str = "chi_sim+eng"
+    # 6 = one uniform block of text: a citizen's letter is one column, and Tesseract's
+    # automatic layout (3) breaks short Chinese lines into fragments.
+    page_segmentation_mode: int = Field(default=6, ge=0, le=13)
+    timeout_seconds: float = Field(default=120, gt=0)
+
+
+class JobsConfig(Section):
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    lease_seconds: float = Field(default=600, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    # Retry n waits backoff * 2**(n-1) seconds.
+    backoff_seconds: float = Field(default=30, gt=0)
+
+
 class Config(Section):
     timezone: str = "Asia/Shanghai"
     database: DatabaseConfig = DatabaseConfig()
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    outgoing_mail: OutgoingMailConfig = OutgoingMailConfig()
+    ocr: OcrConfig = OcrConfig()
+    jobs: JobsConfig = JobsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -132,4 +219,14 @@ def _anchor(config: Config, base: Path) -> Config:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         url = prefix + str(base / url[len(prefix) :])
     database = config.database.model_copy(update={"url": url})
-    return config.model_copy(update={"storage": storage, "database": database})
+    smtp = config.channels.smtp
+    smtp = smtp.model_copy(
+        update={
+            "tls_cert_file": smtp.tls_cert_file and base / smtp.tls_cert_file,
+            "tls_key_file": smtp.tls_key_file and base / smtp.tls_key_file,
+        }
+    )
+    channels = config.channels.model_copy(update={"smtp": smtp})
+    return config.model_copy(
+        update={"storage": storage, "database": database, "channels": channels}
+    )

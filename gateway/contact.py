@@ -6,6 +6,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 
 class Channel(enum.StrEnum):
@@ -83,3 +84,11 @@ class Accepted:
 
 
 Accept = Callable[[IncomingContact], Awaitable[Accepted]]
+
+
+class ChannelAdapter(Protocol):
+    """What every channel is to the gateway: something that starts and stops."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...

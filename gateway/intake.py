@@ -24,6 +24,9 @@ from store.models import Attachment, Citizen, Event, Letter
 
 log = logging.getLogger(__name__)
 
+# Queues the citizen's receipt in the letter's transaction (gateway.notifications).
+Receipts = Callable[[Session, Letter, IncomingContact, datetime], None]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -38,6 +41,8 @@ class Intake:
         metrics: Metrics,
         zone: ZoneInfo,
         clock: Callable[[], datetime] = utcnow,
+        receipts: Receipts | None = None,
+        jobs_queued: Callable[[], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.files = files
@@ -45,6 +50,8 @@ class Intake:
         self.metrics = metrics
         self.zone = zone
         self.clock = clock
+        self.receipts = receipts
+        self.jobs_queued = jobs_queued
 
     async def accept(self, contact: IncomingContact) -> Accepted:
         """Store the contact, or spool it while the database is down. For channels whose
@@ -109,6 +116,8 @@ class Intake:
                 raise
             return self._redelivered(contact, found)
         self.metrics.letters_received.labels(contact.channel.value).inc()
+        if self.jobs_queued is not None:
+            self.jobs_queued()
         log_event(
             log,
             "intake.stored",
@@ -166,10 +175,11 @@ class Intake:
             )
         )
         session.add(letter)
-        if contact.jobs:
-            session.flush()
-            for kind in contact.jobs:
-                jobs.enqueue(session, kind, letter_id=letter.id, at=self.clock())
+        session.flush()
+        for kind in contact.jobs:
+            jobs.enqueue(session, kind, letter_id=letter.id, at=self.clock())
+        if self.receipts is not None:
+            self.receipts(session, letter, contact, self.clock())
         return letter
 
     def _redelivered(self, contact: IncomingContact, letter: Letter) -> Accepted:

@@ -50,3 +50,5 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
     # Alembic announces every plugin at INFO; the gateway's own events are what matter.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # aiosmtpd logs every SMTP command at INFO; the channel logs one line per mail instead.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, root.level))

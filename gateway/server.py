@@ -13,12 +13,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import Config
 from gateway.http import build_app
-from gateway.intake import Intake
+from gateway.intake import Intake, utcnow
 from gateway.logs import log_event
 from gateway.metrics import Metrics
+from gateway.notifications import EmailReceipts
+from gateway.ocr import OcrHandler
+from gateway.outbox import DeliveryHandler, Mailer
+from gateway.registry import build_channels
 from gateway.spool import Spool
+from gateway.workers import Handler, JobRunner
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_engine, make_sessionmaker
+from store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +52,23 @@ class Gateway:
         self.engine = engine_for(config)
         self.metrics = Metrics()
         self.spool = Spool(config.storage.spool_dir, self.metrics)
+        sessions = make_sessionmaker(self.engine)
+        files = AttachmentStore(config.storage.attachments_dir)
+        handlers: dict[str, Handler] = {
+            OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),
+        }
+        receipts = None
+        if config.outgoing_mail.enabled:
+            domain = config.outgoing_mail.from_address.rpartition("@")[2]
+            handlers[DeliveryHandler.kind] = DeliveryHandler(
+                sessions, Mailer(config.outgoing_mail), utcnow, domain
+            )
+            receipts = EmailReceipts()
+        self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         self.intake = Intake(
-            make_sessionmaker(self.engine),
-            AttachmentStore(config.storage.attachments_dir),
-            self.spool,
-            self.metrics,
-            config.zone,
+            sessions, files, self.spool, self.metrics, config.zone, receipts=receipts
         )
+        self.channels = build_channels(config, self.intake)
         self.app = build_app(self.metrics, self.database_up, self.spool.depth)
         self.http = _Uvicorn(
             uvicorn.Config(
@@ -76,15 +92,28 @@ class Gateway:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.intake.jobs_queued = self.jobs.waker()
+        for channel in self.channels.values():
+            await channel.start()
         http = asyncio.create_task(self.http.serve(), name="http")
-        drainer = asyncio.create_task(self._drain_spool(stop), name="spool-drainer")
-        log_event(log, "gateway.started", http=f"{self.config.http.host}:{self.config.http.port}")
+        background = [
+            asyncio.create_task(self._drain_spool(stop), name="spool-drainer"),
+            asyncio.create_task(self.jobs.run(stop), name="jobs"),
+        ]
+        log_event(
+            log,
+            "gateway.started",
+            http=f"{self.config.http.host}:{self.config.http.port}",
+            channels=",".join(self.channels) or "none",
+        )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({http, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        # Channels first: nothing new arrives while the rest winds down.
+        for channel in self.channels.values():
+            await channel.stop()
         self.http.should_exit = True
-        drainer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await drainer
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
         stopped.cancel()
         await http
         self.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from gateway.contact import Attachment, Channel, Citizen, IncomingContact
@@ -34,6 +35,14 @@ def _require(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """The path of a program or file the test drives; its absence fails under CI."""
+    found = name if Path(name).is_absolute() and Path(name).exists() else shutil.which(name)
+    if not found:
+        _require(f"{name} is not installed (make test installs it)")
+    return str(found)
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +110,11 @@ def build_intake(engine: Engine, root: Path) -> Parts:
 @pytest.fixture
 def parts(engine: Engine, tmp_path: Path) -> Parts:
     return build_intake(engine, tmp_path)
+
+
+def count_rows(engine: Engine, model: type) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 def make_contact(n: int = 1, **changes: object) -> IncomingContact:

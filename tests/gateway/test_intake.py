@@ -8,17 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from gateway import tracking
 from gateway.contact import IncomingContact
 from store.models import Attachment, Citizen, Event, Job, Letter
-from tests.conftest import Parts, make_contact
-
-
-def count(engine: Engine, model: type) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+from tests.conftest import Parts, count_rows, make_contact
 
 
 async def test_a_contact_becomes_a_letter_with_citizen_files_and_a_received_event(
@@ -57,8 +52,8 @@ async def test_the_same_contact_delivered_again_is_the_same_letter(
 
     assert again.tracking_number == first.tracking_number
     assert not again.created
-    assert count(engine, Letter) == 1
-    assert count(engine, Attachment) == 1
+    assert count_rows(engine, Letter) == 1
+    assert count_rows(engine, Attachment) == 1
 
 
 async def test_sequence_numbers_count_per_local_day(parts: Parts) -> None:
@@ -89,10 +84,10 @@ def test_fifty_concurrent_deliveries_of_one_contact_store_one_letter(
         numbers = set(pool.map(deliver, range(50)))
 
     assert len(numbers) == 1 and None not in numbers
-    assert count(engine, Letter) == 1
-    assert count(engine, Citizen) == 1
-    assert count(engine, Attachment) == 1
-    assert count(engine, Event) == 1
+    assert count_rows(engine, Letter) == 1
+    assert count_rows(engine, Citizen) == 1
+    assert count_rows(engine, Attachment) == 1
+    assert count_rows(engine, Event) == 1
 
 
 def test_concurrent_different_contacts_get_distinct_sequence_numbers(
@@ -118,7 +113,7 @@ async def test_a_contact_without_attachments_or_citizen_details_is_stored(
     accepted = await parts.intake.accept(bare)
 
     assert accepted.created
-    assert count(engine, Attachment) == 0
+    assert count_rows(engine, Attachment) == 0
 
 
 async def test_identical_files_in_two_letters_are_stored_once_on_disk(parts: Parts) -> None:

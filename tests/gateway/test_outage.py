@@ -131,4 +131,3 @@ def test_a_damaged_spool_file_is_set_aside_and_the_rest_are_drained(
     )
     assert cut.metrics.registry.get_sample_value("hotline_spool_rejected_total") == 2
     assert cut.spool.depth() == 0
-

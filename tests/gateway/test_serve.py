@@ -15,7 +15,7 @@ from gateway.spool import Spool
 from store.db import make_engine
 from store.models import Letter
 from tests.conftest import make_contact
-from tests.support.processes import free_port, gateway, wait_for_line
+from tests.support.processes import free_port, gateway
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -42,7 +42,7 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
         assert "hotline_database_up 1.0" in metrics.text
 
         proc.send_signal(signal.SIGTERM)
-        wait_for_line(proc, '"event": "gateway.stopped"')
+        proc.wait_for_line('"event": "gateway.stopped"')
         assert proc.wait(timeout=10) == 0
     assert (tmp_path / "var" / "hotline.db").exists()
 
@@ -51,7 +51,7 @@ def test_serve_stores_what_an_earlier_outage_left_in_the_spool(tmp_path: Path) -
     Spool(tmp_path / "var" / "spool", Metrics()).put(make_contact(7))
     port = free_port()
     with gateway(write_config(tmp_path, port)) as proc:
-        line = wait_for_line(proc, '"event": "spool.drained"')
+        line = proc.wait_for_line('"event": "spool.drained"')
         assert '"tracking_number": "20261126000001' in line
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["spool_depth"] == 0
     engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import selectors
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,41 +20,70 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30) -> str:
-    """Read the child's stderr until a line contains ``needle``; fail on exit or timeout."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stderr, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if needle in line:
-                return line
-    raise AssertionError(f"{needle!r} never logged; the child said:\n{''.join(seen)}")
+class Child:
+    """A child process whose stderr is read all along (a full pipe would stall it)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
+        )
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+        with self._seen:
+            self.lines.append("")  # end of output
+            self._seen.notify_all()
+
+    def wait_for_line(self, needle: str, timeout: float = 30) -> str:
+        """The first line (from the start) containing ``needle``; fail on exit or timeout."""
+
+        def found() -> str | None:
+            for line in self.lines:
+                if needle in line:
+                    return line
+            return "" if self.lines and self.lines[-1] == "" else None
+
+        with self._seen:
+            line = self._seen.wait_for(found, timeout=timeout)
+        if not line:
+            raise AssertionError(f"{needle!r} never logged; the child said:\n{''.join(self.lines)}")
+        return line
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
 
 
 @contextmanager
-def gateway(config: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
+def gateway(config: Path, **env: str) -> Iterator[Child]:
+    child = Child(
         [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, **env},
+        {**os.environ, **env},
     )
     try:
-        wait_for_line(proc, "Uvicorn running")
-        yield proc
+        child.wait_for_line("Uvicorn running")
+        yield child
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+        child.stop()

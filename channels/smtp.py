@@ -1,0 +1,150 @@
+"""E-mail and fax-to-email: an aiosmtpd server on the gateway's event loop.
+
+Replies follow RFC 5321 §4.2: 550 for a recipient that is not ours (never an open relay),
+552 past the size limit (aiosmtpd's SIZE handling), 554 for a message we cannot read,
+451 when the letter cannot be stored now so the sending server queues and retries, and 250
+only after the letter is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from channels.fax import as_fax, is_fax
+from channels.mail import parse_email
+from gateway.config import SmtpConfig
+from gateway.contact import Accept, IncomingContact
+from gateway.errors import ConfigurationError, PayloadError, TransientError
+from gateway.logs import log_event
+
+log = logging.getLogger(__name__)
+
+OK_RCPT = "250 2.1.5 OK"
+NOT_OURS = "550 5.1.1 mailbox unavailable: not a 12345 hotline address"
+TRY_LATER = "451 4.3.0 cannot store the letter now, please try again later"
+UNREADABLE = "554 5.6.0 message not accepted: {reason}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LetterHandler:
+    """The aiosmtpd handler: each message for one of our addresses becomes one letter."""
+
+    def __init__(
+        self, settings: SmtpConfig, accept: Accept, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.settings = settings
+        self.accept = accept
+        self.clock = clock
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if not self.settings.accepts(address):
+            log_event(log, "smtp.rcpt_refused", logging.INFO, peer=_peer(session))
+            return NOT_OURS
+        envelope.rcpt_tos.append(address)
+        return OK_RCPT
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        try:
+            # Decoding a large mail or a fax's pages takes a while: off the event loop.
+            contact = await asyncio.to_thread(self.read, raw, envelope)
+            accepted = await self.accept(contact)
+        except PayloadError as exc:
+            log_event(log, "smtp.unreadable", logging.WARNING, peer=_peer(session), reason=str(exc))
+            return UNREADABLE.format(reason=str(exc)[:200])
+        except TransientError as exc:
+            log_event(log, "smtp.deferred", logging.WARNING, peer=_peer(session), reason=str(exc))
+            return TRY_LATER
+        except Exception:  # adapter boundary: the sender retries, the server keeps serving
+            log.exception("smtp.failed peer=%s", _peer(session))
+            return TRY_LATER
+        log_event(
+            log,
+            "smtp.stored",
+            channel=contact.channel.value,
+            tracking_number=accepted.tracking_number,
+            created=accepted.created,
+        )
+        return f"250 2.0.0 OK {accepted.tracking_number}"
+
+    def read(self, raw: bytes, envelope: Envelope) -> IncomingContact:
+        contact = parse_email(
+            raw,
+            source=self.settings.source,
+            received_at=self.clock(),
+            max_parts=self.settings.max_parts,
+        )
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+        mail_from = envelope.mail_from or ""
+        if is_fax(headers, contact.subject, mail_from, envelope.rcpt_tos, self.settings.fax):
+            return as_fax(contact, headers)
+        return contact
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+class SmtpChannel:
+    def __init__(
+        self, settings: SmtpConfig, accept: Accept, clock: Callable[[], datetime] = _now
+    ) -> None:
+        self.settings = settings
+        self.handler = LetterHandler(settings, accept, clock)
+        self.tls = _tls_context(settings)
+        self.server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def _protocol(self) -> SMTP:
+        return SMTP(
+            self.handler,
+            hostname=self.settings.hostname,
+            data_size_limit=self.settings.max_message_bytes,
+            enable_SMTPUTF8=True,
+            tls_context=self.tls,
+            timeout=self.settings.timeout_seconds,
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self._protocol, host=self.settings.host, port=self.settings.port
+        )
+        log_event(log, "smtp.listening", address=f"{self.settings.host}:{self.port}")
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def _tls_context(settings: SmtpConfig) -> ssl.SSLContext | None:
+    if settings.tls_cert_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"channels.smtp.tls_cert_file: cannot load {settings.tls_cert_file}: {exc}"
+        ) from exc
+    return context

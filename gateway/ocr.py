@@ -1,0 +1,133 @@
+"""OCR of fax pages with Tesseract (simplified-Chinese model from Debian), as a job."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.config import OcrConfig
+from gateway.errors import ConfigurationError
+from gateway.workers import GiveUp, Handler
+from store.attachments import AttachmentStore
+from store.letters import record_event
+from store.models import Job, Letter
+
+READABLE = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp")
+# Tesseract puts spaces between CJK characters; Chinese text has none.
+_CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])[ \t]+(?=[\u3000-\u9fff\uff00-\uffef])")
+
+
+def tidy(text: str) -> str:
+    lines = [_CJK_GAP.sub("", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class OcrHandler(Handler):
+    kind = "ocr"
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        files: AttachmentStore,
+        settings: OcrConfig,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.files = files
+        self.settings = settings
+        self.clock = clock
+
+    def ready(self) -> None:
+        if not self.settings.enabled:
+            raise ConfigurationError("ocr.enabled is false")
+        if shutil.which(self.settings.tesseract) is None:
+            raise ConfigurationError(
+                f"{self.settings.tesseract} not found: install Debian's tesseract-ocr and "
+                "tesseract-ocr-chi-sim (make run does)"
+            )
+        listed = subprocess.run(
+            [self.settings.tesseract, "--list-langs"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+        missing = [lang for lang in self.settings.languages.split("+") if lang not in listed]
+        if missing:
+            raise ConfigurationError(f"Tesseract has no model for {', '.join(missing)}")
+
+    def run(self, job: Job) -> None:
+        with self.sessions() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is None:
+                raise GiveUp(f"letter {job.letter_id} does not exist")
+            files = [(a.media_type, a.sha256) for a in letter.attachments]
+        pages = []
+        for media_type, sha256 in files:
+            path = self.files.path_of(sha256)
+            if media_type in READABLE:
+                pages.append(self._read(path))
+            elif media_type == "application/pdf":
+                pages.extend(self._read_pdf(path))
+        if not pages:
+            raise GiveUp("no page to read: the fax has no image or PDF attachment")
+        text = tidy("\n\n".join(pages))
+        with self.sessions.begin() as session:
+            letter = session.get(Letter, job.letter_id)
+            assert letter is not None
+            letter.transcript = text
+            record_event(
+                session,
+                at=self.clock(),
+                actor="ocr",
+                kind="ocr_done",
+                letter=letter,
+                pages=len(pages),
+                characters=len(text),
+            )
+
+    def gave_up(self, job: Job, error: str) -> None:
+        # The letter keeps its pages; an operator reads them and sees why OCR failed.
+        with self.sessions.begin() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is not None:
+                record_event(
+                    session,
+                    at=self.clock(),
+                    actor="ocr",
+                    kind="ocr_failed",
+                    letter=letter,
+                    error=error,
+                )
+
+    def _read(self, image: Path) -> str:
+        done = subprocess.run(
+            [
+                self.settings.tesseract,
+                str(image),
+                "stdout",
+                "-l",
+                self.settings.languages,
+                "--psm",
+                str(self.settings.page_segmentation_mode),
+            ],
+            capture_output=True,
+            timeout=self.settings.timeout_seconds,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"tesseract failed: {done.stderr.decode(errors='replace')[-300:]}")
+        return done.stdout.decode("utf-8", errors="replace")
+
+    def _read_pdf(self, pdf: Path) -> list[str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                [self.settings.pdftoppm, "-r", "200", "-png", str(pdf), f"{tmp}/page"],
+                capture_output=True,
+                timeout=self.settings.timeout_seconds,
+            )
+            if done.returncode != 0:
+                raise GiveUp(f"unreadable PDF: {done.stderr.decode(errors='replace')[-300:]}")
+            return [self._read(page) for page in sorted(Path(tmp).glob("page*.png"))]

@@ -1,0 +1,146 @@
+"""Runs durable background jobs (OCR, deliveries) off the contact path, with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from gateway.config import JobsConfig
+from gateway.errors import ConfigurationError
+from gateway.logs import log_event
+from store.jobs import JobQueue
+from store.models import Job
+
+log = logging.getLogger(__name__)
+
+
+class GiveUp(Exception):
+    """The job can never succeed (a refused address, an unreadable file): don't retry."""
+
+
+class Handler:
+    """One kind of job. ``run`` does the work in a worker thread; ``gave_up`` records the
+    final failure on the letter so nothing is silently dropped."""
+
+    kind: str
+
+    def run(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def gave_up(self, job: Job, error: str) -> None:
+        """Called once when the job will not be tried again."""
+
+    def ready(self) -> None:
+        """Raise ConfigurationError while the tool or model the job needs is missing;
+        jobs then wait instead of failing."""
+
+
+class JobRunner:
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, Handler],
+        settings: JobsConfig,
+        worker: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self.settings = settings
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New work was queued on this node: look now rather than at the next poll."""
+        self._wake.set()
+
+    def waker(self) -> Callable[[], None]:
+        """A wake() that any thread may call."""
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._wake.set)
+
+        return wake
+
+    def runnable_kinds(self) -> list[str]:
+        kinds = []
+        for kind, handler in self.handlers.items():
+            try:
+                handler.ready()
+            except ConfigurationError as exc:
+                log_event(log, "jobs.waiting", logging.ERROR, kind=kind, reason=str(exc))
+                continue
+            kinds.append(kind)
+        return kinds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        kinds = self.runnable_kinds()
+        while not stop.is_set():
+            ran = await asyncio.to_thread(self.run_one, kinds) if kinds else False
+            if ran:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    _first(stop, self._wake), timeout=self.settings.poll_interval_seconds
+                )
+
+    def run_one(self, kinds: list[str]) -> bool:
+        """Claim and run one job; False when there was none."""
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        job = self.queue.claim(kinds, self.worker, lease)
+        if job is None:
+            return False
+        handler = self.handlers[job.kind]
+        try:
+            handler.run(job)
+        except GiveUp as exc:
+            self._give_up(handler, job, str(exc))
+        except Exception as exc:  # any failure of the work is retried, then given up
+            error = f"{type(exc).__name__}: {exc}"
+            if job.attempts >= self.settings.max_attempts:
+                self._give_up(handler, job, error)
+            else:
+                delay = self.settings.backoff_seconds * 2 ** (job.attempts - 1)
+                self.queue.fail(job, error, retry_in=timedelta(seconds=delay))
+                log_event(
+                    log,
+                    "job.retry",
+                    logging.WARNING,
+                    kind=job.kind,
+                    job=job.id,
+                    attempt=job.attempts,
+                    error=error,
+                    retry_in=delay,
+                )
+        else:
+            self.queue.complete(job)
+            log_event(log, "job.done", kind=job.kind, job=job.id, letter=job.letter_id)
+        return True
+
+    def _give_up(self, handler: Handler, job: Job, error: str) -> None:
+        self.queue.fail(job, error, retry_in=None)
+        handler.gave_up(job, error)
+        log_event(
+            log,
+            "job.failed",
+            logging.ERROR,
+            kind=job.kind,
+            job=job.id,
+            letter=job.letter_id,
+            error=error,
+        )
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
