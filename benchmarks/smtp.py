@@ -80,7 +80,7 @@ def start(kind: str, port: int, workdir: Path, database_url: str | None) -> Chil
         config = workdir / "config.yaml"
         config.write_text(
             f"http:\n  port: {free_port()}\nchannels:\n  smtp:\n    port: {port}\n"
-            "logging:\n  level: WARNING\n",
+            "logging:\n  level: INFO\n",
             encoding="utf-8",
         )
         args = [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"]
@@ -104,8 +104,10 @@ def main() -> None:
     rates: dict[str, list[float]] = {"baseline": [], "gateway": []}
     with tempfile.TemporaryDirectory() as tmp:
         ports = {kind: free_port() for kind in rates}
-        procs = {kind: start(kind, ports[kind], Path(tmp), args.database_url) for kind in rates}
+        procs: dict[str, Child] = {}
         try:
+            for kind in rates:
+                procs[kind] = start(kind, ports[kind], Path(tmp), args.database_url)
             for r in range(args.rounds):  # interleaved, so drift hits both alike
                 for kind in rates:
                     rates[kind].append(drive(ports[kind], f"r{r}", args.mails, args.clients))

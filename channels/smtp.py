@@ -72,9 +72,10 @@ class LetterHandler:
         except Exception:  # adapter boundary: the sender retries, the server keeps serving
             log.exception("smtp.failed peer=%s", _peer(session))
             return TRY_LATER
-        log_event(
+        log_event(  # intake logs the letter at INFO already
             log,
             "smtp.stored",
+            logging.DEBUG,
             channel=contact.channel.value,
             tracking_number=accepted.tracking_number,
             created=accepted.created,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import tracking
+from gateway.batching import GroupCommit
 from gateway.contact import Accepted, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.logs import log_event
@@ -20,12 +24,23 @@ from gateway.spool import Spool
 from store import jobs, letters
 from store.attachments import AttachmentStore, StoredFile
 from store.db import is_outage
-from store.models import Attachment, Citizen, Event, Letter
 
 log = logging.getLogger(__name__)
 
 # Queues the citizen's receipt in the letter's transaction (gateway.notifications).
-Receipts = Callable[[Session, Letter, IncomingContact, datetime], None]
+Receipts = Callable[[Session, "StoredLetter", IncomingContact, datetime], None]
+# A contact on its way to the writer, with its files already on disk.
+Pending = tuple[IncomingContact, list[StoredFile]]
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    """What a receipt needs of a letter just inserted in the current transaction."""
+
+    id: int
+    tracking_number: str
+    verification_code: str
+    subject: str
 
 
 def utcnow() -> datetime:
@@ -43,6 +58,7 @@ class Intake:
         clock: Callable[[], datetime] = utcnow,
         receipts: Receipts | None = None,
         jobs_queued: Callable[[], None] | None = None,
+        max_batch: int = 64,
     ) -> None:
         self.sessions = sessions
         self.files = files
@@ -52,41 +68,57 @@ class Intake:
         self.clock = clock
         self.receipts = receipts
         self.jobs_queued = jobs_queued
+        self.writer: GroupCommit[Pending, Accepted] = GroupCommit(self._write, max_batch)
 
     async def accept(self, contact: IncomingContact) -> Accepted:
         """Store the contact, or spool it while the database is down. For channels whose
         sender cannot be asked to resend (a modem's SIM, a finished call)."""
-        return await asyncio.to_thread(self.accept_sync, contact)
+        try:
+            return await self.accept_or_refuse(contact)
+        except StoreUnavailable:
+            return await asyncio.to_thread(self._spool, contact)
 
     async def accept_or_refuse(self, contact: IncomingContact) -> Accepted:
         """Store the contact or raise StoreUnavailable, for senders that retry (SMTP 451)."""
-        return await asyncio.to_thread(self.store, contact)
+        with self._failures(contact):
+            files = await asyncio.to_thread(self._put_files, contact) if contact.attachments else []
+            # Awaited, not waited for in a thread: a busy hour's sessions all fit in one batch.
+            accepted = await asyncio.wrap_future(self.writer.submit((contact, files)))
+        return self._counted(contact, accepted)
 
     def accept_sync(self, contact: IncomingContact) -> Accepted:
         try:
             return self.store(contact)
         except StoreUnavailable:
-            self.spool.put(contact)
-            log_event(
-                log,
-                "intake.spooled",
-                logging.WARNING,
-                source=contact.source,
-                external_id=contact.external_id,
-            )
-            return Accepted(tracking_number=None, created=False, spooled=True)
+            return self._spool(contact)
 
     def store(self, contact: IncomingContact) -> Accepted:
         """One letter per (source, external_id), committed before this returns."""
+        with self._failures(contact):
+            accepted = self.writer.submit((contact, self._put_files(contact))).result()
+        return self._counted(contact, accepted)
+
+    def _put_files(self, contact: IncomingContact) -> list[StoredFile]:
+        # Files first, outside the transaction: an unreferenced file is harmless, a row
+        # pointing at a missing file is not. A redelivery rewrites nothing (same names).
+        return [self.files.put(a.data) for a in contact.attachments]
+
+    def _spool(self, contact: IncomingContact) -> Accepted:
+        self.spool.put(contact)
+        log_event(
+            log,
+            "intake.spooled",
+            logging.WARNING,
+            source=contact.source,
+            external_id=contact.external_id,
+        )
+        return Accepted(tracking_number=None, created=False, spooled=True)
+
+    @contextlib.contextmanager
+    def _failures(self, contact: IncomingContact) -> Iterator[None]:
+        """Count what went wrong; a database that cannot be reached is StoreUnavailable."""
         try:
-            try:
-                return self._store(contact)
-            except sa_exc.DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                # The pool held a connection the server had dropped (a restart, a failover);
-                # the pool is now emptied, so one more try runs on a fresh connection.
-                return self._store(contact)
+            yield
         except sa_exc.SQLAlchemyError as exc:
             if is_outage(exc):
                 self.metrics.intake_failures.labels(contact.channel.value, "database").inc()
@@ -99,92 +131,145 @@ class Intake:
             self.metrics.intake_failures.labels(contact.channel.value, "files").inc()
             raise
 
-    def _store(self, contact: IncomingContact) -> Accepted:
-        # Files first, outside the transaction: an unreferenced file is harmless, a row
-        # pointing at a missing file is not. A redelivery rewrites nothing (same names).
-        stored_files = [self.files.put(a.data) for a in contact.attachments]
-        try:
-            # No look-up first: the unique (source, external_id) decides, in one round trip
-            # less; a redelivery costs a rolled-back transaction instead.
-            with self.sessions.begin() as session:
-                letter = self._insert(session, contact, stored_files)
-        except sa_exc.IntegrityError:
-            # This contact is stored already (a redelivery, or a concurrent one won).
-            with self.sessions() as session:
-                found = letters.find_by_external_id(session, contact.source, contact.external_id)
-            if found is None:
-                raise
-            return self._redelivered(contact, found)
-        self.metrics.letters_received.labels(contact.channel.value).inc()
-        if self.jobs_queued is not None:
-            self.jobs_queued()
-        log_event(
-            log,
-            "intake.stored",
-            tracking_number=letter.tracking_number,
-            channel=contact.channel.value,
-            source=contact.source,
-        )
-        return Accepted(
-            tracking_number=letter.tracking_number,
-            created=True,
-            verification_code=letter.verification_code,
-        )
-
-    def _insert(
-        self, session: Session, contact: IncomingContact, stored_files: list[StoredFile]
-    ) -> Letter:
-        day = contact.received_at.astimezone(self.zone).date()
-        sequence = letters.next_sequence(session, f"{day:%Y%m%d}")
-        c = contact.citizen
-        citizen = Citizen(
-            name=c.name,
-            phone=c.phone,
-            email=c.email,
-            id_number=c.id_number,
-            address=c.address,
-            ip=c.ip,
-        )
-        letter = Letter(
-            tracking_number=tracking.tracking_number(day, sequence),
-            verification_code=tracking.verification_code(),
-            channel=contact.channel.value,
-            source=contact.source,
-            external_id=contact.external_id,
-            received_at=contact.received_at,
-            status="received",
-            category=contact.category,
-            subject=contact.subject,
-            text=contact.text,
-            anonymous=contact.anonymous,
-            confidential=contact.confidential,
-            citizen=citizen,
-            attachments=[
-                Attachment(
-                    filename=a.filename, media_type=a.media_type, size=f.size, sha256=f.sha256
-                )
-                for a, f in zip(contact.attachments, stored_files, strict=True)
-            ],
-        )
-        letter.events.append(
-            Event(
-                at=self.clock(),
-                actor=f"channel:{contact.source}",
-                kind="received",
-                detail={"channel": contact.channel.value, "attachments": len(stored_files)},
+    def _counted(self, contact: IncomingContact, accepted: Accepted) -> Accepted:
+        if accepted.created:
+            self.metrics.letters_received.labels(contact.channel.value).inc()
+            log_event(
+                log,
+                "intake.stored",
+                tracking_number=accepted.tracking_number,
+                channel=contact.channel.value,
+                source=contact.source,
             )
-        )
-        session.add(letter)
-        session.flush()
-        for kind in contact.jobs:
-            jobs.enqueue(session, kind, letter_id=letter.id, at=self.clock())
-        if self.receipts is not None:
-            self.receipts(session, letter, contact, self.clock())
-        return letter
+        else:
+            self.metrics.duplicates.labels(contact.channel.value).inc()
+        return accepted
 
-    def _redelivered(self, contact: IncomingContact, letter: Letter) -> Accepted:
-        self.metrics.duplicates.labels(contact.channel.value).inc()
-        return Accepted(tracking_number=letter.tracking_number, created=False)
+    def _write(self, batch: Sequence[Pending]) -> list[Accepted | Exception]:
+        """The group-commit writer: one transaction for the whole batch."""
+        try:
+            try:
+                outcomes = self._insert_batch(batch)
+            except sa_exc.DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The pool held a connection the server had dropped (a restart, a failover);
+                # the pool is now emptied, so one more try runs on a fresh connection.
+                outcomes = self._insert_batch(batch)
+        except sa_exc.IntegrityError:
+            # Another node stored one of these meanwhile (PostgreSQL): one at a time, each
+            # finding its own letter.
+            outcomes = [self._one_by_one(pending) for pending in batch]
+        if self.jobs_queued is not None and (
+            self.receipts is not None or any(contact.jobs for contact, _ in batch)
+        ):
+            self.jobs_queued()
+        return outcomes
+
+    def _one_by_one(self, pending: Pending) -> Accepted | Exception:
+        try:
+            return self._insert_batch([pending])[0]
+        except sa_exc.IntegrityError:
+            with self.sessions() as session:
+                found = letters.tracking_numbers_of(
+                    session, [(pending[0].source, pending[0].external_id)]
+                )
+            number = next(iter(found.values()), None)
+            if number is None:
+                raise
+            return Accepted(tracking_number=number, created=False)
+
+    def _insert_batch(self, batch: Sequence[Pending]) -> list[Accepted | Exception]:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            known = letters.tracking_numbers_of(
+                session, {(c.source, c.external_id) for c, _ in batch}
+            )
+            # The same contact twice in one batch is one letter too.
+            fresh: dict[tuple[str, str], Pending] = {}
+            for contact, files in batch:
+                key = (contact.source, contact.external_id)
+                if key not in known and key not in fresh:
+                    fresh[key] = (contact, files)
+            numbers = self._number(session, [c for c, _ in fresh.values()])
+            new = {
+                key: self._new_letter(contact, files, numbers[key], now)
+                for key, (contact, files) in fresh.items()
+            }
+            ids = letters.insert_letters(session, list(new.values()))
+            for (contact, _), (key, row), letter_id in zip(
+                fresh.values(), new.items(), ids, strict=True
+            ):
+                for kind in contact.jobs:
+                    jobs.enqueue(session, kind, letter_id=letter_id, at=now)
+                if self.receipts is not None:
+                    stored = StoredLetter(
+                        letter_id, numbers[key], row.letter["verification_code"], contact.subject
+                    )
+                    self.receipts(session, stored, contact, now)
+        outcomes: list[Accepted | Exception] = []
+        for contact, _ in batch:
+            key = (contact.source, contact.external_id)
+            if key in new and key not in known:
+                known[key] = numbers[key]  # a second copy in this batch is a redelivery
+                code = new[key].letter["verification_code"]
+                outcomes.append(Accepted(numbers[key], created=True, verification_code=code))
+            else:
+                outcomes.append(Accepted(tracking_number=known[key], created=False))
+        return outcomes
+
+    def _number(
+        self, session: Session, contacts: list[IncomingContact]
+    ) -> dict[tuple[str, str], str]:
+        """Tracking numbers for new letters: one sequence block per local day."""
+        by_day: dict[date, list[IncomingContact]] = {}
+        for contact in contacts:
+            by_day.setdefault(contact.received_at.astimezone(self.zone).date(), []).append(contact)
+        numbers = {}
+        for day, group in sorted(by_day.items()):
+            block = letters.take_sequences(session, f"{day:%Y%m%d}", len(group))
+            for contact, sequence in zip(group, block, strict=True):
+                numbers[(contact.source, contact.external_id)] = tracking.tracking_number(
+                    day, sequence
+                )
+        return numbers
+
+    def _new_letter(
+        self, contact: IncomingContact, files: list[StoredFile], number: str, now: datetime
+    ) -> letters.NewLetter:
+        return letters.NewLetter(
+            letter={
+                "tracking_number": number,
+                "verification_code": tracking.verification_code(),
+                "channel": contact.channel.value,
+                "source": contact.source,
+                "external_id": contact.external_id,
+                "received_at": contact.received_at,
+                "status": "received",
+                "category": contact.category,
+                "subject": contact.subject,
+                "text": contact.text,
+                "transcript": None,
+                "anonymous": contact.anonymous,
+                "confidential": contact.confidential,
+            },
+            citizen=dataclasses.asdict(contact.citizen),
+            attachments=[
+                {
+                    "filename": a.filename,
+                    "media_type": a.media_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                }
+                for a, f in zip(contact.attachments, files, strict=True)
+            ],
+            event={
+                "at": now,
+                "actor": f"channel:{contact.source}",
+                "kind": "received",
+                "detail": {"channel": contact.channel.value, "attachments": len(files)},
+            },
+        )
 
     def drain_spool(self) -> int:
         return self.spool.drain(self.store)

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.contact import Channel, IncomingContact
+from gateway.intake import StoredLetter
 from gateway.outbox import queue_email
-from store.models import Letter
 
 
-def receipt(letter: Letter) -> tuple[str, str]:
+def receipt(letter: StoredLetter) -> tuple[str, str]:
     subject = f"【12345市民热线】来信已收到，受理编号 {letter.tracking_number}"
     body = "\n".join(
         [
@@ -35,10 +35,10 @@ class EmailReceipts:
     """Queues a receipt, in the letter's own transaction, to a citizen who wrote by e-mail."""
 
     def __call__(
-        self, session: Session, letter: Letter, contact: IncomingContact, at: datetime
+        self, session: Session, letter: StoredLetter, contact: IncomingContact, at: datetime
     ) -> None:
         address = contact.citizen.email
         if contact.channel is not Channel.EMAIL or not address:
             return
         subject, body = receipt(letter)
-        queue_email(session, letter, address, subject, body, at)
+        queue_email(session, letter.id, address, subject, body, at)

@@ -21,11 +21,11 @@ DELIVER = "deliver"
 
 
 def queue_email(
-    session: Session, letter: Letter, to: str, subject: str, body: str, at: datetime
+    session: Session, letter_id: int, to: str, subject: str, body: str, at: datetime
 ) -> OutboxMessage:
     message = OutboxMessage(
         kind="email",
-        letter_id=letter.id,
+        letter_id=letter_id,
         destination=to,
         status="pending",
         attempts=0,
@@ -35,7 +35,7 @@ def queue_email(
     )
     session.add(message)
     session.flush()
-    jobs.enqueue(session, DELIVER, letter_id=letter.id, payload={"outbox_id": message.id}, at=at)
+    jobs.enqueue(session, DELIVER, letter_id=letter_id, payload={"outbox_id": message.id}, at=at)
     return message
 
 

@@ -401,3 +401,39 @@ async def test_starttls_is_offered_when_a_certificate_is_configured(
         await asyncio.to_thread(send_over_tls, server.port)
 
     assert count_rows(engine, Letter) == 1
+
+
+PAYLOADS = sorted((Path(__file__).parents[1] / "payloads" / "smtp").glob("*.eml"))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[p.stem for p in PAYLOADS])
+async def test_every_captured_style_mail_is_stored_as_the_parser_reads_it(
+    smtp: Running, engine: Engine, payload: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from channels.mail import parse_email
+
+    raw = payload.read_bytes()
+    expected = parse_email(raw, source="smtp", received_at=datetime.now(UTC))
+    wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    await asyncio.to_thread(send, smtp.port, wire)
+
+    with engine.connect() as conn:
+        letter = conn.execute(select(Letter.subject, Letter.text, Letter.channel)).one()
+        files = conn.execute(select(Attachment.filename, Attachment.size)).all()
+    assert tuple(letter) == (expected.subject, expected.text, "email")
+    assert files == [(a.filename, len(a.data)) for a in expected.attachments]
+
+
+async def test_an_attachment_whose_type_lies_is_kept_as_sent(smtp: Running, engine: Engine) -> None:
+    message = mail()
+    message.add_attachment(
+        b"MZ\x90\x00 not a picture", maintype="image", subtype="jpeg", filename="照片.jpg"
+    )
+
+    await asyncio.to_thread(send, smtp.port, message)
+
+    with engine.connect() as conn:
+        assert conn.execute(select(Attachment.filename, Attachment.size)).one() == ("照片.jpg", 18)
