@@ -80,6 +80,7 @@ def start(kind: str, port: int, workdir: Path, database_url: str | None) -> Chil
         config = workdir / "config.yaml"
         config.write_text(
             f"http:\n  port: {free_port()}\nchannels:\n  smtp:\n    port: {port}\n"
+            "  gsm:\n    enabled: false\n"
             "logging:\n  level: INFO\n",
             encoding="utf-8",
         )

@@ -93,8 +93,38 @@ class SmtpConfig(Section):
         return self
 
 
+class ModemConfig(Section):
+    name: str
+    # A serial device, or "simulator" to attach the project's modem simulator (demos, tests).
+    device: str = "simulator"
+    baud: int = Field(default=115200, gt=0)
+    pin: str | None = None
+    smsc: str | None = None
+
+
+class GsmConfig(Section):
+    """SMS through a pool of GSM modems (python-gsmmodem-new's serial and AT layers)."""
+
+    enabled: bool = True
+    modems: list[ModemConfig] = [ModemConfig(name="modem-1")]
+    # The simulator's control socket when a modem's device is "simulator".
+    simulator_control: str = "127.0.0.1:7100"
+    # +CMTI only wakes the sweep; AT+CMGL runs this often anyway (notifications get lost).
+    sweep_interval_seconds: float = Field(default=0.5, gt=0)
+    command_timeout_seconds: float = Field(default=10, gt=0)
+    # A long message whose parts have not all arrived by then is stored with what came.
+    incomplete_after_seconds: float = Field(default=600, gt=0)
+    send_per_minute: float = Field(default=20, gt=0)
+    reconnect_min_seconds: float = Field(default=1, gt=0)
+    reconnect_max_seconds: float = Field(default=60, gt=0)
+    # After this many failed connects in a row a modem leaves the pool for sending.
+    max_failures: int = Field(default=5, ge=1)
+    malformed_dir: Path = Path("var/gsm/malformed")
+
+
 class ChannelsConfig(Section):
     smtp: SmtpConfig = SmtpConfig()
+    gsm: GsmConfig = GsmConfig()
 
 
 class OutgoingMailConfig(Section):
@@ -226,7 +256,10 @@ def _anchor(config: Config, base: Path) -> Config:
             "tls_key_file": smtp.tls_key_file and base / smtp.tls_key_file,
         }
     )
-    channels = config.channels.model_copy(update={"smtp": smtp})
+    gsm = config.channels.gsm.model_copy(
+        update={"malformed_dir": base / config.channels.gsm.malformed_dir}
+    )
+    channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm})
     return config.model_copy(
         update={"storage": storage, "database": database, "channels": channels}
     )

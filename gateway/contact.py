@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Channel(enum.StrEnum):
@@ -61,6 +61,8 @@ class IncomingContact:
     # Background work the letter needs once stored, e.g. "ocr" for fax pages; queued in
     # the letter's own transaction so it exists exactly when the letter does.
     jobs: tuple[str, ...] = ()
+    # The medium's own bytes as they came (an SMS's PDUs), kept for inspection; never shown.
+    raw: str = ""
 
     def __post_init__(self) -> None:
         if not self.source or not self.external_id:
@@ -83,7 +85,7 @@ class Accepted:
     verification_code: str | None = None
 
 
-Accept = Callable[[IncomingContact], Awaitable[Accepted]]
+Accept = Callable[[IncomingContact], Coroutine[Any, Any, Accepted]]
 
 
 class ChannelAdapter(Protocol):

@@ -250,6 +250,7 @@ class Intake:
                 "subject": contact.subject,
                 "text": contact.text,
                 "transcript": None,
+                "raw": contact.raw or None,
                 "anonymous": contact.anonymous,
                 "confidential": contact.confidential,
             },

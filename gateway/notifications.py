@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from gateway.contact import Channel, IncomingContact
 from gateway.intake import StoredLetter
-from gateway.outbox import queue_email
+from gateway.outbox import queue_message
 
 
-def receipt(letter: StoredLetter) -> tuple[str, str]:
+def email_receipt(letter: StoredLetter) -> tuple[str, str]:
     subject = f"【12345市民热线】来信已收到，受理编号 {letter.tracking_number}"
     body = "\n".join(
         [
@@ -31,14 +31,30 @@ def receipt(letter: StoredLetter) -> tuple[str, str]:
     return subject, body
 
 
-class EmailReceipts:
-    """Queues a receipt, in the letter's own transaction, to a citizen who wrote by e-mail."""
+def sms_receipt(letter: StoredLetter) -> str:
+    # Short enough for two UCS2 parts: citizens read it on a phone.
+    return (
+        f"【12345市民热线】您的诉求已受理，编号{letter.tracking_number}，"
+        f"提取码{letter.verification_code}，凭编号和提取码可查询办理进度。"
+    )
+
+
+class Receipts:
+    """Queues a receipt in the letter's own transaction, on the channel the citizen used,
+    for the media that have a sender configured."""
+
+    def __init__(self, email: bool, sms: bool) -> None:
+        self.email = email
+        self.sms = sms
 
     def __call__(
         self, session: Session, letter: StoredLetter, contact: IncomingContact, at: datetime
     ) -> None:
-        address = contact.citizen.email
-        if contact.channel is not Channel.EMAIL or not address:
-            return
-        subject, body = receipt(letter)
-        queue_email(session, letter.id, address, subject, body, at)
+        citizen = contact.citizen
+        if self.email and contact.channel is Channel.EMAIL and citizen.email:
+            subject, body = email_receipt(letter)
+            payload = {"subject": subject, "body": body}
+            queue_message(session, "email", letter.id, citizen.email, payload, at)
+        elif self.sms and contact.channel is Channel.SMS and citizen.phone:
+            payload = {"body": sms_receipt(letter)}
+            queue_message(session, "sms", letter.id, citizen.phone, payload, at)

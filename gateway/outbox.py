@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OutgoingMailConfig
@@ -20,16 +23,22 @@ from store.models import Job, Letter, OutboxMessage
 DELIVER = "deliver"
 
 
-def queue_email(
-    session: Session, letter_id: int, to: str, subject: str, body: str, at: datetime
+# What sends one kind of outbox message: (destination, payload, stable message id) in,
+# whatever is worth keeping about the sending (a modem, message references) out.
+Sender = Callable[[str, Mapping[str, Any], str], Mapping[str, Any] | None]
+
+
+def queue_message(
+    session: Session, kind: str, letter_id: int, to: str, payload: dict[str, Any], at: datetime
 ) -> OutboxMessage:
+    """Write the message and its delivery job in the caller's transaction."""
     message = OutboxMessage(
-        kind="email",
+        kind=kind,
         letter_id=letter_id,
         destination=to,
         status="pending",
         attempts=0,
-        payload={"subject": subject, "body": body},
+        payload=payload,
         next_attempt_at=at,
         created_at=at,
     )
@@ -44,6 +53,9 @@ class Mailer:
 
     def __init__(self, settings: OutgoingMailConfig) -> None:
         self.settings = settings
+
+    def deliver(self, to: str, payload: Mapping[str, Any], message_id: str) -> None:
+        self.send(to, str(payload["subject"]), str(payload["body"]), message_id)
 
     def send(self, to: str, subject: str, body: str, message_id: str) -> None:
         s = self.settings
@@ -75,12 +87,12 @@ class DeliveryHandler(Handler):
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        mailer: Mailer,
+        senders: Mapping[str, Sender],
         clock: Callable[[], datetime],
         domain: str,
     ) -> None:
         self.sessions = sessions
-        self.mailer = mailer
+        self.senders = senders
         self.clock = clock
         self.domain = domain
 
@@ -89,16 +101,19 @@ class DeliveryHandler(Handler):
             message = session.get(OutboxMessage, job.payload["outbox_id"])
             if message is None or message.status == "sent":
                 return
-            if message.kind != "email":
-                raise GiveUp(f"no sender for outbox kind {message.kind!r} yet")
+            sender = self.senders.get(message.kind)
+            if sender is None:
+                raise GiveUp(f"no sender is configured for {message.kind} messages")
             to, payload = message.destination, dict(message.payload)
         message_id = f"<outbox-{message.id}@{self.domain}>"
-        self.mailer.send(to, payload["subject"], payload["body"], message_id)
+        sent = sender(to, payload, message_id)
         with self.sessions.begin() as session:
             current = session.get(OutboxMessage, message.id)
             assert current is not None
             current.status, current.sent_at = "sent", self.clock()
             current.attempts = job.attempts
+            if sent:
+                current.payload = {**current.payload, "sent": dict(sent)}
             record_event(
                 session,
                 at=self.clock(),
@@ -124,3 +139,45 @@ class DeliveryHandler(Handler):
                 outbox=message.id,
                 error=error,
             )
+
+
+class DeliveryReports:
+    """Records a network's delivery report (SMS-STATUS-REPORT) on the SMS it concerns."""
+
+    # The last sent SMS to search: a report names only the modem and a reference (0-255).
+    RECENT = 500
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def __call__(self, modem: str, reference: int, status: int) -> None:
+        await asyncio.to_thread(self.record, modem, reference, status)
+
+    def record(self, modem: str, reference: int, status: int) -> bool:
+        # TP-Status (TS 23.040 §9.2.3.15): 0x00-0x1F delivered, 0x20-0x3F still trying,
+        # 0x40 and above failed for good.
+        outcome = "delivered" if status < 0x20 else "trying" if status < 0x40 else "undelivered"
+        with self.sessions.begin() as session:
+            recent = session.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.kind == "sms", OutboxMessage.status.in_(["sent", "trying"]))
+                .order_by(OutboxMessage.id.desc())
+                .limit(self.RECENT)
+            )
+            for message in recent:
+                sent = message.payload.get("sent", {})
+                if sent.get("modem") == modem and reference in sent.get("references", []):
+                    message.status = outcome
+                    record_event(
+                        session,
+                        at=self.clock(),
+                        actor=f"modem:{modem}",
+                        kind="delivery_report",
+                        letter=session.get(Letter, message.letter_id),
+                        outbox=message.id,
+                        outcome=outcome,
+                        status=status,
+                    )
+                    return True
+        return False

@@ -6,29 +6,57 @@ Adding a channel is one factory here; nothing registers itself on import.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from gateway.config import Config
 from gateway.contact import ChannelAdapter
 from gateway.intake import Intake
+from gateway.outbox import DeliveryReports, Sender
 
-ChannelFactory = Callable[[Config, Intake], ChannelAdapter]
+
+@dataclass
+class Wiring:
+    """What channels are built from, and what they offer back (senders for the outbox)."""
+
+    config: Config
+    intake: Intake
+    reports: DeliveryReports
+    senders: dict[str, Sender] = field(default_factory=dict)
 
 
-def _smtp(config: Config, intake: Intake) -> ChannelAdapter:
+ChannelFactory = Callable[[Wiring], ChannelAdapter]
+
+
+def _smtp(wiring: Wiring) -> ChannelAdapter:
     from channels.smtp import SmtpChannel
 
     # Mail servers retry on 451, so a database outage is refused rather than spooled.
-    return SmtpChannel(config.channels.smtp, intake.accept_or_refuse)
+    return SmtpChannel(wiring.config.channels.smtp, wiring.intake.accept_or_refuse)
+
+
+def _gsm(wiring: Wiring) -> ChannelAdapter:
+    from channels.gsm import GsmChannel
+    from gateway.demo import SimulatedModems
+
+    settings = wiring.config.channels.gsm
+    simulators = SimulatedModems(settings)
+    # A SIM cannot be asked to resend: during an outage messages are spooled, not kept.
+    channel = GsmChannel(
+        settings, wiring.intake.accept, simulators.devices(), report=wiring.reports
+    )
+    wiring.senders["sms"] = channel.deliver
+    return simulators.around(channel)
 
 
 FACTORIES: dict[str, ChannelFactory] = {
     "smtp": _smtp,
+    "gsm": _gsm,
 }
 
 
-def build_channels(config: Config, intake: Intake) -> dict[str, ChannelAdapter]:
+def build_channels(wiring: Wiring) -> dict[str, ChannelAdapter]:
     return {
-        name: factory(config, intake)
+        name: factory(wiring)
         for name, factory in FACTORIES.items()
-        if getattr(config.channels, name).enabled
+        if getattr(wiring.config.channels, name).enabled
     }

@@ -16,10 +16,10 @@ from gateway.http import build_app
 from gateway.intake import Intake, utcnow
 from gateway.logs import log_event
 from gateway.metrics import Metrics
-from gateway.notifications import EmailReceipts
+from gateway.notifications import Receipts
 from gateway.ocr import OcrHandler
-from gateway.outbox import DeliveryHandler, Mailer
-from gateway.registry import build_channels
+from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
+from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
 from gateway.workers import Handler, JobRunner
 from store.attachments import AttachmentStore
@@ -54,21 +54,23 @@ class Gateway:
         self.spool = Spool(config.storage.spool_dir, self.metrics)
         sessions = make_sessionmaker(self.engine)
         files = AttachmentStore(config.storage.attachments_dir)
-        handlers: dict[str, Handler] = {
-            OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),
-        }
-        receipts = None
-        if config.outgoing_mail.enabled:
-            domain = config.outgoing_mail.from_address.rpartition("@")[2]
-            handlers[DeliveryHandler.kind] = DeliveryHandler(
-                sessions, Mailer(config.outgoing_mail), utcnow, domain
-            )
-            receipts = EmailReceipts()
-        self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
+        receipts = Receipts(
+            email=config.outgoing_mail.enabled,
+            sms=config.channels.gsm.enabled,
+        )
         self.intake = Intake(
             sessions, files, self.spool, self.metrics, config.zone, receipts=receipts
         )
-        self.channels = build_channels(config, self.intake)
+        wiring = Wiring(config, self.intake, DeliveryReports(sessions, utcnow))
+        if config.outgoing_mail.enabled:
+            wiring.senders["email"] = Mailer(config.outgoing_mail).deliver
+        self.channels = build_channels(wiring)
+        domain = config.outgoing_mail.from_address.rpartition("@")[2]
+        handlers: dict[str, Handler] = {
+            OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),
+            DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
+        }
+        self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         self.app = build_app(self.metrics, self.database_up, self.spool.depth)
         self.http = _Uvicorn(
             uvicorn.Config(

@@ -42,6 +42,7 @@ def encode_contact(contact: IncomingContact) -> bytes:
         "anonymous": contact.anonymous,
         "confidential": contact.confidential,
         "jobs": list(contact.jobs),
+        "raw": contact.raw,
         "attachments": [
             {
                 "filename": a.filename,
@@ -72,6 +73,7 @@ def decode_contact(raw: bytes) -> IncomingContact:
             anonymous=bool(doc["anonymous"]),
             confidential=bool(doc["confidential"]),
             jobs=tuple(str(kind) for kind in doc["jobs"]),
+            raw=str(doc.get("raw", "")),
             attachments=tuple(
                 Attachment(
                     filename=str(a["filename"]),

@@ -93,6 +93,8 @@ class Letter(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[str | None] = mapped_column(Text)
+    # The medium's own bytes (SMS PDUs, one per line): evidence, never shown to departments.
+    raw: Mapped[str | None] = mapped_column(Text)
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))

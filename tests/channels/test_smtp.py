@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from channels.smtp import SmtpChannel
 from gateway.config import JobsConfig, OcrConfig, OutgoingMailConfig, SmtpConfig
-from gateway.notifications import EmailReceipts
+from gateway.notifications import Receipts
 from gateway.ocr import OcrHandler
 from gateway.outbox import DeliveryHandler, Mailer
 from gateway.workers import JobRunner
@@ -335,10 +335,11 @@ async def test_the_citizen_gets_a_chinese_receipt_with_number_and_code(
     engine: Engine, tmp_path: Path, relay: tuple[Relay, int]
 ) -> None:
     parts = build_intake(engine, tmp_path)
-    parts.intake.receipts = EmailReceipts()
+    parts.intake.receipts = Receipts(email=True, sms=False)
     outgoing = OutgoingMailConfig(enabled=True, port=relay[1])
     deliver = DeliveryHandler(
-        make_sessionmaker(engine), Mailer(outgoing), parts.intake.clock, "hotline.local"
+        make_sessionmaker(engine), {"email": Mailer(outgoing).deliver}, parts.intake.clock,
+        "hotline.local",
     )
     async for server in running(parts):
         reply = await asyncio.to_thread(send, server.port, mail())

@@ -78,7 +78,9 @@ def test_kill_9_while_mail_arrives_loses_no_acknowledged_mail(
     smtp_port, http_port = free_port(), free_port()
     config = tmp_path / "config.yaml"
     config.write_text(
-        f"http:\n  port: {http_port}\nchannels:\n  smtp:\n    port: {smtp_port}\n", "utf-8"
+        f"http:\n  port: {http_port}\nchannels:\n  smtp:\n    port: {smtp_port}\n"
+        "  gsm:\n    enabled: false\n",
+        "utf-8",
     )
     clients = Clients(smtp_port)
     for kill_at in sorted(rng.sample(range(50, MAILS - 50), 3)):

@@ -23,7 +23,8 @@ def write_config(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"http:\n  port: {port}\nstorage:\n  spool_drain_interval_seconds: 0.2\n"
-        "logging:\n  format: json\n",
+        "logging:\n  format: json\nchannels:\n  smtp:\n    port: 0\n"
+        "  gsm:\n    simulator_control: 127.0.0.1:0\n",
         encoding="utf-8",
     )
     return path

@@ -1,0 +1,239 @@
+"""The GSM channel with python-gsmmodem-new on a real pty, against the modem simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from channels.gsm import GsmChannel
+from channels.sms_pdu import parse_pdu
+from gateway.config import GsmConfig, JobsConfig, ModemConfig
+from gateway.notifications import Receipts
+from gateway.outbox import DeliveryHandler, DeliveryReports
+from gateway.workers import JobRunner
+from simulators.modem import ModemProfile, ModemSimulator
+from simulators.modem.pdu import deliver_pdus
+from store.db import make_sessionmaker
+from store.jobs import JobQueue
+from store.models import Citizen, Event, Letter, OutboxMessage
+from tests.conftest import Parts, count_rows
+
+CITIZEN = "+8613800138000"
+# 300 characters: five UCS2 parts of at most 67 characters each.
+LONG = ("翠屏区人民路和南岸西路口的路灯已经坏了三天，晚上非常黑，老人小孩过马路很危险。" * 8)[:300]
+
+
+@pytest.fixture
+def modem() -> Iterator[ModemSimulator]:
+    simulator = ModemSimulator(ModemProfile(capacity=10))
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@dataclass
+class Running:
+    channel: GsmChannel
+    modem: ModemSimulator
+    parts: Parts
+
+    async def deleted(self, count: int = 1, timeout: float = 15) -> None:
+        """Wait until the channel deleted ``count`` more SIM records (it does so only
+        after the letter is committed)."""
+        start = len(self.modem.commands)
+        for _ in range(count):
+            start = 1 + await asyncio.to_thread(
+                self.modem.wait_for_command, "AT+CMGD", after=start, timeout=timeout
+            )
+
+
+def settings(device: str, tmp_path: Path, **changes: object) -> GsmConfig:
+    return GsmConfig(
+        modems=[ModemConfig(name="modem-1", device=device)],
+        sweep_interval_seconds=0.1,
+        command_timeout_seconds=3,
+        reconnect_min_seconds=0.1,
+        send_per_minute=6000,
+        malformed_dir=tmp_path / "malformed",
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+async def run_channel(
+    modem: ModemSimulator, parts: Parts, tmp_path: Path, **changes: object
+) -> AsyncIterator[Running]:
+    device = modem.device
+    assert device is not None
+    config = settings(device, tmp_path, **changes)
+    reports = DeliveryReports(parts.intake.sessions, parts.intake.clock)
+    channel = GsmChannel(config, parts.intake.accept, {"modem-1": device}, report=reports)
+    await channel.start()
+    assert await asyncio.to_thread(channel.workers[0].connected.wait, 15)
+    try:
+        yield Running(channel, modem, parts)
+    finally:
+        await channel.stop()
+
+
+@pytest.fixture
+async def gsm(modem: ModemSimulator, parts: Parts, tmp_path: Path) -> AsyncIterator[Running]:
+    async for running in run_channel(modem, parts, tmp_path):
+        yield running
+
+
+def letters(engine: Engine) -> list[tuple[str, str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Letter.channel, Letter.text, Citizen.phone)
+            .join(Citizen, Letter.citizen_id == Citizen.id)
+            .order_by(Letter.id)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Streetlight broken at Renmin Rd [no.5] ~ 50€", "人民路5号的路灯坏了，请修理。", "谢谢👍"],
+    ids=["gsm7-extension", "ucs2-chinese", "emoji"],
+)
+async def test_an_sms_becomes_a_letter_and_leaves_the_sim(
+    gsm: Running, engine: Engine, text: str
+) -> None:
+    gsm.modem.deliver_text(CITIZEN, text)
+    await gsm.deleted()
+
+    assert letters(engine) == [("sms", text, CITIZEN)]
+    assert gsm.modem.stored() == {}
+
+
+async def test_a_long_sms_in_five_parts_out_of_order_with_a_duplicate_is_one_letter(
+    gsm: Running, engine: Engine
+) -> None:
+    indexes = gsm.modem.deliver_text(CITIZEN, LONG, part_order=[3, 1, 5, 2, 4], duplicate_parts=[2])
+    assert len(indexes) == 6
+    await gsm.deleted(6)
+
+    assert letters(engine) == [("sms", LONG, CITIZEN)]
+    with engine.connect() as conn:
+        raw = conn.execute(select(Letter.raw)).scalar_one()
+    assert len(raw.splitlines()) == 5  # the PDUs are kept beside the text
+
+
+async def test_a_16_bit_reference_message_is_joined_too(gsm: Running, engine: Engine) -> None:
+    gsm.modem.deliver_text(CITIZEN, LONG[:150], ref_bits=16, concat_ref=0xBEEF)
+    await gsm.deleted(3)
+    assert letters(engine) == [("sms", LONG[:150], CITIZEN)]
+
+
+async def test_messages_that_arrived_while_the_gateway_was_down_are_read_at_start(
+    modem: ModemSimulator, parts: Parts, engine: Engine, tmp_path: Path
+) -> None:
+    modem.deliver_text(CITIZEN, "第一条")
+    modem.deliver_text("+8613900139000", "第二条")
+
+    async for running in run_channel(modem, parts, tmp_path):
+        await running.deleted(2)
+
+    assert sorted(text for _, text, _ in letters(engine)) == ["第一条", "第二条"]
+
+
+async def test_a_full_sim_is_emptied_and_the_waiting_message_arrives(
+    modem: ModemSimulator, parts: Parts, engine: Engine, tmp_path: Path
+) -> None:
+    modem.fill_storage()
+    modem.deliver_text(CITIZEN, "SIM满了也要收到")
+    assert modem.pending == 1
+
+    async for running in run_channel(modem, parts, tmp_path):
+        await running.deleted(11)
+
+    assert ("sms", "SIM满了也要收到", CITIZEN) in letters(engine)
+    assert count_rows(engine, Letter) == 11
+
+
+async def test_a_malformed_pdu_is_kept_for_inspection_and_the_channel_goes_on(
+    gsm: Running, engine: Engine, tmp_path: Path
+) -> None:
+    gsm.modem.deliver_pdu("0791683108100005F0040D91683108")  # cut short by the modem
+    await gsm.deleted()
+    gsm.modem.deliver_text(CITIZEN, "后面这条照常收到")
+    await gsm.deleted()
+
+    assert letters(engine) == [("sms", "后面这条照常收到", CITIZEN)]
+    kept = list((tmp_path / "malformed").iterdir())
+    assert len(kept) == 1 and kept[0].read_text().startswith("0791683108100005F0040D91683108")
+
+
+async def test_a_long_sms_missing_a_part_is_stored_incomplete_after_the_wait(
+    modem: ModemSimulator, parts: Parts, engine: Engine, tmp_path: Path
+) -> None:
+    pdus = deliver_pdus(
+        smsc="+8613800100500",
+        sender=CITIZEN,
+        text=LONG[:200],
+        timestamp=datetime.now(UTC),
+        encoding="auto",
+        reference=7,
+        ref_bits=8,
+    )
+    assert len(pdus) == 3
+    for pdu in (pdus[0], pdus[2]):  # the second part never comes
+        modem.deliver_pdu(pdu)
+
+    async for running in run_channel(modem, parts, tmp_path, incomplete_after_seconds=0.5):
+        await running.deleted(2)
+
+    [(_, text, _)] = letters(engine)
+    assert text.endswith("（此短信不完整：共3段，只收到第1、3段）")
+
+
+async def test_a_crash_between_commit_and_delete_gives_no_second_letter(
+    gsm: Running, engine: Engine
+) -> None:
+    gsm.modem.hang_next("AT+CMGD")  # the delete is lost: the modem stops answering
+    gsm.modem.deliver_text(CITIZEN, "只算一封")
+    await gsm.deleted(2)  # the hung one, then again after the channel reconnected
+
+    assert letters(engine) == [("sms", "只算一封", CITIZEN)]
+    assert gsm.modem.stored() == {}
+
+
+def run_jobs(parts: Parts, channel: GsmChannel) -> int:
+    sessions = make_sessionmaker(parts.intake.sessions.kw["bind"])
+    handler = DeliveryHandler(sessions, {"sms": channel.deliver}, parts.intake.clock, "h.local")
+    runner = JobRunner(JobQueue(sessions), {"deliver": handler}, JobsConfig(backoff_seconds=0.001))
+    ran = 0
+    while runner.run_one(["deliver"]):
+        ran += 1
+    return ran
+
+
+async def test_the_citizen_gets_a_chinese_sms_receipt_even_after_a_cms_error(
+    gsm: Running, engine: Engine
+) -> None:
+    gsm.parts.intake.receipts = Receipts(email=False, sms=True)
+    gsm.modem.deliver_text(CITIZEN, "井盖丢了")
+    await gsm.deleted()
+    gsm.modem.fail_next("AT+CMGS", "+CMS ERROR: 500")
+
+    assert await asyncio.to_thread(run_jobs, gsm.parts, gsm.channel) == 2  # failed, retried
+
+    with engine.connect() as conn:
+        number, code = conn.execute(select(Letter.tracking_number, Letter.verification_code)).one()
+    texts = [parse_pdu(sent.pdu).text for sent in gsm.modem.sent]
+    receipt = "".join(texts)
+    assert all(sent.destination == CITIZEN for sent in gsm.modem.sent)
+    assert f"编号{number}" in receipt and f"提取码{code}" in receipt
+
+    gsm.modem.send_status_report(gsm.modem.sent[-1].reference, status=0)
+    await gsm.deleted()
+    with engine.connect() as conn:
+        assert conn.execute(select(OutboxMessage.status)).scalar_one() == "delivered"
+        kinds = list(conn.execute(select(Event.kind).order_by(Event.id)).scalars())
+    assert kinds == ["received", "notified", "delivery_report"]
