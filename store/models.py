@@ -98,6 +98,17 @@ class Letter(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    # The routing core's view of the letter (gateway/workflow.py).
+    mode: Mapped[str | None] = mapped_column(String(16))
+    reply_type: Mapped[str | None] = mapped_column(String(16))
+    district: Mapped[str | None] = mapped_column(String(64))
+    rejection: Mapped[str | None] = mapped_column(String(24))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    satisfaction: Mapped[str | None] = mapped_column(String(16))
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
 
     citizen: Mapped[Citizen | None] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(
@@ -125,12 +136,15 @@ class Event(Base):
     """Append-only history: every state change and every read of PII (who, when, what)."""
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_kind_at", "kind", "at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"), index=True)
+    # The department an event concerns (an urge, a return): statistics group by it.
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     actor: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(48), index=True)
+    kind: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
@@ -152,12 +166,15 @@ class Department(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where notices (urges, supervision) go.
+    contacts: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Assignment(Base):
     """A letter handed to a department, with its handling mode, reply type and deadline."""
 
     __tablename__ = "assignments"
+    __table_args__ = (Index("ix_assignments_open", "status", "due_at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
@@ -168,6 +185,43 @@ class Assignment(Base):
     status: Mapped[str] = mapped_column(String(24), default="assigned")
     assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    signed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # 承诺件: the completion date the department committed to in its interim reply.
+    promised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    letter: Mapped[Letter] = relationship()
+    department: Mapped[Department] = relationship()
+
+
+class Reply(Base):
+    """An answer to the citizen: interim or final, by a department or the hotline (直办)."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    # 选登: may be published; a confidential reply goes to the citizen only.
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    author: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Chase(Base):
+    """A warning, urge notice or supervision issued once per assignment: the unique key
+    makes the sweep safe with several gateway nodes (the second insert fails, sends
+    nothing)."""
+
+    __tablename__ = "chases"
+    __table_args__ = (UniqueConstraint("assignment_id", "kind", name="uq_chases_assignment_kind"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Job(Base):
