@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -160,6 +161,99 @@ class JobsConfig(Section):
     backoff_seconds: float = Field(default=30, gt=0)
 
 
+CATEGORIES = ("complaint", "help", "suggestion", "inquiry", "report", "opinion", "other")
+REPLY_TYPES = ("time_limited", "promised", "joint", "urgent")
+REJECTIONS = ("malicious", "duplicate", "empty", "advertising", "judicial", "unidentified")
+
+
+class DepartmentConfig(Section):
+    code: str
+    name: str
+    contacts: list[str] = []
+
+
+class RouteRule(Section):
+    """First matching rule wins; an empty list matches anything."""
+
+    department: str
+    keywords: list[str] = []
+    categories: list[str] = []
+    districts: list[str] = []
+    reply_type: Literal["time_limited", "promised", "joint", "urgent"] = "time_limited"
+    # For joint letters: the co-departments beside the lead.
+    with_departments: list[str] = []
+
+
+class ScreeningConfig(Section):
+    advertising: list[str] = ["优惠", "推广", "加微信", "代开发票", "促销", "免费领取"]
+    advertising_threshold: int = Field(default=2, ge=1)
+    abusive: list[str] = []
+    judicial: list[str] = ["已起诉", "法院已受理", "正在诉讼", "仲裁中", "已立案审理"]
+    # Categories that need the citizen's real name and a contact (举报 by the rules).
+    require_identity_for: list[str] = ["report"]
+    # What a rejected citizen is told, by reason: where to turn instead.
+    replies: dict[str, str] = {
+        "advertising": "您的来信属于推销广告，不属于12345热线受理范围。",
+        "judicial": "您反映的事项已进入司法程序，请向承办法院或司法机关咨询。",
+        "unidentified": "举报、投诉请提供真实姓名和联系方式，以便核实办理，请补充后重新来信。",
+        "empty": "您的来信内容为空或无法答复，请补充具体情况后重新来信。",
+        "malicious": "您的来信含有攻击性内容，不属于12345热线受理范围。",
+        "duplicate": "您反映的事项已在办理中，我们将一并答复您。",
+    }
+
+
+class RoutingConfig(Section):
+    enabled: bool = True
+    departments: list[DepartmentConfig] = []
+    rules: list[RouteRule] = []
+    category_keywords: dict[str, list[str]] = {}
+    districts: list[str] = []
+    screening: ScreeningConfig = ScreeningConfig()
+    duplicate_window_days: float = Field(default=7, gt=0)
+    duplicate_similarity: float = Field(default=0.6, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> RoutingConfig:
+        codes = {d.code for d in self.departments}
+        for i, rule in enumerate(self.rules):
+            for code in [rule.department, *rule.with_departments]:
+                if code not in codes:
+                    raise ValueError(f"rules[{i}]: no department {code!r} in departments")
+            for category in rule.categories:
+                if category not in CATEGORIES:
+                    raise ValueError(f"rules[{i}]: unknown category {category!r}")
+        for category in self.category_keywords:
+            if category not in CATEGORIES:
+                raise ValueError(f"category_keywords: unknown category {category!r}")
+        return self
+
+
+class DeadlinesConfig(Section):
+    """Reply limits in working days (statutory holidays and make-up days counted)."""
+
+    days: dict[str, int] = {
+        "inquiry": 3,
+        "help": 3,
+        "complaint": 7,
+        "report": 7,
+        "suggestion": 7,
+        "opinion": 7,
+        "other": 7,
+    }
+    joint_days: int = Field(default=15, ge=1)
+    urgent_hours: float = Field(default=4, gt=0)
+    extension_days: int = Field(default=5, ge=1)
+    day_start: time = time(9)
+    day_end: time = time(17, 30)
+    extra_holidays: list[date] = []
+    extra_workdays: list[date] = []
+    # Chasing: a warning this long before the deadline, an urge notice when it passes,
+    # supervision when an urged letter is still unanswered this long after.
+    warn_before_hours: float = Field(default=24, gt=0)
+    supervise_after_hours: float = Field(default=48, gt=0)
+    sweep_interval_seconds: float = Field(default=60, gt=0)
+
+
 class Config(Section):
     timezone: str = "Asia/Shanghai"
     database: DatabaseConfig = DatabaseConfig()
@@ -170,6 +264,8 @@ class Config(Section):
     outgoing_mail: OutgoingMailConfig = OutgoingMailConfig()
     ocr: OcrConfig = OcrConfig()
     jobs: JobsConfig = JobsConfig()
+    routing: RoutingConfig = RoutingConfig()
+    deadlines: DeadlinesConfig = DeadlinesConfig()
 
     @field_validator("timezone")
     @classmethod

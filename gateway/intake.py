@@ -59,7 +59,9 @@ class Intake:
         receipts: Receipts | None = None,
         jobs_queued: Callable[[], None] | None = None,
         max_batch: int = 64,
+        standing_jobs: tuple[str, ...] = (),
     ) -> None:
+        """``standing_jobs`` are queued for every new letter (routing: "route")."""
         self.sessions = sessions
         self.files = files
         self.spool = spool
@@ -68,6 +70,7 @@ class Intake:
         self.clock = clock
         self.receipts = receipts
         self.jobs_queued = jobs_queued
+        self.standing_jobs = standing_jobs
         self.writer: GroupCommit[Pending, Accepted] = GroupCommit(self._write, max_batch)
 
     async def accept(self, contact: IncomingContact) -> Accepted:
@@ -161,7 +164,9 @@ class Intake:
             # finding its own letter.
             outcomes = [self._one_by_one(pending) for pending in batch]
         if self.jobs_queued is not None and (
-            self.receipts is not None or any(contact.jobs for contact, _ in batch)
+            self.receipts is not None
+            or bool(self.standing_jobs)
+            or any(contact.jobs for contact, _ in batch)
         ):
             self.jobs_queued()
         return outcomes
@@ -200,7 +205,7 @@ class Intake:
             for (contact, _), (key, row), letter_id in zip(
                 fresh.values(), new.items(), ids, strict=True
             ):
-                for kind in contact.jobs:
+                for kind in (*contact.jobs, *self.standing_jobs):
                     jobs.enqueue(session, kind, letter_id=letter_id, at=now)
                 if self.receipts is not None:
                     stored = StoredLetter(

@@ -29,9 +29,16 @@ Sender = Callable[[str, Mapping[str, Any], str], Mapping[str, Any] | None]
 
 
 def queue_message(
-    session: Session, kind: str, letter_id: int, to: str, payload: dict[str, Any], at: datetime
+    session: Session,
+    kind: str,
+    letter_id: int,
+    to: str,
+    payload: dict[str, Any],
+    at: datetime,
+    deliver: bool = True,
 ) -> OutboxMessage:
-    """Write the message and its delivery job in the caller's transaction."""
+    """Write the message and its delivery job in the caller's transaction. ``deliver``
+    False leaves it for people (a callback an agent makes from the console)."""
     message = OutboxMessage(
         kind=kind,
         letter_id=letter_id,
@@ -44,7 +51,10 @@ def queue_message(
     )
     session.add(message)
     session.flush()
-    jobs.enqueue(session, DELIVER, letter_id=letter_id, payload={"outbox_id": message.id}, at=at)
+    if deliver:
+        jobs.enqueue(
+            session, DELIVER, letter_id=letter_id, payload={"outbox_id": message.id}, at=at
+        )
     return message
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import Config
+from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
 from gateway.logs import log_event
@@ -58,8 +59,16 @@ class Gateway:
             email=config.outgoing_mail.enabled,
             sms=config.channels.gsm.enabled,
         )
+        self.sessions = sessions
+        self.workflow = workflow_for(config, utcnow)
         self.intake = Intake(
-            sessions, files, self.spool, self.metrics, config.zone, receipts=receipts
+            sessions,
+            files,
+            self.spool,
+            self.metrics,
+            config.zone,
+            receipts=receipts,
+            standing_jobs=(ROUTE,) if config.routing.enabled else (),
         )
         wiring = Wiring(config, self.intake, DeliveryReports(sessions, utcnow))
         if config.outgoing_mail.enabled:
@@ -69,6 +78,7 @@ class Gateway:
         handlers: dict[str, Handler] = {
             OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),
             DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
+            ROUTE: RouteHandler(sessions, self.workflow),
         }
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         self.app = build_app(self.metrics, self.database_up, self.spool.depth)
@@ -95,6 +105,8 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.intake.jobs_queued = self.jobs.waker()
+        with self.sessions.begin() as session:
+            self.workflow.sync_departments(session)
         for channel in self.channels.values():
             await channel.start()
         http = asyncio.create_task(self.http.serve(), name="http")
@@ -102,6 +114,10 @@ class Gateway:
             asyncio.create_task(self._drain_spool(stop), name="spool-drainer"),
             asyncio.create_task(self.jobs.run(stop), name="jobs"),
         ]
+        if self.config.routing.enabled:
+            interval = self.config.deadlines.sweep_interval_seconds
+            sweep = sweep_forever(self.sessions, self.workflow, utcnow, interval, stop)
+            background.append(asyncio.create_task(sweep, name="sweep"))
         log_event(
             log,
             "gateway.started",

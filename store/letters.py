@@ -127,10 +127,16 @@ def record_event(
     actor: str,
     kind: str,
     letter: Letter | None = None,
+    department_id: int | None = None,
     **detail: Any,
 ) -> Event:
     event = Event(
-        letter_id=letter.id if letter else None, at=at, actor=actor, kind=kind, detail=detail
+        letter_id=letter.id if letter else None,
+        department_id=department_id,
+        at=at,
+        actor=actor,
+        kind=kind,
+        detail=detail,
     )
     session.add(event)
     return event

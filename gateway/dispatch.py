@@ -1,0 +1,72 @@
+"""Routing as a job: each new letter is classified, screened and dispatched off the
+contact path, and the chasing sweep runs on a timer; both safe with several nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.config import Config
+from gateway.deadlines import WorkCalendar
+from gateway.logs import log_event
+from gateway.workers import GiveUp, Handler
+from gateway.workflow import Workflow
+from store.models import Job, Letter
+
+log = logging.getLogger(__name__)
+ROUTE = "route"
+
+
+def workflow_for(config: Config, clock: Callable[[], datetime]) -> Workflow:
+    d = config.deadlines
+    calendar = WorkCalendar(
+        config.zone,
+        d.day_start,
+        d.day_end,
+        frozenset(d.extra_holidays),
+        frozenset(d.extra_workdays),
+    )
+    return Workflow(
+        config.routing, d, calendar, clock, notify_departments=config.outgoing_mail.enabled
+    )
+
+
+class RouteHandler(Handler):
+    kind = ROUTE
+
+    def __init__(self, sessions: sessionmaker[Session], workflow: Workflow) -> None:
+        self.sessions = sessions
+        self.workflow = workflow
+
+    def run(self, job: Job) -> None:
+        with self.sessions.begin() as session:
+            letter = session.get(Letter, job.letter_id, with_for_update=True)
+            if letter is None:
+                raise GiveUp(f"letter {job.letter_id} does not exist")
+            if letter.status != "received":
+                return  # routed already (a retried job after a lost answer)
+            status = self.workflow.process(session, letter)
+        log_event(log, "routing.done", letter=job.letter_id, status=status)
+
+
+async def sweep_forever(
+    sessions: sessionmaker[Session],
+    workflow: Workflow,
+    clock: Callable[[], datetime],
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    while not stop.is_set():
+        try:
+            issued = await asyncio.to_thread(workflow.sweep, sessions, clock())
+            if any(issued.values()):
+                log_event(log, "sweep.done", **issued)
+        except Exception:  # a failed sweep is retried at the next interval
+            log.exception("sweep.failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -1,0 +1,131 @@
+"""The city's rules for a new letter: its category, whether it is in scope, whether it
+repeats an open matter, and which department should answer it."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jieba
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from gateway.config import RouteRule, RoutingConfig
+from store.models import Citizen, Letter
+
+jieba.setLogLevel(logging.WARNING)
+_jieba_lock = threading.Lock()
+OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promised")
+
+
+@dataclass(frozen=True)
+class Decision:
+    department: str
+    reply_type: str
+    co_departments: tuple[str, ...] = ()
+
+
+class Rules:
+    """The routing section of config.yaml, made ready to apply (keywords known to jieba)."""
+
+    def __init__(self, config: RoutingConfig) -> None:
+        self.config = config
+        words = {w for ws in config.category_keywords.values() for w in ws}
+        words |= {w for r in config.rules for w in r.keywords} | set(config.districts)
+        s = config.screening
+        words |= set(s.advertising) | set(s.abusive) | set(s.judicial)
+        with _jieba_lock:
+            # So that 路灯 or 翠屏区 come out as one word, whatever jieba's dictionary says.
+            for word in words:
+                jieba.add_word(word, freq=100_000)
+
+    def words(self, text: str) -> list[str]:
+        with _jieba_lock:  # jieba's lazy dictionary load is not thread-safe
+            return [w for w in jieba.lcut(text) if w.strip()]
+
+    def classify(self, words: list[str]) -> str | None:
+        """The category whose keywords occur most often; None when none occurs."""
+        counts = Counter(words)
+        scores = {
+            category: sum(counts[k] for k in keywords)
+            for category, keywords in self.config.category_keywords.items()
+        }
+        best = max(scores.items(), key=lambda item: item[1], default=(None, 0))
+        return best[0] if best[1] > 0 else None
+
+    def district(self, text: str) -> str | None:
+        return next((d for d in self.config.districts if d in text), None)
+
+    def screen(
+        self, letter: Letter, words: list[str], citizen: Citizen | None, attachments: int
+    ) -> str | None:
+        """The reason a letter is outside the hotline's scope (非受理范围), if it can be
+        decided automatically; None leaves it to the normal flow."""
+        s = self.config.screening
+        text = f"{letter.subject}\n{letter.text}\n{letter.transcript or ''}"
+        if not text.strip() and attachments == 0:
+            return "empty"
+        if any(w in text for w in s.abusive):
+            return "malicious"
+        if sum(text.count(w) for w in s.advertising) >= s.advertising_threshold:
+            return "advertising"
+        if any(w in text for w in s.judicial):
+            return "judicial"
+        if letter.category in s.require_identity_for and not letter.anonymous:
+            known = citizen is not None and citizen.name and (citizen.phone or citizen.email)
+            if not known:
+                return "unidentified"
+        return None
+
+    def route(self, category: str | None, text: str, district: str | None) -> Decision | None:
+        for rule in self.config.rules:
+            if self._matches(rule, category, text, district):
+                return Decision(rule.department, rule.reply_type, tuple(rule.with_departments))
+        return None
+
+    @staticmethod
+    def _matches(rule: RouteRule, category: str | None, text: str, district: str | None) -> bool:
+        return (
+            (not rule.categories or category in rule.categories)
+            and (not rule.districts or district in rule.districts)
+            and (not rule.keywords or any(k in text for k in rule.keywords))
+        )
+
+    def find_duplicate(self, session: Session, letter: Letter, now: datetime) -> Letter | None:
+        """An open letter from the same citizen (phone or e-mail) or about the same place,
+        with similar text, received within the window: the matter is already in hand."""
+        since = now - timedelta(days=self.config.duplicate_window_days)
+        citizen = letter.citizen
+        same_person = []
+        if citizen is not None and citizen.phone:
+            same_person.append(Citizen.phone == citizen.phone)
+        if citizen is not None and citizen.email:
+            same_person.append(Citizen.email == citizen.email)
+        if letter.district:
+            same_person.append(Letter.district == letter.district)
+        if not same_person:
+            return None
+        candidates = session.scalars(
+            select(Letter)
+            .outerjoin(Citizen, Letter.citizen_id == Citizen.id)
+            .where(
+                Letter.id != letter.id,
+                Letter.received_at >= since,
+                Letter.duplicate_of_id.is_(None),
+                Letter.status.in_((*OPEN_STATES, "replied")),
+                or_(*same_person),
+            )
+            .order_by(Letter.received_at)
+            .limit(200)
+        )
+        mine = f"{letter.subject} {letter.text} {letter.transcript or ''}"
+        for other in candidates:
+            theirs = f"{other.subject} {other.text} {other.transcript or ''}"
+            ratio = difflib.SequenceMatcher(None, mine, theirs).ratio()
+            if ratio >= self.config.duplicate_similarity:
+                return other
+        return None
