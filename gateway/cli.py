@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import tracking
+from gateway.actions import ACTIONS
+from gateway.actions import add_parser as add_action_parser
 from gateway.config import Config, load_config
 from gateway.errors import ConfigurationError
 from gateway.logs import configure
@@ -41,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     configure(config.logging.level, config.logging.format)
-    handler = {"serve": _serve, "db": _db_upgrade, "letters": _letters}[args.command]
+    handler = {"serve": _serve, "db": _db_upgrade, "letters": _letters, "sweep": _sweep}[
+        args.command
+    ]
     try:
         return handler(config, args)
     except ConfigurationError as exc:
@@ -82,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument(
         "--reveal-pii", metavar="REASON", help="also show the citizen; the read is audited"
     )
+    add_action_parser(actions)
+    commands.add_parser("sweep", help="warn, urge and supervise overdue letters once, now")
     return parser
 
 
@@ -135,6 +141,8 @@ def _letters(config: Config, args: argparse.Namespace) -> int:
     from gateway.server import engine_for
 
     sessions = make_sessionmaker(engine_for(config))
+    if args.action == "act":
+        return _act(config, sessions, args)
     if args.action == "list":
         since = args.since
         if since is not None and since.tzinfo is None:
@@ -200,6 +208,41 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
     for event in view["events"]:
         at = datetime.fromisoformat(event["at"]).astimezone(config.zone)
         print(f"  {at:%Y-%m-%d %H:%M:%S}  {event['kind']:<10} {event['actor']}")
+    return 0
+
+
+def _act(config: Config, sessions: Any, args: argparse.Namespace) -> int:
+    from gateway.dispatch import workflow_for
+    from gateway.workflow import WorkflowError
+
+    number = tracking.normalize(args.tracking_number)
+    workflow = workflow_for(config, lambda: datetime.now(UTC))
+    try:
+        with sessions.begin() as session:
+            workflow.sync_departments(session)
+            letter = letters.find_by_tracking_number(session, number)
+            if letter is None:
+                print(f"hotline: no letter {number}", file=sys.stderr)
+                return EXIT_NOT_FOUND
+            ACTIONS[args.verb](workflow, session, letter, args, args.actor)
+            status = letter.status
+    except WorkflowError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{number}: {status}")
+    return 0
+
+
+def _sweep(config: Config, _: argparse.Namespace) -> int:
+    from gateway.dispatch import workflow_for
+    from gateway.server import engine_for
+
+    sessions = make_sessionmaker(engine_for(config))
+    workflow = workflow_for(config, lambda: datetime.now(UTC))
+    with sessions.begin() as session:
+        workflow.sync_departments(session)
+    issued = workflow.sweep(sessions, datetime.now(UTC))
+    print(" ".join(f"{kind}={count}" for kind, count in issued.items()))
     return 0
 
 

@@ -122,3 +122,27 @@ def test_an_unreachable_database_is_a_clear_error_not_a_traceback() -> None:
     assert done.returncode == 3
     assert "database cannot be reached" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_letter_is_assigned_signed_and_answered_from_the_command_line(
+    database_url: str, stored: list[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "routing:\n  departments:\n    - {code: city-admin, name: 市城市管理局}\n", "utf-8"
+    )
+    number = stored[0]
+
+    def act(*args: str) -> subprocess.CompletedProcess[str]:
+        return hotline(database_url, "--config", str(config), "letters", "act", number, *args)
+
+    assert act("assign", "--as", "operator:zhang", "--department", "city-admin").returncode == 0
+    refused = act("reply", "--as", "department:li@city-admin", "--text", "已修好")
+    assert refused.returncode == 2
+    assert "cannot reply_final a letter that is assigned" in refused.stderr
+    assert act("sign", "--as", "department:li@city-admin").stdout.strip() == f"{number}: signed"
+    done = act("reply", "--as", "department:li@city-admin", "--text", "已修好", "--public")
+    assert done.stdout.strip() == f"{number}: replied"
+
+    view = json.loads(hotline(database_url, "letters", "show", number, "--json").stdout)
+    assert [e["kind"] for e in view["events"]] == ["received", "assigned", "signed", "replied"]
