@@ -43,9 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     configure(config.logging.level, config.logging.format)
-    handler = {"serve": _serve, "db": _db_upgrade, "letters": _letters, "sweep": _sweep}[
-        args.command
-    ]
+    handler = {
+        "serve": _serve,
+        "db": _db_upgrade,
+        "letters": _letters,
+        "sweep": _sweep,
+        "report": _report,
+    }[args.command]
     try:
         return handler(config, args)
     except ConfigurationError as exc:
@@ -54,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         if not is_outage(exc):
             raise
-        print(f"hotline: the database cannot be reached: {exc.__cause__ or exc}", file=sys.stderr)
+        print(
+            f"hotline: the database cannot be used: {exc.__cause__ or exc}\n"
+            "(is it running? is its schema current? `hotline db upgrade` migrates it)",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
 
 
@@ -88,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_action_parser(actions)
     commands.add_parser("sweep", help="warn, urge and supervise overdue letters once, now")
+    report = commands.add_parser("report", help="the bulletin and assessment for a period")
+    report.add_argument(
+        "--period",
+        required=True,
+        help="2026-11-1旬 (or 上旬/中旬/下旬, t1-t3), 2026-W48, 2026-11, or 2026-11-01..2026-11-30",
+    )
+    report.add_argument("--csv", type=Path, help="also write the tables as CSV")
+    report.add_argument("--xlsx", type=Path, help="also write the tables as an Excel workbook")
+    report.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -243,6 +260,36 @@ def _sweep(config: Config, _: argparse.Namespace) -> int:
         workflow.sync_departments(session)
     issued = workflow.sweep(sessions, datetime.now(UTC))
     print(" ".join(f"{kind}={count}" for kind, count in issued.items()))
+    return 0
+
+
+def _report(config: Config, args: argparse.Namespace) -> int:
+    from gateway import reports, stats
+    from gateway.deadlines import TenDays, parse_period
+    from gateway.server import engine_for
+
+    try:
+        start, end = parse_period(args.period, config.zone)
+    except ValueError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        name = str(TenDays.parse(args.period))
+    except ValueError:
+        name = args.period
+    sessions = make_sessionmaker(engine_for(config))
+    with sessions() as session:
+        bulletin = stats.build_bulletin(
+            session, f"{name} 12345市民热线通报", start, end, config.zone
+        )
+    if args.csv:
+        reports.write_csv(bulletin, args.csv)
+    if args.xlsx:
+        reports.write_xlsx(bulletin, args.xlsx)
+    if args.json:
+        _print_json(reports.bulletin_json(bulletin))
+    else:
+        print(reports.render_text(bulletin))
     return 0
 
 

@@ -120,7 +120,7 @@ def test_letters_show_explains_a_wrong_number(
 def test_an_unreachable_database_is_a_clear_error_not_a_traceback() -> None:
     done = hotline("postgresql+psycopg://nobody@127.0.0.1:1/none", "letters", "list")
     assert done.returncode == 3
-    assert "database cannot be reached" in done.stderr
+    assert "database cannot be used" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -146,3 +146,34 @@ def test_a_letter_is_assigned_signed_and_answered_from_the_command_line(
 
     view = json.loads(hotline(database_url, "letters", "show", number, "--json").stdout)
     assert [e["kind"] for e in view["events"]] == ["received", "assigned", "signed", "replied"]
+
+
+def test_report_prints_the_ten_day_bulletin_and_writes_csv_and_xlsx(
+    database_url: str, stored: list[str], tmp_path: Path
+) -> None:
+    csv_file, xlsx_file = tmp_path / "旬报.csv", tmp_path / "旬报.xlsx"
+    done = hotline(
+        database_url,
+        "report",
+        "--period",
+        "2026-11-下旬",
+        "--json",
+        "--csv",
+        str(csv_file),
+        "--xlsx",
+        str(xlsx_file),
+    )
+
+    assert done.returncode == 0, done.stderr
+    bulletin = json.loads(done.stdout)
+    assert bulletin["title"] == "2026年11月下旬 12345市民热线通报"
+    assert bulletin["volume"]["total"] == 2 and bulletin["volume"]["by_channel"]["sms"] == 2
+    assert csv_file.read_bytes().startswith(b"\xef\xbb\xbf") and xlsx_file.stat().st_size > 0
+    text = hotline(database_url, "report", "--period", "2026-11-3旬")
+    assert "来信总量" in text.stdout
+
+
+def test_report_explains_a_period_it_cannot_read(database_url: str) -> None:
+    done = hotline(database_url, "report", "--period", "last week")
+    assert done.returncode == 2
+    assert "accepted forms" in done.stderr
