@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -325,3 +326,37 @@ def test_concurrent_sweeps_issue_each_urge_notice_once(core: Core) -> None:
 
     assert urged == 12
     assert len([c for c in chases(core) if c[0] == "urge"]) == 12
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_gateway_processes_sweeping_together_urge_each_letter_once(
+    core: Core, database_url: str, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ids = [
+        core.letter(f"第{n}处井盖丢了", citizen=Citizen(phone=f"+861390013{n:04d}"))
+        for n in range(30)
+    ]
+    with core.sessions.begin() as session:  # all of them overdue by now
+        for assignment in session.scalars(select(Assignment)):
+            assignment.due_at = datetime.now(UTC) - timedelta(hours=1)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "routing:\n  departments:\n    - {code: city-admin, name: 市城市管理局}\n", "utf-8"
+    )
+    env = {**os.environ, "HOTLINE_DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "gateway.cli", "--config", str(config), "sweep"]
+    sweeps = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in sweeps]
+
+    assert all(p.returncode == 0 for p in sweeps)
+    urged = sum(int(out.split("urge=")[1].split()[0]) for out in outputs)
+    assert urged == len(ids)
+    with core.sessions() as session:
+        events = session.scalar(select(func.count()).where(Event.kind == "urged"))
+    assert events == len(ids)
