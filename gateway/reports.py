@@ -67,21 +67,21 @@ HANDLING_HEADERS = (
 # The text bulletin prints the wide handling table as two: handling, then chasing.
 _HANDLING_SPLIT = 8
 
-Cell = str | int | Decimal | date | None
+_Cell = str | int | Decimal | date | None
 
 
 @dataclass(frozen=True)
-class Table:
+class _Table:
     title: str
     headers: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
+    rows: tuple[tuple[_Cell, ...], ...]
 
 
-def tables(bulletin: Bulletin) -> tuple[Table, ...]:
+def _tables(bulletin: Bulletin) -> tuple[_Table, ...]:
     """The bulletin's tables, in order, as rendered by every format but JSON."""
     v, names = bulletin.volume, {d.code: d.name for d in bulletin.departments}
     return (
-        Table(
+        _Table(
             CHANNELS,
             ("渠道", "件数", "占比(%)"),
             (
@@ -89,30 +89,30 @@ def tables(bulletin: Bulletin) -> tuple[Table, ...]:
                 ("合计", v.total, _percent(1.0 if v.total else None)),
             ),
         ),
-        Table(
+        _Table(
             DAYS,
             ("日期", *(CHANNEL_LABELS.get(c.key, c.key) for c in v.by_channel), "合计"),
             tuple((d.day, *(c.count for c in d.by_channel), d.total) for d in v.by_day),
         ),
-        Table(
+        _Table(
             CATEGORIES,
             ("类别", "件数", "占比(%)"),
             _shares(v.by_category, v.total, CATEGORY_LABELS),
         ),
-        Table(
+        _Table(
             STATUSES,
             ("状态", "件数"),
             tuple((STATUS_LABELS.get(c.key, c.key), c.count) for c in v.by_status),
         ),
-        Table(
+        _Table(
             DEPARTMENT_LETTERS,
             ("单位", "件数"),
             tuple((names.get(c.key, c.key), c.count) for c in v.by_department),
         ),
-        Table(HANDLING, HANDLING_HEADERS, tuple(_handling_row(d) for d in bulletin.departments)),
-        Table(WORDS, ("排名", "词语", "次数"), _ranks(bulletin.hot_topics.words)),
-        Table(DISTRICTS, ("排名", "区域", "件数"), _ranks(bulletin.hot_topics.districts)),
-        Table(
+        _Table(HANDLING, HANDLING_HEADERS, tuple(_handling_row(d) for d in bulletin.departments)),
+        _Table(WORDS, ("排名", "词语", "次数"), _ranks(bulletin.hot_topics.words)),
+        _Table(DISTRICTS, ("排名", "区域", "件数"), _ranks(bulletin.hot_topics.districts)),
+        _Table(
             RANKING,
             ("名次", "单位", "得分", "工作量", "答复率", "按时率", "满意率", "办理过程", "扣分"),
             tuple(
@@ -135,14 +135,14 @@ def tables(bulletin: Bulletin) -> tuple[Table, ...]:
 
 def _shares(
     counts: Sequence[Count], total: int, labels: dict[str, str]
-) -> tuple[tuple[Cell, ...], ...]:
+) -> tuple[tuple[_Cell, ...], ...]:
     return tuple(
         (labels.get(c.key, c.key), c.count, _percent(c.count / total if total else None))
         for c in counts
     )
 
 
-def _handling_row(d: DepartmentFigures) -> tuple[Cell, ...]:
+def _handling_row(d: DepartmentFigures) -> tuple[_Cell, ...]:
     return (
         d.name,
         d.assigned,
@@ -164,7 +164,7 @@ def _handling_row(d: DepartmentFigures) -> tuple[Cell, ...]:
     )
 
 
-def _ranks(counts: Sequence[Count]) -> tuple[tuple[Cell, ...], ...]:
+def _ranks(counts: Sequence[Count]) -> tuple[tuple[_Cell, ...], ...]:
     return tuple((n, c.key, c.count) for n, c in enumerate(counts, start=1))
 
 
@@ -184,7 +184,7 @@ def _percent(rate: float | None) -> Decimal | None:
 
 def render_text(bulletin: Bulletin) -> str:
     """The bulletin as plain Chinese text, columns aligned for a fixed-width CJK font."""
-    t = {table.title: table for table in tables(bulletin)}
+    t = {table.title: table for table in _tables(bulletin)}
     hot, w = bulletin.hot_topics, bulletin.weights
     handling = t[HANDLING]
     chasing = (0, *range(_HANDLING_SPLIT, len(HANDLING_HEADERS)))
@@ -239,11 +239,11 @@ def _chinese_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def _aligned(table: Table, columns: Sequence[int] | None = None) -> list[str]:
+def _aligned(table: _Table, columns: Sequence[int] | None = None) -> list[str]:
     picked = list(columns if columns is not None else range(len(table.headers)))
     cells = [[_text_cell(row[i]) for i in picked] for row in table.rows]
-    # Text columns are left-aligned, numbers right-aligned, headers as their column.
-    right = [any(not isinstance(row[i], str) for row in table.rows) for i in picked]
+    # Numbers are right-aligned, text and dates left-aligned, headers as their column.
+    right = [any(isinstance(row[i], int | Decimal) for row in table.rows) for i in picked]
     rows = [[table.headers[i] for i in picked], *cells]
     widths = [max(_width(row[n]) for row in rows) for n in range(len(picked))]
     return [
@@ -252,7 +252,7 @@ def _aligned(table: Table, columns: Sequence[int] | None = None) -> list[str]:
     ]
 
 
-def _text_cell(value: Cell) -> str:
+def _text_cell(value: _Cell) -> str:
     if value is None:
         return "-"
     if isinstance(value, date):
@@ -279,14 +279,14 @@ def write_csv(bulletin: Bulletin, path: str | Path) -> None:
     with Path(path).open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([bulletin.title])
-        for table in tables(bulletin):
+        for table in _tables(bulletin):
             writer.writerow([])
             writer.writerow([table.title])
             writer.writerow(table.headers)
             writer.writerows([_csv_cell(v) for v in row] for row in table.rows)
 
 
-def _csv_cell(value: Cell) -> str | int:
+def _csv_cell(value: _Cell) -> str | int:
     if value is None:
         return ""
     if isinstance(value, date):
@@ -299,7 +299,7 @@ def write_xlsx(bulletin: Bulletin, path: str | Path) -> None:
     book = Workbook()
     book.remove(book.active)
     book.properties.title = bulletin.title
-    for table in tables(bulletin):
+    for table in _tables(bulletin):
         sheet = book.create_sheet(table.title)
         sheet.append(list(table.headers))
         for cell in sheet[1]:

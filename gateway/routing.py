@@ -4,21 +4,17 @@ repeats an open matter, and which department should answer it."""
 from __future__ import annotations
 
 import difflib
-import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import jieba
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.config import RouteRule, RoutingConfig
+from gateway.segmentation import Segmenter
 from store.models import Citizen, Letter
 
-jieba.setLogLevel(logging.WARNING)
-_jieba_lock = threading.Lock()
 OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promised")
 
 
@@ -38,14 +34,10 @@ class Rules:
         words |= {w for r in config.rules for w in r.keywords} | set(config.districts)
         s = config.screening
         words |= set(s.advertising) | set(s.abusive) | set(s.judicial)
-        with _jieba_lock:
-            # So that 路灯 or 翠屏区 come out as one word, whatever jieba's dictionary says.
-            for word in words:
-                jieba.add_word(word, freq=100_000)
+        self.segmenter = Segmenter(words)
 
     def words(self, text: str) -> list[str]:
-        with _jieba_lock:  # jieba's lazy dictionary load is not thread-safe
-            return [w for w in jieba.lcut(text) if w.strip()]
+        return self.segmenter.cut(text)
 
     def classify(self, words: list[str]) -> str | None:
         """The category whose keywords occur most often; None when none occurs."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -19,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import CATEGORIES
 from gateway.contact import Channel
+from gateway.segmentation import Segmenter
 from store.models import Assignment, Department, Event, Letter
 
 CHANNELS = tuple(c.value for c in Channel)
@@ -63,7 +61,7 @@ STOPWORDS = frozenset(
     处理 解决 回复 答复 来信 来电 关于 影响
     """.split()  # noqa: SIM905 - a block of words reads better than 80 quoted ones
 )
-_SEGMENT_LOCK = threading.Lock()
+_SEGMENTER = Segmenter(HOTLINE_WORDS)
 
 
 @dataclass(frozen=True)
@@ -242,8 +240,8 @@ def build_bulletin(
 
 def volume(session: Session, start: datetime, end: datetime, zone: ZoneInfo) -> Volume:
     """Letters received in [start, end), counted in one scan of the period (index on
-    received_at) grouped by (local day, channel, category, status): a few hundred groups
-    at most, folded here into the totals.
+    received_at) grouped by (local day, channel, category, status) - a few hundred groups
+    for a 旬 - and folded here into the totals.
 
     Local days are bucketed against their UTC boundaries computed in Python from `zone`,
     so a day is right on both backends and across a DST change (none in Asia/Shanghai).
@@ -490,31 +488,10 @@ def hot_topics(
 
 
 def _segment(text: str) -> list[str]:
-    with _SEGMENT_LOCK:  # one dictionary load even when two reports start together
-        tokenizer = _tokenizer()
-    words: list[str] = tokenizer.lcut(text)
-    return words
+    return _SEGMENTER.cut(text)
 
 
 @cache
-def _tokenizer() -> Any:
-    """A jieba tokenizer of our own: words added here leave the process-wide one (which
-    routing extends with the city's keywords) alone, and the figures do not depend on it."""
-    with warnings.catch_warnings():
-        # jieba 0.42 has invalid escapes in its regexes (warned when its bytecode is
-        # compiled) and imports pkg_resources, deprecated by recent setuptools.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", SyntaxWarning)
-        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
-        import jieba
-    jieba.setLogLevel(logging.WARNING)  # it logs the dictionary load to stderr
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    for word in HOTLINE_WORDS:
-        tokenizer.add_word(word, freq=100_000)
-    return tokenizer
-
-
 def _is_topic_word(word: str) -> bool:
     return len(word) >= 2 and word not in STOPWORDS and any(c.isalpha() for c in word)
 

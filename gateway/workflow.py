@@ -536,7 +536,9 @@ class Workflow:
         now: datetime,
         batch: int,
     ) -> int:
-        issued, after = 0, 0
+        # No paging by id: each issued (or lost to another node) chase drops its row from
+        # the next query, and ordering by deadline lets the (status, due_at) index serve.
+        issued = 0
         done = select(Chase.assignment_id).where(Chase.kind == kind)
         while True:
             with session_factory() as session, session.begin():
@@ -547,15 +549,13 @@ class Workflow:
                             Assignment.status.in_(OPEN_ASSIGNMENT),
                             Assignment.due_at.is_not(None),
                             due_filter,
-                            Assignment.id > after,
                             Assignment.id.not_in(done),
                         )
-                        .order_by(Assignment.id)
+                        .order_by(Assignment.due_at)
                         .limit(batch)
                     )
                 )
                 for assignment in rows:
-                    after = assignment.id
                     if self._issue(session, assignment, kind, now):
                         issued += 1
             if len(rows) < batch:

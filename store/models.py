@@ -174,7 +174,11 @@ class Assignment(Base):
     """A letter handed to a department, with its handling mode, reply type and deadline."""
 
     __tablename__ = "assignments"
-    __table_args__ = (Index("ix_assignments_open", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_assignments_open", "status", "due_at"),
+        # Statistics select a period's assignments by when they were made.
+        Index("ix_assignments_assigned_at", "assigned_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)

@@ -1,0 +1,38 @@
+"""Chinese word segmentation (jieba), one private tokenizer per use, so the words one part
+adds (routing's keywords, the bulletin's hotline words) never change another's counts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+with warnings.catch_warnings():
+    # jieba 0.42 has invalid escapes in its regexes (warned when its bytecode is compiled)
+    # and imports pkg_resources, deprecated by recent setuptools.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", SyntaxWarning)
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+    import jieba
+
+jieba.setLogLevel(logging.WARNING)  # it logs each dictionary load to stderr
+
+
+class Segmenter:
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        self._words = list(words)
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()  # jieba's lazy dictionary load is not thread-safe
+
+    def cut(self, text: str) -> list[str]:
+        with self._lock:
+            if self._tokenizer is None:
+                tokenizer = jieba.Tokenizer()
+                tokenizer.initialize()
+                for word in self._words:
+                    # So that 路灯 or 翠屏区 come out as one word, whatever the dictionary says.
+                    tokenizer.add_word(word, freq=100_000)
+                self._tokenizer = tokenizer
+            return [w for w in self._tokenizer.lcut(text) if w.strip()]
