@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import tracking
+from gateway import stt_cli, tracking
 from gateway.actions import ACTIONS
 from gateway.actions import add_parser as add_action_parser
 from gateway.config import Config, load_config
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "letters": _letters,
         "sweep": _sweep,
         "report": _report,
+        "transcribe": stt_cli.transcribe,
+        "stt": stt_cli.stt,
     }[args.command]
     try:
         return handler(config, args)
@@ -105,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", type=Path, help="also write the tables as CSV")
     report.add_argument("--xlsx", type=Path, help="also write the tables as an Excel workbook")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
+    stt_cli.add_parsers(commands)
     return parser
 
 
@@ -123,7 +126,7 @@ def _moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
 
 
-def _serve(config: Config, _: argparse.Namespace) -> int:
+def _serve(config: Config, args: argparse.Namespace) -> int:
     # The event loop answers every SMTP/HTTP command while the writer and parsers hold the
     # GIL in threads; at Python's default 5 ms switch interval each reply waited up to 5 ms
     # (measured: 344 -> 467 mails/s in benchmarks/smtp.py).
@@ -134,7 +137,7 @@ def _serve(config: Config, _: argparse.Namespace) -> int:
     upgrade(engine_for(config))
 
     async def run() -> None:
-        gateway = Gateway(config)
+        gateway = Gateway(config, _config_path(args))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -153,6 +153,19 @@ class OcrConfig(Section):
     timeout_seconds: float = Field(default=120, gt=0)
 
 
+class SttConfig(Section):
+    """Voicemail transcription with Vosk, in worker processes (each loads the model once)."""
+
+    enabled: bool = True
+    # A Vosk model directory, e.g. /opt/vosk/vosk-model-small-cn-0.22. None: jobs wait.
+    model_path: Path | None = None
+    workers: int = Field(default=1, ge=0)
+    # Restrict recognition to these phrases plus [unk] (small models with a dynamic graph).
+    grammar: list[str] = []
+    # A long recording must not lose its claim while it is being read.
+    lease_seconds: float = Field(default=3600, gt=0)
+
+
 class JobsConfig(Section):
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     lease_seconds: float = Field(default=600, gt=0)
@@ -264,6 +277,7 @@ class Config(Section):
     outgoing_mail: OutgoingMailConfig = OutgoingMailConfig()
     ocr: OcrConfig = OcrConfig()
     jobs: JobsConfig = JobsConfig()
+    stt: SttConfig = SttConfig()
     routing: RoutingConfig = RoutingConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
 
@@ -356,6 +370,9 @@ def _anchor(config: Config, base: Path) -> Config:
         update={"malformed_dir": base / config.channels.gsm.malformed_dir}
     )
     channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm})
+    stt = config.stt.model_copy(
+        update={"model_path": config.stt.model_path and base / config.stt.model_path}
+    )
     return config.model_copy(
-        update={"storage": storage, "database": database, "channels": channels}
+        update={"storage": storage, "database": database, "channels": channels, "stt": stt}
     )

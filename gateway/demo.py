@@ -4,10 +4,8 @@ Production configs name real devices and never reach this code's children."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,14 +14,9 @@ from gateway.config import GsmConfig
 from gateway.contact import ChannelAdapter
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
+from gateway.processes import die_with_parent
 
 log = logging.getLogger(__name__)
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: a gateway killed with -9 takes its simulators along
-    (PR_SET_PDEATHSIG), so a restart finds their ports free."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 class SimulatedModems:
@@ -43,7 +36,7 @@ class SimulatedModems:
                 [sys.executable, "-m", "simulators.modem", "--control", control],
                 stdout=subprocess.PIPE,
                 text=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             self.children.append(child)
             assert child.stdout is not None

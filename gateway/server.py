@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import Engine, text
@@ -20,6 +22,7 @@ from gateway.metrics import Metrics
 from gateway.notifications import Receipts
 from gateway.ocr import OcrHandler
 from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
+from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
 from gateway.workers import Handler, JobRunner
@@ -48,8 +51,10 @@ class _Uvicorn(uvicorn.Server):
 
 
 class Gateway:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
+        # Worker processes read the same file (and the same environment overrides).
+        self.config_path = config_path
         self.engine = engine_for(config)
         self.metrics = Metrics()
         self.spool = Spool(config.storage.spool_dir, self.metrics)
@@ -93,6 +98,12 @@ class Gateway:
             )
         )
 
+    def _stt_worker_command(self) -> list[str]:
+        command = [sys.executable, "-m", "gateway.cli"]
+        if self.config_path is not None:
+            command += ["--config", str(self.config_path)]
+        return [*command, "stt", "worker"]
+
     def database_up(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -114,6 +125,9 @@ class Gateway:
             asyncio.create_task(self._drain_spool(stop), name="spool-drainer"),
             asyncio.create_task(self.jobs.run(stop), name="jobs"),
         ]
+        if self.config.stt.enabled and self.config.stt.workers:
+            pool = WorkerPool("stt", self._stt_worker_command(), self.config.stt.workers)
+            background.append(asyncio.create_task(pool.run(stop), name="stt-workers"))
         if self.config.routing.enabled:
             interval = self.config.deadlines.sweep_interval_seconds
             sweep = sweep_forever(self.sessions, self.workflow, utcnow, interval, stop)

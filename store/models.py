@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -93,6 +94,9 @@ class Letter(Base):
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[str | None] = mapped_column(Text)
+    # Speech-to-text: mean word confidence, and each word with its timing in the audio.
+    transcript_confidence: Mapped[float | None] = mapped_column(Float)
+    transcript_words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The medium's own bytes (SMS PDUs, one per line): evidence, never shown to departments.
     raw: Mapped[str | None] = mapped_column(Text)
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)

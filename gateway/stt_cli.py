@@ -1,0 +1,107 @@
+"""`hotline transcribe`, `hotline stt worker` and `hotline stt eval`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config
+from gateway.errors import ConfigurationError
+
+
+def add_parsers(commands: Any) -> None:
+    transcribe = commands.add_parser("transcribe", help="try the configured model on a WAV")
+    transcribe.add_argument("file", type=Path)
+    transcribe.add_argument("--words", action="store_true", help="each word with its timing")
+    stt = commands.add_parser("stt", help="speech-to-text workers and accuracy")
+    actions = stt.add_subparsers(dest="action", required=True)
+    actions.add_parser("worker", help="claim and run transcription jobs (serve starts these)")
+    evaluate = actions.add_parser(
+        "eval", help="character error rate over DIR/*.wav with reference DIR/*.txt"
+    )
+    evaluate.add_argument("directory", type=Path)
+
+
+def _recogniser(config: Config) -> Any:
+    from ivr.stt import Recogniser
+
+    if config.stt.model_path is None:
+        raise ConfigurationError("stt.model_path: no model configured")
+    return Recogniser(config.stt.model_path, config.stt.grammar or None)
+
+
+def transcribe(config: Config, args: argparse.Namespace) -> int:
+    from ivr.audio import AudioError, read_wav
+
+    recogniser = _recogniser(config)
+    try:
+        audio = read_wav(args.file.read_bytes())
+    except (OSError, AudioError) as exc:
+        print(f"hotline: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    result = recogniser.transcribe(audio)
+    print(result.text)
+    confidence = "-" if result.confidence is None else f"{result.confidence:.2f}"
+    print(
+        f"({audio.seconds:.1f} s, {len(result.words)} words, confidence {confidence})",
+        file=sys.stderr,
+    )
+    if args.words:
+        for w in result.words:
+            print(f"{w.start:8.2f} {w.end:8.2f} {w.confidence:5.2f}  {w.word}")
+    return 0
+
+
+def stt(config: Config, args: argparse.Namespace) -> int:
+    return _worker(config) if args.action == "worker" else _evaluate(config, args.directory)
+
+
+def _evaluate(config: Config, directory: Path) -> int:
+    from ivr.audio import read_wav
+    from ivr.stt import character_error_rate
+
+    recogniser = _recogniser(config)
+    pairs = [(w, w.with_suffix(".txt")) for w in sorted(directory.glob("*.wav"))]
+    pairs = [(w, t) for w, t in pairs if t.exists()]
+    if not pairs:
+        print(f"hotline: no NAME.wav with NAME.txt in {directory}", file=sys.stderr)
+        return 1
+    edits = length = 0
+    for wav, reference in pairs:
+        hypothesis = recogniser.transcribe(read_wav(wav.read_bytes())).text
+        e, n = character_error_rate(reference.read_text(encoding="utf-8"), hypothesis)
+        edits, length = edits + e, length + n
+        print(f"{wav.name}: CER {e / max(n, 1):.1%} ({e}/{n})  {hypothesis}")
+    print(f"total: CER {edits / max(length, 1):.1%} over {len(pairs)} recordings, {length} chars")
+    return 0
+
+
+def _worker(config: Config) -> int:
+    from gateway.intake import utcnow
+    from gateway.server import engine_for
+    from gateway.workers import JobRunner
+    from ivr.transcription import TRANSCRIBE, TranscribeHandler
+    from store.attachments import AttachmentStore
+    from store.db import make_sessionmaker
+    from store.jobs import JobQueue
+
+    sessions = make_sessionmaker(engine_for(config))
+    handler = TranscribeHandler(
+        sessions, AttachmentStore(config.storage.attachments_dir), config.stt, utcnow
+    )
+    settings = config.jobs.model_copy(update={"lease_seconds": config.stt.lease_seconds})
+    runner = JobRunner(JobQueue(sessions), {TRANSCRIBE: handler}, settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runner.run(stop)
+
+    asyncio.run(run())
+    return 0
