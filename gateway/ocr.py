@@ -14,10 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OcrConfig
 from gateway.errors import ConfigurationError
-from gateway.workers import GiveUp, Handler
+from gateway.workers import GiveUp, LetterJob
 from store.attachments import AttachmentStore
-from store.letters import record_event
-from store.models import Job, Letter
+from store.models import Job
 
 READABLE = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp")
 # Tesseract puts spaces between CJK characters; Chinese text has none.
@@ -29,8 +28,10 @@ def tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-class OcrHandler(Handler):
+class OcrHandler(LetterJob):
     kind = "ocr"
+    actor = "ocr"
+    failed_event = "ocr_failed"
 
     def __init__(
         self,
@@ -60,13 +61,8 @@ class OcrHandler(Handler):
             raise ConfigurationError(f"Tesseract has no model for {', '.join(missing)}")
 
     def run(self, job: Job) -> None:
-        with self.sessions() as session:
-            letter = session.get(Letter, job.letter_id)
-            if letter is None:
-                raise GiveUp(f"letter {job.letter_id} does not exist")
-            files = [(a.media_type, a.sha256) for a in letter.attachments]
         pages = []
-        for media_type, sha256 in files:
+        for _, media_type, sha256 in self.files_of(job):
             path = self.files.path_of(sha256)
             if media_type in READABLE:
                 pages.append(self._read(path))
@@ -75,33 +71,7 @@ class OcrHandler(Handler):
         if not pages:
             raise GiveUp("no page to read: the fax has no image or PDF attachment")
         text = tidy("\n\n".join(pages))
-        with self.sessions.begin() as session:
-            letter = session.get(Letter, job.letter_id)
-            assert letter is not None
-            letter.transcript = text
-            record_event(
-                session,
-                at=self.clock(),
-                actor="ocr",
-                kind="ocr_done",
-                letter=letter,
-                pages=len(pages),
-                characters=len(text),
-            )
-
-    def gave_up(self, job: Job, error: str) -> None:
-        # The letter keeps its pages; an operator reads them and sees why OCR failed.
-        with self.sessions.begin() as session:
-            letter = session.get(Letter, job.letter_id)
-            if letter is not None:
-                record_event(
-                    session,
-                    at=self.clock(),
-                    actor="ocr",
-                    kind="ocr_failed",
-                    letter=letter,
-                    error=error,
-                )
+        self.update(job, "ocr_done", {"transcript": text}, pages=len(pages), characters=len(text))
 
     def _read(self, image: Path) -> str:
         done = subprocess.run(

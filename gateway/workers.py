@@ -8,13 +8,17 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
 from store.jobs import JobQueue
-from store.models import Job
+from store.letters import record_event
+from store.models import Job, Letter
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +148,36 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+class LetterJob(Handler):
+    """A job about one letter (OCR, transcription): it reads the letter's files and writes
+    its result back with an event; a final failure is an event too, and the letter keeps
+    its files for a person to read or hear."""
+
+    actor: str
+    failed_event: str
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime]
+
+    def files_of(self, job: Job) -> list[tuple[str, str, str]]:
+        """(filename, media type, sha256) of every attachment of the job's letter."""
+        with self.sessions() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is None:
+                raise GiveUp(f"letter {job.letter_id} does not exist")
+            return [(a.filename, a.media_type, a.sha256) for a in letter.attachments]
+
+    def update(self, job: Job, event: str, changes: Mapping[str, Any], **detail: Any) -> None:
+        with self.sessions.begin() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is None:
+                return
+            for column, value in changes.items():
+                setattr(letter, column, value)
+            record_event(
+                session, at=self.clock(), actor=self.actor, kind=event, letter=letter, **detail
+            )
+
+    def gave_up(self, job: Job, error: str) -> None:
+        self.update(job, self.failed_event, {}, error=error)

@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import SttConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
-from gateway.workers import GiveUp, Handler
+from gateway.workers import GiveUp, LetterJob
 from ivr.audio import AudioError, read_wav
-from ivr.stt import Recogniser, Transcript
+from ivr.stt import Recogniser
 from store.attachments import AttachmentStore
-from store.letters import record_event
-from store.models import Job, Letter
+from store.models import Job
 
 log = logging.getLogger(__name__)
 TRANSCRIBE = "transcribe"
@@ -32,8 +31,10 @@ def is_audio(media_type: str, filename: str) -> bool:
     return media_type.startswith("audio/") or filename.lower().endswith(".wav")
 
 
-class TranscribeHandler(Handler):
+class TranscribeHandler(LetterJob):
     kind = TRANSCRIBE
+    actor = "stt"
+    failed_event = "transcribe_failed"
 
     def __init__(
         self,
@@ -59,13 +60,7 @@ class TranscribeHandler(Handler):
     def run(self, job: Job) -> None:
         self.ready()
         assert self.recogniser is not None
-        with self.sessions() as session:
-            letter = session.get(Letter, job.letter_id)
-            if letter is None:
-                raise GiveUp(f"letter {job.letter_id} does not exist")
-            recordings = [
-                a.sha256 for a in letter.attachments if is_audio(a.media_type, a.filename)
-            ]
+        recordings = [sha for name, media, sha in self.files_of(job) if is_audio(media, name)]
         if not recordings:
             raise GiveUp("the letter has no recording")
         try:
@@ -75,43 +70,22 @@ class TranscribeHandler(Handler):
             ]
         except AudioError as exc:
             raise GiveUp(f"unreadable recording: {exc}") from exc
-        self._store(job, transcripts)
-
-    def _store(self, job: Job, transcripts: list[Transcript]) -> None:
         words = [w for t in transcripts for w in t.words]
-        text = "\n".join(t.text for t in transcripts if t.text)
         confidence = sum(w.confidence for w in words) / len(words) if words else None
-        with self.sessions.begin() as session:
-            letter = session.get(Letter, job.letter_id)
-            assert letter is not None
-            letter.transcript = text
-            letter.transcript_confidence = confidence
-            letter.transcript_words = [
+        changes = {
+            "transcript": "\n".join(t.text for t in transcripts if t.text),
+            "transcript_confidence": confidence,
+            "transcript_words": [
                 {"word": w.word, "start": w.start, "end": w.end, "conf": w.confidence}
                 for w in words
-            ]
-            record_event(
-                session,
-                at=self.clock(),
-                actor="stt",
-                kind="transcribed",
-                letter=letter,
-                seconds=round(sum(t.seconds for t in transcripts), 2),
-                words=len(words),
-                confidence=None if confidence is None else round(confidence, 3),
-            )
+            ],
+        }
+        self.update(
+            job,
+            "transcribed",
+            changes,
+            seconds=round(sum(t.seconds for t in transcripts), 2),
+            words=len(words),
+            confidence=None if confidence is None else round(confidence, 3),
+        )
         log_event(log, "stt.transcribed", letter=job.letter_id, words=len(words))
-
-    def gave_up(self, job: Job, error: str) -> None:
-        # The letter keeps its recording: an operator listens to it.
-        with self.sessions.begin() as session:
-            letter = session.get(Letter, job.letter_id)
-            if letter is not None:
-                record_event(
-                    session,
-                    at=self.clock(),
-                    actor="stt",
-                    kind="transcribe_failed",
-                    letter=letter,
-                    error=error,
-                )
