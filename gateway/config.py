@@ -267,6 +267,54 @@ class DeadlinesConfig(Section):
     sweep_interval_seconds: float = Field(default=60, gt=0)
 
 
+class ApiTokenConfig(Section):
+    """A token given in config: only its SHA-256 is written here, never the token."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[Literal["read", "write", "act", "pii"]] = ["read"]
+    department: str | None = None
+
+
+class ApiConfig(Section):
+    """The integrator REST API under /api/v1 and Open311 GeoReport v2 under /open311/v2."""
+
+    enabled: bool = True
+    tokens: list[ApiTokenConfig] = []
+    page_size: int = Field(default=50, ge=1, le=500)
+    # Open311: extra service codes beside the seven categories (code -> name).
+    open311_services: dict[str, str] = {}
+
+
+class WebhookEndpoint(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    url: str
+    # Standard Webhooks secrets ("whsec_..."): the first signs; both are valid while rotating.
+    # Prefer HOTLINE_WEBHOOK_SECRET_<NAME> in the environment over writing them here.
+    secrets: list[str] = []
+    events: list[str] = [
+        "letter.created",
+        "letter.assigned",
+        "letter.replied",
+        "letter.overdue",
+        "letter.closed",
+    ]
+    # Thin payloads (ids and links) unless this is set and the endpoint may see PII.
+    include_pii: bool = False
+
+
+class WebhooksConfig(Section):
+    endpoints: list[WebhookEndpoint] = []
+    # No request to any host not listed here: no SSRF into the city's network.
+    allowed_hosts: list[str] = []
+    timeout_seconds: float = Field(default=10, gt=0)
+    # Retries with exponential backoff for about this long, then dead-lettered.
+    retry_for_hours: float = Field(default=24, gt=0)
+    fanout_interval_seconds: float = Field(default=2, gt=0)
+    # The public base URL of this gateway, for links in payloads.
+    public_url: str = "http://127.0.0.1:8080"
+
+
 class Config(Section):
     timezone: str = "Asia/Shanghai"
     database: DatabaseConfig = DatabaseConfig()
@@ -279,6 +327,8 @@ class Config(Section):
     jobs: JobsConfig = JobsConfig()
     stt: SttConfig = SttConfig()
     routing: RoutingConfig = RoutingConfig()
+    api: ApiConfig = ApiConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
 
     @field_validator("timezone")
