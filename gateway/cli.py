@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import stt_cli, tracking
@@ -108,6 +109,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--xlsx", type=Path, help="also write the tables as an Excel workbook")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
     stt_cli.add_parsers(commands)
+    tokens = commands.add_parser("tokens", help="API bearer tokens for integrators")
+    token_actions = tokens.add_subparsers(dest="action", required=True)
+    create = token_actions.add_parser("create", help="make a token (shown once)")
+    create.add_argument("name")
+    create.add_argument(
+        "--scope", action="append", default=[], help="read, write, act, pii (repeat); default read"
+    )
+    create.add_argument("--department", help="the token sees only this department's letters")
+    revoke = token_actions.add_parser("revoke", help="revoke every token of this name")
+    revoke.add_argument("name")
+    token_actions.add_parser("list", help="names, scopes and departments (never the tokens)")
     return parser
 
 
@@ -293,6 +305,33 @@ def _report(config: Config, args: argparse.Namespace) -> int:
         _print_json(reports.bulletin_json(bulletin))
     else:
         print(reports.render_text(bulletin))
+    return 0
+
+
+def _tokens(config: Config, args: argparse.Namespace) -> int:
+    from gateway.api import auth
+    from gateway.server import engine_for
+    from store.models import ApiToken
+
+    sessions = make_sessionmaker(engine_for(config))
+    now = datetime.now(UTC)
+    with sessions.begin() as session:
+        if args.action == "create":
+            try:
+                token = auth.create(
+                    session, args.name, args.scope or ["read"], args.department, now
+                )
+            except ValueError as exc:
+                print(f"hotline: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            print(token)
+            print("(shown once: only its hash is kept)", file=sys.stderr)
+        elif args.action == "revoke":
+            print(f"revoked {auth.revoke(session, args.name, now)} token(s) named {args.name}")
+        else:
+            for row in session.scalars(select(ApiToken).order_by(ApiToken.id)):
+                state = "revoked" if row.revoked_at else "active"
+                print(f"{row.name}  {','.join(row.scopes)}  {row.department or '-'}  {state}")
     return 0
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import BaseRoute, Mount
 
+from gateway.api.app import Services, build_api
 from gateway.config import Config
 from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
 from gateway.http import build_app
@@ -86,7 +88,13 @@ class Gateway:
             ROUTE: RouteHandler(sessions, self.workflow),
         }
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
-        self.app = build_app(self.metrics, self.database_up, self.spool.depth)
+        routes: list[BaseRoute] = []
+        if config.api.enabled:
+            api = build_api(
+                Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
+            )
+            routes.append(Mount("/api/v1", app=api))
+        self.app = build_app(self.metrics, self.database_up, self.spool.depth, routes)
         self.http = _Uvicorn(
             uvicorn.Config(
                 self.app,

@@ -49,11 +49,19 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads and then writes gets SQLITE_BUSY at once when
         # another writer committed in between, without waiting; IMMEDIATE waits its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sessions that only read (make_read_sessionmaker) stay deferred: in WAL mode they
+        # neither wait for nor block the writer.
+        read_only = conn.get_execution_options().get("read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only (pages, API lists): they never hold SQLite's write lock."""
+    return sessionmaker(engine.execution_options(read_only=True), expire_on_commit=False)
 
 
 def is_outage(exc: BaseException) -> bool:

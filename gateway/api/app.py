@@ -1,0 +1,383 @@
+"""The integrator REST API (/api/v1): letters, their files, and departments' actions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway import tracking
+from gateway.api import auth
+from gateway.api.privacy import citizen_view
+from gateway.api.schemas import (
+    Action,
+    ActionResult,
+    AttachmentView,
+    Created,
+    EventView,
+    LetterDetail,
+    NewLetter,
+    Page,
+    Problem,
+)
+from gateway.config import ApiConfig
+from gateway.contact import Channel, Citizen, IncomingContact
+from gateway.errors import StoreUnavailable
+from gateway.intake import Intake
+from gateway.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
+from store.attachments import AttachmentStore
+from store.db import make_read_sessionmaker
+from store.letters import record_event
+from store.models import Assignment, Attachment, Department, Letter
+
+PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: PROBLEM,
+    403: PROBLEM,
+    404: PROBLEM,
+    409: PROBLEM,
+    422: PROBLEM,
+    503: PROBLEM,
+}
+
+
+@dataclass
+class Services:
+    settings: ApiConfig
+    sessions: sessionmaker[Session]
+    files: AttachmentStore
+    intake: Intake
+    workflow: Workflow
+    clock: Callable[[], datetime]
+
+    def __post_init__(self) -> None:
+        self.reads = make_read_sessionmaker(self.sessions.kw["bind"])
+
+
+def _services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with _services(request).reads() as s:
+        yield s
+
+
+Db = Annotated[Session, Depends(_session)]
+
+
+def _principal(
+    request: Request, s: Db, authorization: Annotated[str | None, Header()] = None
+) -> auth.Principal:
+    scheme, _, token = (authorization or "").partition(" ")
+    settings = _services(request).settings
+    found = auth.find(s, settings, token) if scheme.lower() == "bearer" else None
+    if found is None:
+        raise HTTPException(401, "A valid bearer token is required")
+    return found
+
+
+# Module-level aliases: FastAPI resolves these string annotations in this module.
+Who = Annotated[auth.Principal, Depends(_principal)]
+
+
+def problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail).model_dump()
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def build_api(services: Services) -> FastAPI:
+    api = FastAPI(
+        title="12345 Hotline Gateway API",
+        version="1",
+        description="Letters for integrators' case systems. Errors are RFC 9457 problems.",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": "/api/v1"}],
+    )
+
+    @api.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
+    async def http_problem(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail))
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return problem(422, "Invalid request", where)
+
+    api.state.services = services
+
+    def require(who: auth.Principal, scope: str) -> None:
+        if not who.can(scope):
+            raise HTTPException(403, f"This token lacks the {scope} scope")
+
+    def visible(who: auth.Principal) -> Any:
+        """Letters a token may see: all, or those assigned to its department."""
+        if who.department is None:
+            return True
+        return Letter.id.in_(
+            select(Assignment.letter_id)
+            .join(Department, Assignment.department_id == Department.id)
+            .where(Department.code == who.department)
+        )
+
+    def load(s: Session, who: auth.Principal, number: str) -> Letter:
+        letter = s.scalars(
+            select(Letter)
+            .where(Letter.tracking_number == tracking.normalize(number), visible(who))
+            .options(selectinload(Letter.attachments), selectinload(Letter.events))
+        ).one_or_none()
+        if letter is None:  # also when it exists but is another department's
+            raise HTTPException(404, f"No letter {number}")
+        return letter
+
+    def leads(s: Session, ids: list[int]) -> dict[int, str]:
+        rows = s.execute(
+            select(Assignment.letter_id, Department.code)
+            .join(Department, Assignment.department_id == Department.id)
+            .where(
+                Assignment.letter_id.in_(ids),
+                Assignment.lead.is_(True),
+                Assignment.status != "returned",
+            )
+        )
+        return {letter_id: code for letter_id, code in rows}
+
+    def summary(letter: Letter, lead: str | None) -> dict[str, Any]:
+        return {
+            "tracking_number": letter.tracking_number,
+            "channel": letter.channel,
+            "received_at": letter.received_at,
+            "status": letter.status,
+            "category": letter.category,
+            "subject": letter.subject,
+            "department": lead,
+            "due_at": letter.due_at,
+        }
+
+    @api.get("/letters", response_model=Page, responses=ERRORS, summary="List letters")
+    def list_letters(
+        who: Who,
+        s: Db,
+        channel: Annotated[str | None, Query(max_length=16)] = None,
+        status: Annotated[str | None, Query(max_length=24)] = None,
+        category: Annotated[str | None, Query(max_length=16)] = None,
+        department: Annotated[str | None, Query(max_length=32)] = None,
+        since: datetime | None = None,
+        cursor: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    ) -> dict[str, Any]:
+        require(who, "read")
+        query = select(Letter).where(visible(who))
+        for column, value in (
+            (Letter.channel, channel),
+            (Letter.status, status),
+            (Letter.category, category),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if department is not None:
+            query = query.where(
+                Letter.id.in_(
+                    select(Assignment.letter_id)
+                    .join(Department)
+                    .where(Department.code == department)
+                )
+            )
+        if since is not None:
+            query = query.where(Letter.received_at >= _aware(since))
+        if cursor is not None:
+            query = query.where(Letter.id < _decode_cursor(cursor))
+        size = limit or services.settings.page_size
+        rows = list(s.scalars(query.order_by(Letter.id.desc()).limit(size + 1)))
+        more, rows = len(rows) > size, rows[:size]
+        lead = leads(s, [r.id for r in rows])
+        return {
+            "items": [summary(r, lead.get(r.id)) for r in rows],
+            "next_cursor": _encode_cursor(rows[-1].id) if more and rows else None,
+        }
+
+    @api.get(
+        "/letters/{tracking_number}",
+        response_model=LetterDetail,
+        responses=ERRORS,
+        summary="One letter with its history and attachment links",
+    )
+    def get_letter(
+        who: Who, s: Db, tracking_number: Annotated[str, Path(max_length=40)]
+    ) -> dict[str, Any]:
+        require(who, "read")
+        letter = load(s, who, tracking_number)
+        full = who.can("pii")
+        citizen = citizen_view(letter, letter.citizen, full)
+        if full and citizen is not None:
+            with services.sessions.begin() as audit:  # on record before the PII leaves
+                record_event(
+                    audit,
+                    at=services.clock(),
+                    actor=f"api:{who.name}",
+                    kind="pii_read",
+                    letter=audit.get(Letter, letter.id),
+                    reason="api",
+                )
+        base = f"/api/v1/letters/{letter.tracking_number}/attachments"
+        return {
+            **summary(letter, leads(s, [letter.id]).get(letter.id)),
+            "text": letter.text,
+            "transcript": letter.transcript,
+            "district": letter.district,
+            "mode": letter.mode,
+            "reply_type": letter.reply_type,
+            "citizen": citizen,
+            "attachments": [
+                AttachmentView(
+                    id=a.id,
+                    filename=a.filename,
+                    media_type=a.media_type,
+                    size=a.size,
+                    sha256=a.sha256,
+                    url=f"{base}/{a.id}",
+                )
+                for a in letter.attachments
+            ],
+            "events": [
+                EventView(at=e.at, actor=e.actor, kind=e.kind, detail=e.detail)
+                for e in letter.events
+            ],
+        }
+
+    @api.get(
+        "/letters/{tracking_number}/attachments/{attachment_id}",
+        responses=ERRORS,
+        response_class=Response,
+        summary="Download an attachment",
+    )
+    def get_attachment(
+        who: Who,
+        s: Db,
+        tracking_number: Annotated[str, Path(max_length=40)],
+        attachment_id: int,
+    ) -> Response:
+        require(who, "read")
+        letter = load(s, who, tracking_number)
+        found = s.get(Attachment, attachment_id)
+        if found is None or found.letter_id != letter.id:
+            raise HTTPException(404, f"No attachment {attachment_id} on {tracking_number}")
+        return Response(
+            services.files.read(found.sha256),
+            media_type=found.media_type,
+            # Never rendered inline: a citizen's upload is not trusted content.
+            headers={
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(found.filename)}",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    @api.post(
+        "/letters",
+        response_model=Created,
+        status_code=201,
+        responses=ERRORS,
+        summary="Create a letter from a partner channel (idempotent by key)",
+    )
+    def create_letter(who: Who, body: NewLetter, response: Response) -> Created:
+        require(who, "write")
+        c = body.citizen
+        contact = IncomingContact(
+            channel=Channel(body.channel),
+            source=f"api:{who.name}",
+            external_id=body.idempotency_key,
+            received_at=services.clock(),
+            citizen=Citizen(name=c.name, phone=c.phone, email=c.email, address=c.address),
+            subject=body.subject,
+            text=body.text,
+            category=body.category,
+            anonymous=body.anonymous,
+            confidential=body.confidential,
+        )
+        try:
+            accepted = services.intake.store(contact)
+        except StoreUnavailable as exc:
+            raise HTTPException(503, "The store is unavailable; retry later") from exc
+        if not accepted.created:
+            response.status_code = 200
+        assert accepted.tracking_number is not None
+        return Created(
+            tracking_number=accepted.tracking_number,
+            created=accepted.created,
+            verification_code=accepted.verification_code,
+        )
+
+    @api.post(
+        "/letters/{tracking_number}/actions",
+        response_model=ActionResult,
+        responses=ERRORS,
+        summary="A department's action: sign, reply, return, extend",
+    )
+    def act(
+        who: Who, body: Action, tracking_number: Annotated[str, Path(max_length=40)]
+    ) -> ActionResult:
+        require(who, "act")
+        if who.department is None:
+            raise HTTPException(403, "Only a department's token acts on letters")
+        actor = Actor(DEPARTMENT, f"api:{who.name}", who.department)
+        w = services.workflow
+        try:
+            with services.sessions.begin() as s:
+                letter = load(s, who, tracking_number)
+                if body.action == "sign":
+                    w.sign(s, letter, actor)
+                elif body.action in ("reply", "interim_reply"):
+                    w.reply(
+                        s,
+                        letter,
+                        _needed(body.text, "text"),
+                        actor,
+                        final=body.action == "reply",
+                        public=body.public,
+                        promised_at=body.promised_at and _aware(body.promised_at),
+                    )
+                elif body.action == "return":
+                    w.return_letter(s, letter, _needed(body.reason, "reason"), actor)
+                else:
+                    w.request_extension(s, letter, _needed(body.reason, "reason"), actor)
+                status = letter.status
+        except WorkflowError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return ActionResult(tracking_number=tracking.normalize(tracking_number), status=status)
+
+    return api
+
+
+def _needed(value: str | None, name: str) -> str:
+    if not value or not value.strip():
+        raise HTTPException(422, f"{name} is required for this action")
+    return value
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _encode_cursor(letter_id: int) -> str:
+    return base64.urlsafe_b64encode(str(letter_id).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "Invalid cursor") from exc

@@ -1,0 +1,224 @@
+"""The integrator API over HTTP: tokens and scopes, department isolation, PII, problems."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from gateway.api import auth
+from gateway.api.app import Services, build_api
+from gateway.config import ApiConfig, DeadlinesConfig
+from gateway.contact import Citizen
+from gateway.deadlines import WorkCalendar
+from gateway.workflow import OPERATOR, Actor, Workflow
+from store.db import make_sessionmaker
+from store.models import Event, Letter
+from tests.conftest import SHANGHAI, Parts, make_contact
+from tests.gateway.test_workflow import ROUTING
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+    parts: Parts
+    workflow: Workflow
+
+
+def letter(parts: Parts, workflow: Workflow, n: int, text: str, **changes: object) -> str:
+    accepted = parts.intake.accept_sync(make_contact(n, text=text, **changes))
+    assert accepted.tracking_number
+    with parts.intake.sessions.begin() as session:
+        row = session.scalars(
+            select(Letter).where(Letter.tracking_number == accepted.tracking_number)
+        ).one()
+        workflow.process(session, row)
+    return accepted.tracking_number
+
+
+@pytest.fixture
+async def api(parts: Parts, engine: Engine) -> AsyncIterator[Api]:
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: now)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        workflow.sync_departments(session)
+        tokens = {
+            "reader": auth.create(session, "reader", ["read"], None, now),
+            "partner": auth.create(session, "partner", ["read", "write"], None, now),
+            "city-admin": auth.create(session, "ca", ["read", "act"], "city-admin", now),
+            "environment": auth.create(session, "env", ["read", "act"], "environment", now),
+            "auditor": auth.create(session, "auditor", ["read", "pii"], None, now),
+        }
+    services = Services(
+        ApiConfig(page_size=2), sessions, parts.files, parts.intake, workflow, lambda: now
+    )
+    transport = httpx.ASGITransport(app=build_api(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://h/") as client:
+        yield Api(client, tokens, parts, workflow)
+
+
+def bearer(api: Api, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.tokens[who]}"}
+
+
+async def test_without_a_valid_token_the_answer_is_a_401_problem(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        answer = await api.client.get("/letters", headers=headers)
+        assert answer.status_code == 401
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["title"] == "A valid bearer token is required"
+
+
+async def test_letters_are_listed_newest_first_a_page_at_a_time(api: Api) -> None:
+    numbers = [
+        letter(
+            api.parts,
+            api.workflow,
+            n,
+            f"第{n}盏路灯坏了",
+            citizen=Citizen(phone=f"+861380013{n:04d}"),
+        )
+        for n in range(5)
+    ]
+    seen, cursor = [], None
+    for _ in range(5):
+        params = {"cursor": cursor} if cursor else {}
+        page = (
+            await api.client.get("/letters", params=params, headers=bearer(api, "reader"))
+        ).json()
+        seen += [item["tracking_number"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == numbers[::-1]
+
+
+async def test_a_department_token_sees_only_its_own_letters(api: Api) -> None:
+    streetlight = letter(api.parts, api.workflow, 1, "路灯坏了")
+    noise = letter(
+        api.parts, api.workflow, 2, "工地噪音扰民", citizen=Citizen(phone="+8613900139000")
+    )
+
+    listed = (await api.client.get("/letters", headers=bearer(api, "environment"))).json()
+    assert [i["tracking_number"] for i in listed["items"]] == [noise]
+    hidden = await api.client.get(f"/letters/{streetlight}", headers=bearer(api, "environment"))
+    assert hidden.status_code == 404
+
+
+async def test_contact_details_are_masked_and_a_reporter_is_not_shown_at_all(api: Api) -> None:
+    number = letter(
+        api.parts,
+        api.workflow,
+        1,
+        "路灯坏了",
+        citizen=Citizen(name="张三丰", phone="+8613800138000", email="zs@x.cn"),
+    )
+    report = letter(
+        api.parts,
+        api.workflow,
+        2,
+        "我要举报某单位",
+        citizen=Citizen(name="李四", phone="+8613900139000"),
+    )
+
+    seen = (await api.client.get(f"/letters/{number}", headers=bearer(api, "reader"))).json()
+    assert seen["citizen"] == {
+        "name": "张**",
+        "phone": "138****8000",
+        "email": "z***@x.cn",
+        "address": None,
+    }
+    hidden = (await api.client.get(f"/letters/{report}", headers=bearer(api, "reader"))).json()
+    assert hidden["citizen"] is None
+
+
+async def test_a_pii_read_shows_everything_and_is_audited(api: Api, engine: Engine) -> None:
+    number = letter(
+        api.parts, api.workflow, 1, "路灯坏了", citizen=Citizen(name="张三", phone="+8613800138000")
+    )
+    seen = (await api.client.get(f"/letters/{number}", headers=bearer(api, "auditor"))).json()
+    assert seen["citizen"]["phone"] == "+8613800138000"
+    with make_sessionmaker(engine)() as session:
+        audit = session.scalars(select(Event).where(Event.kind == "pii_read")).one()
+    assert audit.actor == "api:auditor"
+
+
+async def test_a_partner_creates_a_letter_once_per_idempotency_key(api: Api) -> None:
+    body = {
+        "idempotency_key": "mini-program-42",
+        "text": "小区门口井盖丢了",
+        "citizen": {"name": "王五", "phone": "13700137000"},
+    }
+    first = await api.client.post("/letters", json=body, headers=bearer(api, "partner"))
+    again = await api.client.post("/letters", json=body, headers=bearer(api, "partner"))
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["tracking_number"] == again.json()["tracking_number"]
+    assert len(first.json()["verification_code"]) == 6 and again.json()["verification_code"] is None
+    refused = await api.client.post("/letters", json=body, headers=bearer(api, "reader"))
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": "no key"},
+        {"idempotency_key": "k", "text": ""},
+        {"idempotency_key": "k", "text": "x", "channel": "pigeon"},
+        {"idempotency_key": "k", "text": "x", "unknown": 1},
+    ],
+    ids=["no-key", "empty-text", "bad-channel", "unknown-field"],
+)
+async def test_bad_input_gets_a_422_problem_naming_the_field(
+    api: Api, body: dict[str, object]
+) -> None:
+    answer = await api.client.post("/letters", json=body, headers=bearer(api, "partner"))
+    assert answer.status_code == 422
+    assert answer.json()["title"] == "Invalid request" and answer.json()["detail"]
+
+
+async def test_a_department_signs_and_replies_through_the_api(api: Api) -> None:
+    number = letter(api.parts, api.workflow, 1, "路灯坏了")
+    act = f"/letters/{number}/actions"
+
+    early = await api.client.post(
+        act, json={"action": "reply", "text": "好"}, headers=bearer(api, "city-admin")
+    )
+    assert early.status_code == 409 and "assigned" in early.json()["title"]
+    assert (
+        await api.client.post(act, json={"action": "sign"}, headers=bearer(api, "city-admin"))
+    ).json()["status"] == "signed"
+    other = await api.client.post(act, json={"action": "sign"}, headers=bearer(api, "environment"))
+    assert other.status_code == 404
+    done = await api.client.post(
+        act, json={"action": "reply", "text": "已修复"}, headers=bearer(api, "city-admin")
+    )
+    assert done.json() == {"tracking_number": number, "status": "replied"}
+
+
+async def test_attachments_download_as_attachments_never_inline(api: Api) -> None:
+    number = letter(api.parts, api.workflow, 1, "路灯坏了")
+    detail = (await api.client.get(f"/letters/{number}", headers=bearer(api, "reader"))).json()
+    url = detail["attachments"][0]["url"].removeprefix("/api/v1")
+
+    answer = await api.client.get(url, headers=bearer(api, "reader"))
+    assert answer.status_code == 200 and answer.content.startswith(b"\xff\xd8\xff")
+    assert answer.headers["content-disposition"].startswith("attachment;")
+
+
+async def test_the_openapi_document_is_served(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    assert {"/letters", "/letters/{tracking_number}", "/letters/{tracking_number}/actions"} <= set(
+        doc["paths"]
+    )
+    assert doc["servers"] == [{"url": "/api/v1"}]
+
+
+_ = (itertools, OPERATOR, Actor)
