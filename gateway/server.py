@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
+from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
 from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
@@ -90,10 +91,9 @@ class Gateway:
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         routes: list[BaseRoute] = []
         if config.api.enabled:
-            api = build_api(
-                Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
-            )
-            routes.append(Mount("/api/v1", app=api))
+            services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
+            routes.append(Mount("/api/v1", app=build_api(services)))
+            routes.append(Mount("/open311/v2", routes=open311.routes(services)))
         self.app = build_app(self.metrics, self.database_up, self.spool.depth, routes)
         self.http = _Uvicorn(
             uvicorn.Config(

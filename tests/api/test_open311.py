@@ -1,0 +1,114 @@
+"""An Open311 client's view: GeoReport v2's documented example requests, JSON and XML."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from xml.etree import ElementTree as ET
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from gateway.api import auth, open311
+from gateway.api.app import Services
+from gateway.config import ApiConfig, DeadlinesConfig
+from gateway.deadlines import WorkCalendar
+from gateway.workflow import Workflow
+from store.db import make_sessionmaker
+from tests.conftest import SHANGHAI, Parts
+from tests.gateway.test_workflow import ROUTING
+
+
+@pytest.fixture
+async def client(parts: Parts, engine: Engine) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: now)
+    sessions = make_sessionmaker(engine)
+    with sessions.begin() as session:
+        workflow.sync_departments(session)
+        key = auth.create(session, "civic-app", ["read", "write"], None, now)
+    services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: now)
+    app = Starlette(routes=[Mount("/open311/v2", routes=open311.routes(services))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://h/open311/v2") as c:
+        yield c, key
+
+
+async def test_the_service_list_names_the_seven_categories(
+    client: tuple[httpx.AsyncClient, str],
+) -> None:
+    c, _ = client
+    services = (await c.get("/services.json")).json()
+    assert [s["service_code"] for s in services][:7] == [
+        "complaint",
+        "help",
+        "suggestion",
+        "inquiry",
+        "report",
+        "opinion",
+        "other",
+    ]
+    xml = ET.fromstring((await c.get("/services.xml")).content)
+    assert xml.tag == "services" and xml.find("service/service_name").text == "投诉"  # type: ignore[union-attr]
+
+
+async def test_a_request_posted_as_the_spec_shows_becomes_a_letter_one_can_follow(
+    client: tuple[httpx.AsyncClient, str],
+) -> None:
+    c, key = client
+    form = {
+        "api_key": key,
+        "service_code": "complaint",
+        "description": "路灯坏了三天",
+        "address_string": "翠屏区人民路5号",
+        "email": "a@example.cn",
+        "first_name": "三",
+        "last_name": "张",
+        "phone": "13800138000",
+        "device_id": "phone-1",
+    }
+    posted = await c.post("/requests.json", data=form)
+    [created] = posted.json()
+    number = created["service_request_id"]
+
+    [request] = (await c.get(f"/requests/{number}.json", params={"api_key": key})).json()
+    assert request["status"] == "open" and request["service_code"] == "complaint"
+    assert "13800138000" not in str(request)
+    listed = (await c.get("/requests.json", params={"api_key": key, "status": "open"})).json()
+    assert [r["service_request_id"] for r in listed] == [number]
+    xml = ET.fromstring((await c.get(f"/requests/{number}.xml", params={"api_key": key})).content)
+    assert xml.find("request/service_request_id").text == number  # type: ignore[union-attr]
+    again = (await c.post("/requests.json", data=form)).json()
+    assert again[0]["service_request_id"] == number  # a resubmission is the same letter
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data", "status"),
+    [
+        ("POST", "/requests.json", {"service_code": "complaint", "description": "x"}, 403),
+        ("POST", "/requests.json", {"service_code": "nope", "description": "x"}, 400),
+        ("POST", "/requests.xml", {"service_code": "help", "description": " "}, 400),
+        ("GET", "/requests.json", {"start_date": "yesterday"}, 400),
+        ("GET", "/services/nope.json", {}, 404),
+    ],
+    ids=["no-api-key", "unknown-service", "empty-description-xml", "bad-date", "no-service"],
+)
+async def test_errors_come_in_the_specs_error_shape(
+    client: tuple[httpx.AsyncClient, str],
+    method: str,
+    path: str,
+    data: dict[str, str],
+    status: int,
+) -> None:
+    c, key = client
+    if status != 403:
+        data = {**data, "api_key": key}
+    answer = await (c.post(path, data=data) if method == "POST" else c.get(path, params=data))
+    assert answer.status_code == status
+    if path.endswith(".xml"):
+        assert ET.fromstring(answer.content).find("error/description") is not None
+    else:
+        assert answer.json()[0]["code"] == status
