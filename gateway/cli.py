@@ -120,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_actions.add_parser("revoke", help="revoke every token of this name")
     revoke.add_argument("name")
     token_actions.add_parser("list", help="names, scopes and departments (never the tokens)")
+    hooks = commands.add_parser("webhooks", help="dead-lettered webhooks and disabled endpoints")
+    hook_actions = hooks.add_subparsers(dest="action", required=True)
+    replay = hook_actions.add_parser("replay", help="send dead-lettered webhooks again")
+    replay.add_argument("--endpoint")
+    replay.add_argument("--since", type=_moment, help="ISO date or time; local time if no zone")
+    enable = hook_actions.add_parser("enable", help="re-enable an endpoint that answered 410")
+    enable.add_argument("endpoint")
     return parser
 
 
@@ -332,6 +339,26 @@ def _tokens(config: Config, args: argparse.Namespace) -> int:
             for row in session.scalars(select(ApiToken).order_by(ApiToken.id)):
                 state = "revoked" if row.revoked_at else "active"
                 print(f"{row.name}  {','.join(row.scopes)}  {row.department or '-'}  {state}")
+    return 0
+
+
+def _webhooks(config: Config, args: argparse.Namespace) -> int:
+    from gateway import webhooks
+    from gateway.server import engine_for
+
+    sessions = make_sessionmaker(engine_for(config))
+    if args.action == "replay":
+        since = args.since
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=config.zone)
+        print(f"queued {webhooks.replay(sessions, args.endpoint, since)} webhook(s) again")
+        return 0
+    try:
+        webhooks.enable(sessions, args.endpoint)
+    except LookupError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    print(f"{args.endpoint}: enabled")
     return 0
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
+from gateway import webhooks
 from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
@@ -89,6 +90,16 @@ class Gateway:
             ROUTE: RouteHandler(sessions, self.workflow),
         }
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
+        # Webhooks run on their own schedule (retries for about a day), apart from SMS/e-mail.
+        self.webhook_sender: webhooks.WebhookSender | None = None
+        if config.webhooks.endpoints:
+            webhooks.check_endpoints(config.webhooks)
+            self.webhook_sender = webhooks.WebhookSender(sessions, config.webhooks, utcnow)
+            self.webhook_jobs = JobRunner(
+                JobQueue(sessions),
+                {webhooks.KIND: webhooks.WebhookDelivery(sessions, self.webhook_sender, utcnow)},
+                webhooks.runner_settings(config.webhooks, config.jobs),
+            )
         routes: list[BaseRoute] = []
         if config.api.enabled:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
@@ -133,6 +144,12 @@ class Gateway:
             asyncio.create_task(self._drain_spool(stop), name="spool-drainer"),
             asyncio.create_task(self.jobs.run(stop), name="jobs"),
         ]
+        if self.webhook_sender is not None:
+            background.append(asyncio.create_task(self.webhook_jobs.run(stop), name="webhooks"))
+            fan = webhooks.fan_out_forever(
+                self.sessions, self.config.webhooks, utcnow, stop, self.webhook_jobs.waker()
+            )
+            background.append(asyncio.create_task(fan, name="webhook-fanout"))
         if self.config.stt.enabled and self.config.stt.workers:
             pool = WorkerPool("stt", self._stt_worker_command(), self.config.stt.workers)
             background.append(asyncio.create_task(pool.run(stop), name="stt-workers"))
@@ -154,6 +171,8 @@ class Gateway:
         self.http.should_exit = True
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
+        if self.webhook_sender is not None:
+            self.webhook_sender.close()
         stopped.cancel()
         await http
         self.engine.dispose()

@@ -1,0 +1,537 @@
+"""Signed webhooks to integrators (Standard Webhooks): fan-out from events, delivery, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from standardwebhooks import Webhook
+
+from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
+from gateway.errors import ConfigurationError, TransientError
+from gateway.logs import log_event
+from gateway.outbox import DeliveryHandler, Sender, queue_message
+from gateway.workers import GiveUp
+from store import jobs
+from store.letters import record_event
+from store.models import Assignment, Department, Event, Job, Letter, OutboxMessage, WebhookCursor
+
+log = logging.getLogger(__name__)
+
+KIND = "webhook"  # the outbox kind and the job kind of webhook deliveries
+TYPES = ("letter.created", "letter.assigned", "letter.replied", "letter.overdue", "letter.closed")
+BATCH = 500
+# PostgreSQL hands out event ids before commit, so an id after a gap may be followed by an
+# earlier id still uncommitted; a gap is waited on this long, then taken as a rollback.
+SETTLE = timedelta(seconds=60)
+# Tries per message: the first at once, then retries whose waits double and add up to
+# retry_for_hours (runner_settings).
+ATTEMPTS = 12
+# The error of a message given up because its endpoint is gone: enable() sends them again.
+GONE = "endpoint disabled: "
+# What DeliveryHandler names a message with this handler's domain: the outbox row id.
+_DOMAIN = "webhooks"
+_MESSAGE_ID = re.compile(rf"<outbox-(\d+)@{_DOMAIN}>")
+_SECRET_PREFIX = "whsec_"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Waiting(TransientError):
+    """An earlier message of the same letter to the same endpoint is not delivered yet."""
+
+
+def webhook_type(kind: str, detail: Mapping[str, Any], status: str) -> str | None:
+    """The webhook type an event is announced as, or None when integrators are not told."""
+    if kind == "received":
+        return "letter.created"
+    if kind == "assigned":
+        # A joint letter has one assigned event per department; the lead's is the news.
+        return "letter.assigned" if detail.get("lead", True) else None
+    if kind == "replied":
+        return "letter.replied" if detail.get("reply") == "final" else None
+    if kind == "urged":
+        return "letter.overdue"
+    if kind == "rejected" or (kind == "visited" and status in ("closed", "rejected")):
+        return "letter.closed"
+    return None
+
+
+def secret_variable(name: str) -> str:
+    return "HOTLINE_WEBHOOK_SECRET_" + name.upper().replace("-", "_")
+
+
+def secrets_for(endpoint: WebhookEndpoint, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The endpoint's secrets from config, else from its environment variable (a comma
+    between two while rotating)."""
+    if endpoint.secrets:
+        return list(endpoint.secrets)
+    raw = (os.environ if environ is None else environ).get(secret_variable(endpoint.name), "")
+    return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+def url_problem(url: str, allowed_hosts: Sequence[str]) -> str | None:
+    """Why a request to ``url`` is refused, or None: only http(s), no user info, and an
+    exact host from the allow list, so a webhook cannot reach into the city's network."""
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # .port raises on a port out of range
+        theirs = httpx.URL(url).host
+    except (ValueError, httpx.InvalidURL) as exc:
+        return f"not a URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme!r} is not http or https"
+    if "@" in parts.netloc:
+        return "user info is not allowed in the URL"
+    # Both parsers must name the same host: a URL read two ways is a known SSRF trick.
+    if not host or host != theirs.lower():
+        return "no host, or a host that does not parse the same way twice"
+    if host not in {h.lower().strip("[]") for h in allowed_hosts}:
+        return f"host {host!r} is not in webhooks.allowed_hosts"
+    return None
+
+
+def check_endpoints(settings: WebhooksConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse to start on an endpoint that could never be sent to; names the key."""
+    names: set[str] = set()
+    for i, endpoint in enumerate(settings.endpoints):
+        key = f"webhooks.endpoints[{i}]"
+        if endpoint.name in names:
+            raise ConfigurationError(f"{key}.name: {endpoint.name!r} is listed twice")
+        names.add(endpoint.name)
+        problem = url_problem(endpoint.url, settings.allowed_hosts)
+        if problem:
+            raise ConfigurationError(f"{key}.url: {problem}")
+        unknown = sorted(set(endpoint.events) - set(TYPES))
+        if unknown:
+            raise ConfigurationError(f"{key}.events: unknown {unknown}; known {list(TYPES)}")
+        _signers(endpoint, key, environ)
+
+
+def _signers(
+    endpoint: WebhookEndpoint, key: str, environ: Mapping[str, str] | None
+) -> list[Webhook]:
+    secrets = secrets_for(endpoint, environ)
+    if not secrets:
+        raise ConfigurationError(
+            f"{key}.secrets: none given and {secret_variable(endpoint.name)} is not set"
+        )
+    for secret in secrets:
+        body = secret.removeprefix(_SECRET_PREFIX)
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except binascii.Error as exc:
+            raise ConfigurationError(f"{key}.secrets: not whsec_ and base64: {exc}") from exc
+        # Standard Webhooks: secrets SHOULD be 24 to 64 random bytes.
+        if len(raw) < 24:
+            raise ConfigurationError(f"{key}.secrets: shorter than 24 bytes")
+    return [Webhook(secret) for secret in secrets]
+
+
+# -- fan-out ------------------------------------------------------------------------------
+
+
+def fan_out(
+    sessions: sessionmaker[Session],
+    settings: WebhooksConfig,
+    now: datetime,
+    *,
+    settle: timedelta = SETTLE,
+    batch: int = BATCH,
+) -> int:
+    """Queue one message (and its delivery job) per new event and subscribed endpoint,
+    advancing the endpoint's cursor in the same transaction; returns how many."""
+    queued = 0
+    for endpoint in settings.endpoints:
+        more = True
+        while more:
+            with sessions.begin() as session:
+                written, more = _fan_out_batch(session, endpoint, settings, now, settle, batch)
+            queued += written
+    return queued
+
+
+def _fan_out_batch(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    settings: WebhooksConfig,
+    now: datetime,
+    settle: timedelta,
+    batch: int,
+) -> tuple[int, bool]:
+    cursor = _cursor(session, endpoint.name)
+    if cursor.disabled_at is not None:
+        return 0, False
+    rows = session.scalars(
+        select(Event).where(Event.id > cursor.last_event_id).order_by(Event.id).limit(batch)
+    ).all()
+    events = _settled(rows, cursor.last_event_id, now - settle)
+    if not events:
+        return 0, False
+    letter_ids = {e.letter_id for e in events if e.letter_id is not None}
+    query = select(Letter).where(Letter.id.in_(letter_ids))
+    if endpoint.include_pii:
+        query = query.options(selectinload(Letter.citizen))
+    letters = {letter.id: letter for letter in session.scalars(query)}
+    leads = {
+        letter_id: code
+        for letter_id, code in session.execute(
+            select(Assignment.letter_id, Department.code)
+            .join(Department, Assignment.department_id == Department.id)
+            .where(
+                Assignment.letter_id.in_(letter_ids),
+                Assignment.lead.is_(True),
+                Assignment.status != "returned",
+            )
+        )
+    }
+    codes = {id_: code for id_, code in session.execute(select(Department.id, Department.code))}
+    written = 0
+    for event in events:
+        letter = letters.get(event.letter_id) if event.letter_id is not None else None
+        if letter is None:
+            continue
+        kind = webhook_type(event.kind, event.detail, letter.status)
+        if kind is None or kind not in endpoint.events:
+            continue
+        # The department the event concerns (the one urged), else the letter's lead.
+        department = codes.get(event.department_id or 0) or leads.get(letter.id)
+        payload = _payload(kind, event.at, letter, department, settings.public_url)
+        share = endpoint.include_pii and _may_share(letter)
+        if endpoint.include_pii:
+            payload["data"]["citizen"] = _citizen(letter) if share else None
+        message = queue_message(session, KIND, letter.id, endpoint.name, payload, now, False)
+        # A job kind of its own: the webhook runner retries for about a day (runner_settings).
+        jobs.enqueue(session, KIND, letter_id=letter.id, payload={"outbox_id": message.id}, at=now)
+        if share:
+            record_event(
+                session,
+                at=now,
+                actor=f"webhook:{endpoint.name}",
+                kind="pii_read",
+                letter=letter,
+                reason="webhook",
+                outbox=message.id,
+            )
+        written += 1
+    cursor.last_event_id = events[-1].id
+    return written, len(events) == len(rows) == batch
+
+
+def _cursor(session: Session, endpoint: str) -> WebhookCursor:
+    """The endpoint's cursor, locked until commit so two nodes never fan out one event
+    twice. A new endpoint starts after the newest event: it gets no history."""
+    locked = select(WebhookCursor).where(WebhookCursor.endpoint == endpoint).with_for_update()
+    cursor = session.scalars(locked).one_or_none()
+    if cursor is None:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        newest = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
+        session.execute(
+            insert(WebhookCursor)
+            .values(endpoint=endpoint, last_event_id=newest)
+            .on_conflict_do_nothing(index_elements=["endpoint"])
+        )
+        cursor = session.scalars(locked).one()
+    return cursor
+
+
+def _settled(events: Sequence[Event], after: int, horizon: datetime) -> list[Event]:
+    """The events that no uncommitted event can still precede: those right after the last
+    one taken, or after a gap older than the horizon (a rolled-back insert)."""
+    taken: list[Event] = []
+    expected = after + 1
+    for event in events:
+        if event.id != expected and event.at > horizon:
+            break
+        taken.append(event)
+        expected = event.id + 1
+    return taken
+
+
+def _may_share(letter: Letter) -> bool:
+    # The same letters the API never shows a citizen of without the pii scope: a reporter
+    # (举报人), a citizen who asked to stay anonymous, a confidential letter.
+    return not (letter.category == "report" or letter.anonymous or letter.confidential)
+
+
+def _citizen(letter: Letter) -> dict[str, Any] | None:
+    c = letter.citizen
+    return None if c is None else {"name": c.name, "phone": c.phone, "email": c.email}
+
+
+def _payload(
+    kind: str, at: datetime, letter: Letter, department: str | None, public_url: str
+) -> dict[str, Any]:
+    """Thin: ids and a link, never the citizen; the letter as it is when fanned out."""
+    return {
+        "type": kind,
+        "timestamp": _iso(at),
+        "data": {
+            "tracking_number": letter.tracking_number,
+            "letter_url": f"{public_url.rstrip('/')}/api/v1/letters/{letter.tracking_number}",
+            "status": letter.status,
+            "category": letter.category,
+            "channel": letter.channel,
+            "department": department,
+            "due_at": _iso(letter.due_at) if letter.due_at else None,
+        },
+    }
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def fan_out_forever(
+    sessions: sessionmaker[Session],
+    settings: WebhooksConfig,
+    clock: Callable[[], datetime],
+    stop: asyncio.Event,
+    queued: Callable[[], None] | None = None,
+) -> None:
+    """Fan out every ``fanout_interval_seconds``; ``queued`` wakes the webhook runner."""
+    while not stop.is_set():
+        try:
+            if await asyncio.to_thread(fan_out, sessions, settings, clock()) and queued:
+                queued()
+        except Exception:  # a failed fan-out is retried at the next interval
+            log.exception("webhooks.fan_out_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.fanout_interval_seconds)
+
+
+# -- delivery -----------------------------------------------------------------------------
+
+
+def runner_settings(settings: WebhooksConfig, base: JobsConfig) -> JobsConfig:
+    """The webhook runner's schedule: ATTEMPTS tries whose doubling waits add up to
+    retry_for_hours (24 h: waits of 42 s, 84 s, 3 min, ... 6 h, 12 h), then dead-lettered."""
+    window = settings.retry_for_hours * 3600
+    return base.model_copy(
+        update={
+            "max_attempts": ATTEMPTS,
+            "backoff_seconds": window / (2 ** (ATTEMPTS - 1) - 1),
+            # A lease shorter than a request would let a second worker send it again.
+            "lease_seconds": max(base.lease_seconds, 3 * settings.timeout_seconds),
+        }
+    )
+
+
+class WebhookSender:
+    """Signs and POSTs one webhook outbox row (an outbox Sender for kind "webhook").
+
+    2xx is delivered; 410 Gone disables the endpoint; anything else, a timeout or a lost
+    connection raises for a retry. The body of the answer is never read.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: WebhooksConfig,
+        clock: Callable[[], datetime] = utcnow,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.endpoints = {e.name: e for e in settings.endpoints}
+        self.signers = {
+            e.name: _signers(e, f"webhooks.endpoints[{i}]", environ)
+            for i, e in enumerate(settings.endpoints)
+        }
+        # No proxies or .netrc from the environment: the allow list is the whole story.
+        self.client = httpx.Client(
+            timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __call__(self, destination: str, payload: Mapping[str, Any], message_id: str) -> None:
+        endpoint = self.endpoints.get(destination)
+        if endpoint is None:
+            raise GiveUp(f"no endpoint {destination!r} in webhooks.endpoints")
+        problem = url_problem(endpoint.url, self.settings.allowed_hosts)
+        if problem:
+            raise GiveUp(f"refused {endpoint.url}: {problem}")
+        match = _MESSAGE_ID.fullmatch(message_id)
+        if match is None:
+            raise GiveUp(f"not a webhook outbox message: {message_id}")
+        outbox_id = int(match.group(1))
+        letter_id = self._check_turn(destination, outbox_id)
+        body = json.dumps(
+            {k: v for k, v in payload.items() if k != "sent"},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        # Stable per outbox row: a retry carries the same id and the receiver can dedupe.
+        webhook_id, now = f"msg_{outbox_id}", self.clock().astimezone(UTC)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "hotline-webhooks",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            # Every secret signs while one is rotated in (spec: space-separated signatures).
+            "webhook-signature": " ".join(
+                s.sign(webhook_id, now, body) for s in self.signers[destination]
+            ),
+        }
+        try:
+            with self.client.stream(
+                "POST", endpoint.url, content=body.encode(), headers=headers
+            ) as response:
+                status = response.status_code
+        except httpx.HTTPError as exc:
+            raise TransientError(f"{endpoint.url}: {type(exc).__name__}: {exc}") from exc
+        if 200 <= status < 300:
+            self._next_in_line(destination, letter_id, outbox_id)
+            return
+        if status == 410:
+            reason = f"{endpoint.url} answered 410 Gone"
+            self._disable(destination, reason)
+            raise GiveUp(GONE + reason)
+        raise TransientError(f"{endpoint.url} answered {status}")
+
+    def _check_turn(self, destination: str, outbox_id: int) -> int | None:
+        """The message's letter; raises while the endpoint is disabled or an earlier message
+        of the same letter to it is still pending (each letter's events arrive in order)."""
+        with self.sessions() as session:
+            cursor = session.get(WebhookCursor, destination)
+            if cursor is not None and cursor.disabled_at is not None:
+                raise GiveUp(GONE + (cursor.disabled_reason or "disabled"))
+            letter_id = session.scalar(
+                select(OutboxMessage.letter_id).where(OutboxMessage.id == outbox_id)
+            )
+            earlier = session.scalar(
+                _same_line(destination, letter_id)
+                .where(OutboxMessage.id < outbox_id)
+                .order_by(OutboxMessage.id)
+            )
+        if earlier is not None:
+            raise Waiting(f"waiting for earlier event msg_{earlier}")
+        return letter_id
+
+    def _next_in_line(self, destination: str, letter_id: int | None, outbox_id: int) -> None:
+        # The next message of this letter may be backing off behind this one: due it now.
+        now = self.clock()
+        with self.sessions.begin() as session:
+            following = session.scalar(
+                _same_line(destination, letter_id)
+                .where(OutboxMessage.id > outbox_id)
+                .order_by(OutboxMessage.id)
+            )
+            if following is None:
+                return
+            waiting = session.scalars(
+                select(Job).where(
+                    Job.kind == KIND,
+                    Job.status == jobs.QUEUED,
+                    Job.run_after > now,
+                    Job.letter_id == letter_id,
+                )
+            )
+            for job in waiting:
+                if job.payload.get("outbox_id") == following:
+                    job.run_after = now
+
+    def _disable(self, destination: str, reason: str) -> None:
+        with self.sessions.begin() as session:
+            cursor = session.get(WebhookCursor, destination, with_for_update=True)
+            if cursor is None:
+                cursor = WebhookCursor(endpoint=destination, last_event_id=0)
+                session.add(cursor)
+            cursor.disabled_at, cursor.disabled_reason = self.clock(), reason
+        log_event(log, "webhook.disabled", logging.WARNING, endpoint=destination, reason=reason)
+
+
+def _same_line(destination: str, letter_id: int | None) -> Select[int]:
+    # Webhook rows are pending, sent or failed; a failed one no longer holds the line.
+    return (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.kind == KIND,
+            OutboxMessage.status == "pending",
+            OutboxMessage.destination == destination,
+            OutboxMessage.letter_id == letter_id,
+        )
+        .limit(1)
+    )
+
+
+class WebhookDelivery(DeliveryHandler):
+    """The outbox delivery for webhook rows, on the job kind "webhook" so that a runner with
+    runner_settings() runs them: a day of retries, and a slow receiver never holds up SMS
+    and e-mail."""
+
+    kind = KIND
+
+    def __init__(
+        self, sessions: sessionmaker[Session], sender: Sender, clock: Callable[[], datetime]
+    ) -> None:
+        super().__init__(sessions, {KIND: sender}, clock, _DOMAIN)
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+def replay(
+    sessions: sessionmaker[Session],
+    endpoint: str | None,
+    since: datetime | None,
+    now: datetime | None = None,
+) -> int:
+    """Send dead-lettered webhook messages again (all, one endpoint's, those fanned out
+    since a time), oldest first so each letter's order holds; returns how many."""
+    query = select(OutboxMessage).where(
+        OutboxMessage.kind == KIND, OutboxMessage.status == "failed"
+    )
+    if endpoint is not None:
+        query = query.where(OutboxMessage.destination == endpoint)
+    if since is not None:
+        query = query.where(OutboxMessage.created_at >= since)
+    with sessions.begin() as session:
+        return _requeue(session, query, now or utcnow())
+
+
+def enable(sessions: sessionmaker[Session], endpoint: str, now: datetime | None = None) -> int:
+    """Re-enable an endpoint disabled by a 410 and send again, in order, what was given up
+    because of it; fan-out resumes where it stopped. Returns how many were re-queued."""
+    with sessions.begin() as session:
+        cursor = session.get(WebhookCursor, endpoint, with_for_update=True)
+        if cursor is None:
+            raise LookupError(f"no webhook endpoint {endpoint!r} has been fanned out to")
+        cursor.disabled_at = cursor.disabled_reason = None
+        gone = select(OutboxMessage).where(
+            OutboxMessage.kind == KIND,
+            OutboxMessage.status == "failed",
+            OutboxMessage.destination == endpoint,
+            OutboxMessage.last_error.startswith(GONE),
+        )
+        return _requeue(session, gone, now or utcnow())
+
+
+def _requeue(session: Session, query: Select[OutboxMessage], now: datetime) -> int:
+    # Locked: two operators replaying at once queue each message once.
+    messages = session.scalars(query.order_by(OutboxMessage.id).with_for_update()).all()
+    for message in messages:
+        message.status, message.next_attempt_at = "pending", now
+        payload = {"outbox_id": message.id}
+        jobs.enqueue(session, KIND, letter_id=message.letter_id, payload=payload, at=now)
+    return len(messages)
