@@ -105,7 +105,6 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--webhooks", type=int, default=500)
-    parser.add_argument("--webhooks", type=int, default=500)
     args = parser.parse_args()
     config = load_config(ROOT / "config.yaml", environ={})
     with tempfile.TemporaryDirectory() as tmp:
