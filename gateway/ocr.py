@@ -6,16 +6,11 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OcrConfig
 from gateway.errors import ConfigurationError
 from gateway.workers import GiveUp, LetterJob
-from store.attachments import AttachmentStore
 from store.models import Job
 
 READABLE = ("image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp")
@@ -28,22 +23,10 @@ def tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-class OcrHandler(LetterJob):
+class OcrHandler(LetterJob[OcrConfig]):
     kind = "ocr"
     actor = "ocr"
     failed_event = "ocr_failed"
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        files: AttachmentStore,
-        settings: OcrConfig,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.sessions = sessions
-        self.files = files
-        self.settings = settings
-        self.clock = clock
 
     def ready(self) -> None:
         if not self.settings.enabled:

@@ -9,18 +9,20 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
+from store.attachments import AttachmentStore
 from store.jobs import JobQueue
 from store.letters import record_event
 from store.models import Job, Letter
 
 log = logging.getLogger(__name__)
+S = TypeVar("S")
 
 
 class GiveUp(Exception):
@@ -150,15 +152,25 @@ async def _first(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-class LetterJob(Handler):
+class LetterJob(Handler, Generic[S]):
     """A job about one letter (OCR, transcription): it reads the letter's files and writes
     its result back with an event; a final failure is an event too, and the letter keeps
-    its files for a person to read or hear."""
+    its files for a person to read or hear. ``S`` is its config section."""
 
     actor: str
     failed_event: str
-    sessions: sessionmaker[Session]
-    clock: Callable[[], datetime]
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        files: AttachmentStore,
+        settings: S,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.files = files
+        self.settings = settings
+        self.clock = clock
 
     def files_of(self, job: Job) -> list[tuple[str, str, str]]:
         """(filename, media type, sha256) of every attachment of the job's letter."""

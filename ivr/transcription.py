@@ -9,10 +9,6 @@ lease runs out and another worker takes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import SttConfig
 from gateway.errors import ConfigurationError
@@ -20,7 +16,6 @@ from gateway.logs import log_event
 from gateway.workers import GiveUp, LetterJob
 from ivr.audio import AudioError, read_wav
 from ivr.stt import Recogniser
-from store.attachments import AttachmentStore
 from store.models import Job
 
 log = logging.getLogger(__name__)
@@ -31,23 +26,12 @@ def is_audio(media_type: str, filename: str) -> bool:
     return media_type.startswith("audio/") or filename.lower().endswith(".wav")
 
 
-class TranscribeHandler(LetterJob):
+class TranscribeHandler(LetterJob[SttConfig]):
     kind = TRANSCRIBE
     actor = "stt"
     failed_event = "transcribe_failed"
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        files: AttachmentStore,
-        settings: SttConfig,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.sessions = sessions
-        self.files = files
-        self.settings = settings
-        self.clock = clock
-        self.recogniser: Recogniser | None = None
+    recogniser: Recogniser | None = None  # loaded by ready(), once per worker process
 
     def ready(self) -> None:
         """Load the model once; while it is missing or broken the jobs wait."""
