@@ -425,8 +425,9 @@ class Workflow:
         if satisfied or lead is None:
             letter.status, letter.closed_at = "closed", self.clock()
             return
-        lead.status, lead.replied_at = "signed", None
-        letter.status, letter.replied_at = "signed", None
+        # The first reply keeps its time: statistics still count it (and its timeliness);
+        # the next final reply will set a new one.
+        lead.status = letter.status = "signed"
         self._event(session, letter, actor, "reopened", lead.department)
 
     def _reply(

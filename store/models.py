@@ -256,7 +256,11 @@ class OutboxMessage(Base):
     """An outbound SMS, e-mail or webhook, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "next_attempt_at"),
+        # Webhooks are delivered in order per (endpoint, letter).
+        Index("ix_outbox_destination_letter", "destination", "letter_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
