@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# (modem, connected, signal, failed connects in a row), read at each scrape.
+ModemStatus = Callable[[], list[tuple[str, bool, int, int]]]
 
 
 class Metrics:
@@ -48,3 +55,27 @@ class Metrics:
             "1 when the last health check reached the database, else 0.",
             registry=self.registry,
         )
+
+    def watch_modems(self, status: ModemStatus) -> None:
+        self.registry.register(_Modems(status))
+
+
+class _Modems(Collector):
+    def __init__(self, status: ModemStatus) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        connected = GaugeMetricFamily(
+            "hotline_modem_connected", "1 while the modem is connected.", labels=["modem"]
+        )
+        signal = GaugeMetricFamily(
+            "hotline_modem_signal", "Last +CSQ signal (0-31; 99 unknown).", labels=["modem"]
+        )
+        failures = GaugeMetricFamily(
+            "hotline_modem_failures", "Failed connects in a row.", labels=["modem"]
+        )
+        for name, up, strength, failed in self.status():
+            connected.add_metric([name], 1 if up else 0)
+            signal.add_metric([name], strength)
+            failures.add_metric([name], failed)
+        yield from (connected, signal, failures)

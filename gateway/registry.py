@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from gateway.config import Config
 from gateway.contact import ChannelAdapter
 from gateway.intake import Intake
+from gateway.metrics import ModemStatus
 from gateway.outbox import DeliveryReports, Sender
 
 
@@ -22,6 +23,7 @@ class Wiring:
     intake: Intake
     reports: DeliveryReports
     senders: dict[str, Sender] = field(default_factory=dict)
+    modem_status: ModemStatus | None = None
 
 
 ChannelFactory = Callable[[Wiring], ChannelAdapter]
@@ -45,6 +47,7 @@ def _gsm(wiring: Wiring) -> ChannelAdapter:
         settings, wiring.intake.accept, simulators.devices(), report=wiring.reports
     )
     wiring.senders["sms"] = channel.deliver
+    wiring.modem_status = channel.status
     return simulators.around(channel)
 
 

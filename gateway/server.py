@@ -83,6 +83,8 @@ class Gateway:
         if config.outgoing_mail.enabled:
             wiring.senders["email"] = Mailer(config.outgoing_mail).deliver
         self.channels = build_channels(wiring)
+        if wiring.modem_status is not None:
+            self.metrics.watch_modems(wiring.modem_status)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
         handlers: dict[str, Handler] = {
             OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),

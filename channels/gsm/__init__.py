@@ -46,6 +46,10 @@ class GsmChannel:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
         self.workers.clear()
 
+    def status(self) -> list[tuple[str, bool, int, int]]:
+        """(modem, connected, signal, failed connects in a row) for the operator's metrics."""
+        return [(w.name, w.connected.is_set(), w.signal, w.failures) for w in self.workers]
+
     def deliver(
         self, destination: str, payload: Mapping[str, Any], message_id: str
     ) -> dict[str, Any]:

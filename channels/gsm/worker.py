@@ -81,6 +81,7 @@ class ModemWorker:
         self.connected = threading.Event()
         self.outgoing: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
         self.failures = 0
+        self.signal = -1  # the last +CSQ reading (0-31, 99 unknown), -1 before one
         self.first_seen: dict[str, datetime] = {}
         self._last_send = 0.0
         self._reference = 0
@@ -251,6 +252,7 @@ class ModemWorker:
             network = modem.networkName
         except (GsmModemException, ValueError):
             signal, network = -1, None
+        self.signal = signal
         log_event(
             log,
             "gsm.connected",

@@ -41,6 +41,10 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
         assert metrics.status_code == 200
         assert "hotline_spool_depth 0.0" in metrics.text
         assert "hotline_database_up 1.0" in metrics.text
+        proc.wait_for_line('"event": "gsm.connected"')  # the simulated modem of make run
+        modems = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert 'hotline_modem_connected{modem="modem-1"} 1.0' in modems
+        assert 'hotline_modem_signal{modem="modem-1"} 20.0' in modems
 
         proc.send_signal(signal.SIGTERM)
         proc.wait_for_line('"event": "gateway.stopped"')
