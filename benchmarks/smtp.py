@@ -72,7 +72,7 @@ def baseline_server(port: int) -> None:
     asyncio.run(main())
 
 
-def start(kind: str, port: int, workdir: Path, database_url: str | None) -> Child:
+def start(kind: str, port: int, workdir: Path, database_url: str | None, routing: bool) -> Child:
     if kind == "baseline":
         args = [sys.executable, "-m", "benchmarks.smtp", "--serve-baseline", str(port)]
         env = dict(os.environ)
@@ -80,7 +80,8 @@ def start(kind: str, port: int, workdir: Path, database_url: str | None) -> Chil
         config = workdir / "config.yaml"
         config.write_text(
             f"http:\n  port: {free_port()}\nchannels:\n  smtp:\n    port: {port}\n"
-            "  gsm:\n    enabled: false\n"
+            "  gsm:\n    enabled: false\nstt:\n  workers: 0\n"
+            f"routing:\n  enabled: {'true' if routing else 'false'}\n"
             "logging:\n  level: INFO\n",
             encoding="utf-8",
         )
@@ -97,6 +98,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--routing",
+        action="store_true",
+        help="route every letter as it arrives, as serve does by default (off: intake alone)",
+    )
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
@@ -108,7 +114,7 @@ def main() -> None:
         procs: dict[str, Child] = {}
         try:
             for kind in rates:
-                procs[kind] = start(kind, ports[kind], Path(tmp), args.database_url)
+                procs[kind] = start(kind, ports[kind], Path(tmp), args.database_url, args.routing)
             for r in range(args.rounds):  # interleaved, so drift hits both alike
                 for kind in rates:
                     rates[kind].append(drive(ports[kind], f"r{r}", args.mails, args.clients))
@@ -118,7 +124,8 @@ def main() -> None:
     best = {kind: sorted(values)[len(values) // 2] for kind, values in rates.items()}
     print(
         f"smtp ({args.clients} connections, {args.mails} mails, "
-        f"{'SQLite' if not args.database_url else args.database_url.split(':')[0]}): "
+        f"{'SQLite' if not args.database_url else args.database_url.split(':')[0]}"
+        f"{', routing on' if args.routing else ''}): "
         f"gateway {best['gateway']:.0f}/s, 250-only aiosmtpd {best['baseline']:.0f}/s, "
         f"gateway/baseline = {best['gateway'] / best['baseline']:.2f}"
     )
