@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ EXIT_UNAVAILABLE = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `hotline report | head` ends quietly, as command-line tools do, not with a traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
@@ -44,15 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     configure(config.logging.level, config.logging.format)
-    handler = {
-        "serve": _serve,
-        "db": _db_upgrade,
-        "letters": _letters,
-        "sweep": _sweep,
-        "report": _report,
-        "transcribe": stt_cli.transcribe,
-        "stt": stt_cli.stt,
-    }[args.command]
+    handler = _handlers()[args.command]
     try:
         return handler(config, args)
     except ConfigurationError as exc:
@@ -67,6 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
+
+
+def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
+    """The command each subcommand runs (a test checks every subcommand has one)."""
+    return {
+        "serve": _serve,
+        "db": _db_upgrade,
+        "letters": _letters,
+        "sweep": _sweep,
+        "report": _report,
+        "transcribe": stt_cli.transcribe,
+        "stt": stt_cli.stt,
+        "tokens": _tokens,
+        "webhooks": _webhooks,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -177,3 +177,41 @@ def test_report_explains_a_period_it_cannot_read(database_url: str) -> None:
     done = hotline(database_url, "report", "--period", "last week")
     assert done.returncode == 2
     assert "accepted forms" in done.stderr
+
+
+def test_a_token_made_on_the_command_line_is_listed_and_can_be_revoked(database_url: str) -> None:
+    made = hotline(
+        database_url,
+        "tokens",
+        "create",
+        "oa",
+        "--scope",
+        "read",
+        "--scope",
+        "act",
+        "--department",
+        "city-admin",
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("hk_") and "shown once" in made.stderr
+    listed = hotline(database_url, "tokens", "list").stdout
+    assert "oa  act,read  city-admin  active" in listed
+    assert made.stdout.strip() not in listed  # only its hash is kept
+    assert hotline(database_url, "tokens", "revoke", "oa").stdout.startswith("revoked 1")
+    assert "revoked" in hotline(database_url, "tokens", "list").stdout
+    bad = hotline(database_url, "tokens", "create", "x", "--scope", "everything")
+    assert bad.returncode == 2 and "unknown scopes" in bad.stderr
+
+
+def test_webhook_replay_and_enable_answer_from_the_command_line(database_url: str) -> None:
+    assert hotline(database_url, "webhooks", "replay").stdout.startswith("queued 0")
+    unknown = hotline(database_url, "webhooks", "enable", "nowhere")
+    assert unknown.returncode == 1 and "nowhere" in unknown.stderr
+
+
+def test_every_command_the_parser_knows_has_a_handler() -> None:
+    from gateway.cli import _handlers, _parser
+
+    commands = next(a for a in _parser()._actions if a.dest == "command")
+    # "config" is answered before the config is loaded.
+    assert set(commands.choices) - {"config"} == set(_handlers())  # type: ignore[arg-type]
