@@ -139,6 +139,10 @@ class Gateway:
         self.intake.jobs_queued = self.jobs.waker()
         with self.sessions.begin() as session:
             self.workflow.sync_departments(session)
+        if self.webhook_sender is not None:
+            # A new endpoint's cursor starts at the newest event: place it before any channel
+            # takes a contact, or the first letters' events would count as history.
+            await asyncio.to_thread(webhooks.fan_out, self.sessions, self.config.webhooks, utcnow())
         for channel in self.channels.values():
             await channel.start()
         http = asyncio.create_task(self.http.serve(), name="http")

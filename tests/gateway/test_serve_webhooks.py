@@ -69,7 +69,7 @@ def test_a_mail_becomes_signed_created_and_assigned_webhooks(
         "stt:\n  workers: 0\njobs:\n  poll_interval_seconds: 0.2\n"
         "routing:\n  departments:\n    - {code: city-admin, name: 市城市管理局}\n"
         "  rules:\n    - {department: city-admin, keywords: [路灯]}\n"
-        "webhooks:\n  allowed_hosts: [127.0.0.1]\n  fanout_interval_seconds: 0.2\n"
+        "webhooks:\n  allowed_hosts: [127.0.0.1]\n  fanout_interval_seconds: 1\n"
         f"  endpoints:\n    - name: cases\n      url: http://127.0.0.1:{receiver.port}/hook\n"
         f"      secrets: [{SECRET}]\n",
         encoding="utf-8",
