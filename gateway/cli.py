@@ -32,9 +32,14 @@ EXIT_NOT_FOUND = 1
 EXIT_UNAVAILABLE = 3
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # `hotline report | head` ends quietly, as command-line tools do, not with a traceback.
+def run() -> None:
+    """The `hotline` program. `hotline report | head` ends quietly, as command-line tools
+    do; set here, not in main(), which tests call inside their own process."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
@@ -377,4 +382,4 @@ def _print_json(value: Any) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -83,3 +83,14 @@ def test_a_missing_config_file_is_a_clear_error(
 ) -> None:
     assert main(["--config", str(tmp_path / "nope.yaml"), "db", "upgrade"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_calling_main_in_process_leaves_the_callers_signal_handling_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    main(["config", "check", str(write(tmp_path, "http:\n  port: 8081\n"))])
+    # SIG_DFL here would let one write to a closed pipe kill a whole test run.
+    assert signal.getsignal(signal.SIGPIPE) == before
