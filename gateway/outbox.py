@@ -93,6 +93,9 @@ class Mailer:
 
 class DeliveryHandler(Handler):
     kind = DELIVER
+    # A message to the citizen or a department belongs in the letter's history; plumbing
+    # to integrators (webhooks) is recorded on its outbox row only.
+    history = True
 
     def __init__(
         self,
@@ -124,6 +127,8 @@ class DeliveryHandler(Handler):
             current.attempts = job.attempts
             if sent:
                 current.payload = {**current.payload, "sent": dict(sent)}
+            if not self.history:
+                return
             record_event(
                 session,
                 at=self.clock(),
