@@ -4,8 +4,8 @@ PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
 # Debian packages the gateway runs (fax OCR); installed when missing.
 DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils
-# Only the tests draw Chinese fax pages and speak voicemails (espeak-ng, sox).
-DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox
+# Only the tests draw Chinese fax pages, speak voicemails (espeak-ng, sox) and drive a browser.
+DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium
 
 .PHONY: run test install install-dev debian-packages lint clean
 

@@ -56,8 +56,13 @@ class IncomingContact:
     text: str = ""
     attachments: tuple[Attachment, ...] = ()
     category: str | None = None
+    # The district the citizen chose (the web form); routing otherwise finds it in the text.
+    district: str | None = None
     anonymous: bool = False
     confidential: bool = False
+    # Whether the citizen lets the hotline publish the letter and its reply (选登); None where
+    # the medium did not ask.
+    publish_consent: bool | None = None
     # Background work the letter needs once stored, e.g. "ocr" for fax pages; queued in
     # the letter's own transaction so it exists exactly when the letter does.
     jobs: tuple[str, ...] = ()

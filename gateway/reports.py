@@ -15,32 +15,12 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from gateway import labels
+from gateway.labels import CHANNEL_LABELS, STATUS_LABELS
 from gateway.stats import Bulletin, Count, DepartmentFigures
 from gateway.views import iso_utc
 
-CHANNEL_LABELS = {"phone": "电话", "sms": "短信", "email": "电子邮件", "fax": "传真", "web": "网站"}
-CATEGORY_LABELS = {
-    "complaint": "投诉",
-    "help": "求助",
-    "suggestion": "建议",
-    "inquiry": "咨询",
-    "report": "举报",
-    "opinion": "意见",
-    "other": "其他",
-    "unclassified": "未分类",
-}
-STATUS_LABELS = {
-    "received": "已收件",
-    "triage": "待分办",
-    "rejected": "不予受理",
-    "duplicate": "重复件",
-    "escalated": "呈办中",
-    "assigned": "已交办",
-    "signed": "已签收",
-    "promised": "已承诺",
-    "replied": "已答复",
-    "closed": "已办结",
-}
+CATEGORY_LABELS = {**labels.CATEGORY_LABELS, "unclassified": labels.UNCLASSIFIED_LABEL}
 # Sections; also the CSV headings and the sheet names (Excel allows 31 characters).
 CHANNELS, DAYS, CATEGORIES, STATUSES = "来信总量与渠道", "每日来信", "类别", "办理状态"
 DEPARTMENT_LETTERS, HANDLING = "各单位来信", "各单位办理情况"

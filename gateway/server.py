@@ -31,7 +31,7 @@ from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
 from gateway.workers import Handler, JobRunner
 from store.attachments import AttachmentStore
-from store.db import is_outage, make_engine, make_sessionmaker
+from store.db import is_outage, make_engine, make_read_sessionmaker, make_sessionmaker
 from store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,13 @@ class Gateway:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
             routes.append(Mount("/api/v1", app=build_api(services)))
             routes.append(Mount("/open311/v2", routes=open311.routes(services)))
+        if config.channels.web.enabled:
+            # Last: the citizen's site is served from the root, under everything above.
+            from channels.web.site import Site
+
+            reads = make_read_sessionmaker(self.engine)
+            site = Site(config, self.intake.accept_or_refuse, reads, utcnow)
+            routes.append(Mount("/", routes=site.routes()))
         self.app = build_app(self.metrics, self.database_up, self.spool.depth, routes)
         self.http = _Uvicorn(
             uvicorn.Config(

@@ -39,8 +39,10 @@ def encode_contact(contact: IncomingContact) -> bytes:
         "subject": contact.subject,
         "text": contact.text,
         "category": contact.category,
+        "district": contact.district,
         "anonymous": contact.anonymous,
         "confidential": contact.confidential,
+        "publish_consent": contact.publish_consent,
         "jobs": list(contact.jobs),
         "raw": contact.raw,
         "attachments": [
@@ -70,8 +72,10 @@ def decode_contact(raw: bytes) -> IncomingContact:
             subject=str(doc["subject"]),
             text=str(doc["text"]),
             category=doc["category"],
+            district=doc.get("district"),
             anonymous=bool(doc["anonymous"]),
             confidential=bool(doc["confidential"]),
+            publish_consent=doc.get("publish_consent"),
             jobs=tuple(str(kind) for kind in doc["jobs"]),
             raw=str(doc.get("raw", "")),
             attachments=tuple(

@@ -454,7 +454,10 @@ class Workflow:
         )
         if kind == "final":
             letter.replied_at = now
-            letter.publish = public and not letter.confidential
+            # 选登 only with the citizen's consent where they were asked.
+            letter.publish = (
+                public and not letter.confidential and letter.publish_consent is not False
+            )
             for duplicate in session.scalars(
                 select(Letter).where(Letter.duplicate_of_id == letter.id)
             ):

@@ -113,6 +113,8 @@ class Letter(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     satisfaction: Mapped[str | None] = mapped_column(String(16))
     publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The citizen's own say on publishing (the web form asks); None: not asked.
+    publish_consent: Mapped[bool | None] = mapped_column(Boolean)
 
     citizen: Mapped[Citizen | None] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(
@@ -273,6 +275,27 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MissedCall(Base):
+    """漏接回拨: a caller who hung up before leaving a message, for an agent to call back."""
+
+    __tablename__ = "missed_calls"
+    __table_args__ = (UniqueConstraint("source", "call_id", name="uq_missed_calls_source_call_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    call_id: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Why no letter: hung up in the menu, a recording too short to be a message, ...
+    reason: Mapped[str] = mapped_column(String(32))
+    # The caller's number is PII: it lives in citizens like every other contact detail.
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    called: Mapped[str | None] = mapped_column(String(64))
+    called_back_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    called_back_by: Mapped[str | None] = mapped_column(String(128))
+
+    citizen: Mapped[Citizen | None] = relationship()
 
 
 class ApiToken(Base):

@@ -23,6 +23,7 @@ from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Base
+from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get(
     "HOTLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -65,6 +66,25 @@ def postgres_schema_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def proxy(postgres_schema_url: str) -> Iterator[TcpProxy]:
+    """The line to PostgreSQL, to cut and mend: a real database outage."""
+    upstream = make_url(postgres_schema_url)
+    line = TcpProxy((upstream.host or "127.0.0.1", upstream.port or 5432))
+    line.up()
+    yield line
+    line.down()
+
+
+@pytest.fixture
+def cut_engine(proxy: TcpProxy, postgres_schema_url: str) -> Iterator[Engine]:
+    """An engine whose every connection runs through the proxy (PostgreSQL behind a cable)."""
+    url = make_url(postgres_schema_url).set(host="127.0.0.1", port=proxy.port)
+    engine = make_engine(url.render_as_string(hide_password=False), connect_timeout=1)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

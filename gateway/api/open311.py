@@ -19,18 +19,11 @@ from gateway.api.app import Services
 from gateway.config import CATEGORIES
 from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
+from gateway.labels import CATEGORY_LABELS
 from gateway.views import iso_utc
 from store.models import Assignment, Department, Event, Letter, Reply
 
-NAMES = {
-    "complaint": "投诉",
-    "help": "求助",
-    "suggestion": "建议",
-    "inquiry": "咨询",
-    "report": "举报",
-    "opinion": "意见",
-    "other": "其它",
-}
+NAMES = CATEGORY_LABELS
 CLOSED = ("replied", "closed", "rejected", "duplicate")
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select
-from sqlalchemy.engine import make_url
 
 from channels.smtp import SmtpChannel
 from gateway.config import JobsConfig, OcrConfig, OutgoingMailConfig, SmtpConfig
@@ -24,7 +23,7 @@ from gateway.notifications import Receipts
 from gateway.ocr import OcrHandler
 from gateway.outbox import DeliveryHandler, Mailer
 from gateway.workers import JobRunner
-from store.db import make_engine, make_sessionmaker
+from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Attachment, Citizen, Event, Job, Letter
 from tests.conftest import Parts, build_intake, count_rows, require_tool
@@ -171,28 +170,19 @@ async def test_a_message_we_cannot_read_gets_554_and_the_server_keeps_serving(
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_with_the_database_down_the_sender_is_told_451_and_retries_later(
-    postgres_schema_url: str, database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, cut_engine: Engine, proxy: TcpProxy, tmp_path: Path
 ) -> None:
-    upstream = make_url(postgres_schema_url)
-    line = TcpProxy((upstream.host or "127.0.0.1", upstream.port or 5432))
-    line.up()
-    cut_url = upstream.set(host="127.0.0.1", port=line.port)
-    cut_engine = make_engine(cut_url.render_as_string(hide_password=False), connect_timeout=1)
-    try:
-        async for server in running(build_intake(cut_engine, tmp_path)):
-            line.down()
-            with pytest.raises(smtplib.SMTPDataError) as deferred:
-                await asyncio.to_thread(send, server.port, mail())
-            assert deferred.value.smtp_code == 451
-            assert count_rows(engine, Letter) == 0
-            assert server.parts.spool.depth() == 0  # the sending server keeps it, not us
+    async for server in running(build_intake(cut_engine, tmp_path)):
+        proxy.down()
+        with pytest.raises(smtplib.SMTPDataError) as deferred:
+            await asyncio.to_thread(send, server.port, mail())
+        assert deferred.value.smtp_code == 451
+        assert count_rows(engine, Letter) == 0
+        assert server.parts.spool.depth() == 0  # the sending server keeps it, not us
 
-            line.up()
-            reply = await asyncio.to_thread(send, server.port, mail())
-            assert reply.startswith("2.0.0 OK")
-    finally:
-        line.down()
-        cut_engine.dispose()
+        proxy.up()
+        reply = await asyncio.to_thread(send, server.port, mail())
+        assert reply.startswith("2.0.0 OK")
     assert count_rows(engine, Letter) == 1
 
 
@@ -338,7 +328,9 @@ async def test_the_citizen_gets_a_chinese_receipt_with_number_and_code(
     parts.intake.receipts = Receipts(email=True, sms=False)
     outgoing = OutgoingMailConfig(enabled=True, port=relay[1])
     deliver = DeliveryHandler(
-        make_sessionmaker(engine), {"email": Mailer(outgoing).deliver}, parts.intake.clock,
+        make_sessionmaker(engine),
+        {"email": Mailer(outgoing).deliver},
+        parts.intake.clock,
         "hotline.local",
     )
     async for server in running(parts):

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
 
 from gateway.errors import StoreUnavailable
-from store.db import make_engine
 from store.models import Letter
 from tests.conftest import Parts, build_intake, make_contact
 from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
-def proxy(postgres_schema_url: str, database_url: str) -> Iterator[TcpProxy]:
-    upstream = make_url(postgres_schema_url)
-    line = TcpProxy((upstream.host or "127.0.0.1", upstream.port or 5432))
-    line.up()
-    yield line
-    line.down()
-
-
-@pytest.fixture
-def cut_engine(proxy: TcpProxy, postgres_schema_url: str) -> Iterator[Engine]:
-    """An engine whose every connection runs through the proxy (PostgreSQL behind a cable)."""
-    url = make_url(postgres_schema_url).set(host="127.0.0.1", port=proxy.port)
-    engine = make_engine(url.render_as_string(hide_password=False), connect_timeout=1)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def cut(cut_engine: Engine, tmp_path: Path) -> Parts:
+def cut(cut_engine: Engine, database_url: str, tmp_path: Path) -> Parts:
     return build_intake(cut_engine, tmp_path)
 
 

@@ -1,0 +1,145 @@
+"""Abuse resistance without third-party services: signed form tokens and rate limits.
+
+A form token carries when the form was served and a random nonce, signed with the site's
+secret together with the browser's own cookie, so another site cannot post the form on a
+citizen's behalf (it can neither read the cookie nor forge the signature). The time gives
+the minimum fill time that stops most bots, and the nonce is the submission's idempotency
+key, so a double submit is one letter. Tokens are stateless: every node behind a balancer
+checks them with the same secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
+from pathlib import Path
+
+from starlette.requests import Request
+
+NONCE_BYTES = 16
+
+
+class TokenError(Exception):
+    """Why a form token was not accepted, in words for the citizen."""
+
+
+@dataclass(frozen=True)
+class FormToken:
+    issued: float
+    nonce: str
+
+
+def new_browser_id() -> str:
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+class FormTokens:
+    def __init__(
+        self,
+        secret: bytes,
+        min_fill_seconds: float,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.secret = secret
+        self.min_fill_seconds = min_fill_seconds
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+
+    def issue(self, browser: str, nonce: str | None = None) -> str:
+        """A token for a form served to ``browser``; a given nonce keeps the form's key."""
+        body = f"{int(self.clock())}.{nonce or secrets.token_urlsafe(NONCE_BYTES)}"
+        return f"{body}.{self._sign(body, browser)}"
+
+    def check(self, token: str, browser: str | None) -> FormToken:
+        issued_text, _, rest = token.partition(".")
+        nonce, _, signature = rest.partition(".")
+        if not (issued_text.isdigit() and nonce and signature):
+            raise TokenError("表单无效，请刷新页面后重新填写。")
+        if browser is None:
+            raise TokenError("请允许浏览器使用Cookie后重新提交。")
+        if not hmac.compare_digest(signature, self._sign(f"{issued_text}.{nonce}", browser)):
+            raise TokenError("表单无效，请刷新页面后重新填写。")
+        age = self.clock() - int(issued_text)
+        if age > self.max_age_seconds:
+            raise TokenError("表单已过期，请再次提交。")
+        if age < self.min_fill_seconds:
+            raise TokenError("提交过快，请确认填写内容后再次提交。")
+        return FormToken(int(issued_text), nonce)
+
+    def _sign(self, body: str, browser: str) -> str:
+        digest = hmac.new(self.secret, f"{body}.{browser}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def load_secret(configured: str | None, path: Path) -> bytes:
+    """The configured secret, or one made once and kept beside the data (mode 0600), so a
+    restart does not invalidate the forms citizens are filling in."""
+    if configured:
+        return configured.encode()
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32).encode()
+    path.touch(mode=0o600)
+    path.write_bytes(secret)
+    return secret
+
+
+class RateLimiter:
+    """At most ``limit`` hits per key in a sliding ``window`` of seconds, in this process.
+
+    Per node: behind a balancer each node counts its own share, which is the point of a
+    limit (no citizen sends ten letters an hour) rather than an exact quota.
+    """
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.hits: dict[str, deque[float]] = {}
+
+    def blocked(self, key: str) -> bool:
+        """At the limit: the next hit would be one too many."""
+        return len(self._recent(key, self.clock())) >= self.limit
+
+    def hit(self, key: str) -> None:
+        self._recent(key, self.clock()).append(self.clock())
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        if len(self.hits) > 100_000:  # forget idle keys rather than grow without end
+            self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
+        hits = self.hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        return hits
+
+
+def client_ip(request: Request, trusted_proxies: list[str]) -> str:
+    """The citizen's address: X-Forwarded-For is believed only from a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if not forwarded or not _trusted(peer, trusted_proxies):
+        return peer
+    # The right-most address not our own proxies' is the one the nearest proxy saw.
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if not _trusted(hop, trusted_proxies):
+            return hop
+    return peer
+
+
+def _trusted(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ip_network(n, strict=False) for n in networks)

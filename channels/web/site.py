@@ -1,0 +1,293 @@
+"""The citizen's web site (in Chinese, for a phone browser, no JavaScript needed):
+write a letter, get its tracking number and code, follow its progress, read published
+letters and replies (选登).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from channels.web.form import LetterForm
+from channels.web.guard import (
+    FormTokens,
+    RateLimiter,
+    TokenError,
+    client_ip,
+    load_secret,
+    new_browser_id,
+)
+from channels.web.uploads import UploadError, check_upload, size_text
+from channels.web.views import (
+    find_own_letter,
+    progress,
+    published_count,
+    published_letter,
+    published_page,
+)
+from gateway.config import CATEGORIES, Config
+from gateway.contact import Accept, Attachment
+from gateway.errors import StoreUnavailable
+from gateway.labels import CATEGORY_LABELS
+from gateway.logs import log_event
+from store.letters import find_by_external_id
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+COOKIE = "hotline_form"
+HOUR, DAY = 3600.0, 86400.0
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Site:
+    def __init__(
+        self,
+        config: Config,
+        accept: Accept,
+        reads: sessionmaker[Session],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings = config.channels.web
+        self.accept = accept
+        self.reads = reads
+        self.clock = clock
+        self.zone: ZoneInfo = config.zone
+        self.districts = list(config.routing.districts)
+        self.rejections = dict(config.routing.screening.replies)
+        secret = load_secret(settings.secret, settings.secret_file)
+        max_age = settings.form_max_age_hours * HOUR
+        self.letter_tokens = FormTokens(secret, settings.min_fill_seconds, max_age)
+        self.lookup_tokens = FormTokens(secret, 0, max_age)
+        self.per_ip = RateLimiter(settings.letters_per_ip_per_hour, HOUR)
+        self.per_phone = RateLimiter(settings.letters_per_phone_per_day, DAY)
+        self.failed_lookups = RateLimiter(settings.lookups_failed_per_ip_per_hour, HOUR)
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.globals["categories"] = [(c, CATEGORY_LABELS[c]) for c in CATEGORIES]
+        # Whole request: every attachment at its limit plus the text fields.
+        self.max_body = settings.max_attachments * settings.max_attachment_bytes + 1024 * 1024
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.form_page, methods=["GET"]),
+            Route("/letters", self.submit, methods=["POST"]),
+            Route("/track", self.track_page, methods=["GET"]),
+            Route("/track", self.track, methods=["POST"]),
+            Route("/published", self.published, methods=["GET"]),
+            Route("/published/{number}", self.published_one, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+
+    # -- pages ------------------------------------------------------------------------
+
+    def _page(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        return self.templates.TemplateResponse(
+            request, name, context, status_code=status, headers=NO_STORE
+        )
+
+    def _form(
+        self,
+        request: Request,
+        form: LetterForm | None = None,
+        status: int = 200,
+        problem: str = "",
+        nonce: str | None = None,
+    ) -> Response:
+        browser = _browser(request)
+        token = self.letter_tokens.issue(browser, nonce)
+        response = self._page(
+            request,
+            "form.html",
+            {
+                "form": form or LetterForm.read({}),
+                "token": token,
+                "problem": problem,
+                "districts": self.districts,
+                "settings": self.settings,
+                "max_size": size_text(self.settings.max_attachment_bytes),
+            },
+            status,
+        )
+        _set_cookie(request, response, browser)
+        return response
+
+    async def form_page(self, request: Request) -> Response:
+        return self._form(request)
+
+    async def submit(self, request: Request) -> Response:
+        size = request.headers.get("content-length")
+        if size is None or not size.isdigit():
+            return self._form(request, status=411, problem="请求无效，请重新提交。")
+        if int(size) > self.max_body:
+            limit = size_text(self.settings.max_attachment_bytes)
+            problem = f"附件总大小超出限制（每个文件不超过 {limit}），请减少或压缩附件后重新提交。"
+            return self._form(request, status=413, problem=problem)
+        try:
+            fields, uploads = await self._read_form(request)
+        except HTTPException:
+            problem = f"提交内容无法识别，附件最多 {self.settings.max_attachments} 个。"
+            return self._form(request, status=400, problem=problem)
+        form = LetterForm.read(fields)
+        try:
+            token = self.letter_tokens.check(fields.get("token", ""), request.cookies.get(COOKIE))
+        except TokenError as exc:
+            # Keep what they typed, with a fresh token and key.
+            return self._form(request, form, 400, str(exc))
+        if fields.get("homepage"):  # the honeypot: people never see this field
+            log_event(log, "web.honeypot", logging.WARNING)
+            return self._form(request, form, 400, "提交未通过校验，请重新提交。", token.nonce)
+        form.validate(self.settings, self.districts)
+        attachments = await asyncio.to_thread(self._attachments, uploads, form)
+        if form.errors:
+            return self._form(request, form, 400, "请按提示修改后重新提交。", token.nonce)
+        ip = client_ip(request, self.settings.trusted_proxies)
+        phone = form.values["phone"]
+        if self.per_ip.blocked(ip) or (phone and self.per_phone.blocked(phone)):
+            log_event(log, "web.rate_limited", logging.WARNING)
+            problem = "提交过于频繁，请稍后再试。您填写的内容已保留。"
+            return self._form(request, form, 429, problem, token.nonce)
+        self.per_ip.hit(ip)
+        if phone:
+            self.per_phone.hit(phone)
+        contact = form.contact(self.settings.source, token.nonce, self.clock(), ip, attachments)
+        try:
+            accepted = await self.accept(contact)
+        except StoreUnavailable:
+            problem = "系统繁忙，暂时无法保存您的来信，请稍后再次提交。您填写的内容已保留。"
+            return self._form(request, form, 503, problem, token.nonce)
+        code = accepted.verification_code
+        if not accepted.created:  # the same form sent again: the same letter, shown again
+            code = await asyncio.to_thread(self._code_of, token.nonce)
+        return self._page(
+            request,
+            "submitted.html",
+            {"number": accepted.tracking_number, "code": code, "again": not accepted.created},
+        )
+
+    async def _read_form(self, request: Request) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+        """The text fields, and each chosen file's name and bytes (read up to one byte past
+        the limit, enough to tell it is too large)."""
+        # A few files over the limit still parse, so the citizen is told which rule and
+        # keeps the text; the body's size limit bounds them anyway.
+        limits = {"max_files": self.settings.max_attachments + 10, "max_fields": 40}
+        async with request.form(**limits, max_part_size=64 * 1024) as data:
+            fields = {k: v for k, v in data.multi_items() if isinstance(v, str)}
+            uploads = [
+                (v.filename, await v.read(self.settings.max_attachment_bytes + 1))
+                for v in data.getlist("attachments")
+                if isinstance(v, UploadFile) and v.filename
+            ]
+        return fields, uploads
+
+    def _attachments(
+        self, uploads: list[tuple[str, bytes]], form: LetterForm
+    ) -> tuple[Attachment, ...]:
+        if len(uploads) > self.settings.max_attachments:
+            form.errors["attachments"] = (
+                f"附件最多 {self.settings.max_attachments} 个，请减少后重新选择。"
+            )
+            return ()
+        checked = []
+        for index, (name, data) in enumerate(uploads, start=1):
+            try:
+                checked.append(check_upload(name, data, index, self.settings.max_attachment_bytes))
+            except UploadError as exc:
+                form.errors["attachments"] = str(exc) + "请重新选择附件。"
+        return tuple(checked)
+
+    def _code_of(self, key: str) -> str | None:
+        with self.reads() as session:
+            letter = find_by_external_id(session, self.settings.source, key)
+            return letter.verification_code if letter else None
+
+    async def track_page(self, request: Request) -> Response:
+        return self._track_form(request, number=request.query_params.get("number", ""))
+
+    def _track_form(
+        self, request: Request, number: str = "", problem: str = "", status: int = 200
+    ) -> Response:
+        browser = _browser(request)
+        token = self.lookup_tokens.issue(browser)
+        response = self._page(
+            request, "track.html", {"token": token, "number": number, "problem": problem}, status
+        )
+        _set_cookie(request, response, browser)
+        return response
+
+    async def track(self, request: Request) -> Response:
+        data = await request.form(max_files=0, max_fields=10, max_part_size=4096)
+        number, code = str(data.get("number") or "").strip(), str(data.get("code") or "")
+        try:
+            self.lookup_tokens.check(str(data.get("token") or ""), request.cookies.get(COOKIE))
+        except TokenError as exc:
+            return self._track_form(request, number, str(exc), 400)
+        ip = client_ip(request, self.settings.trusted_proxies)
+        if self.failed_lookups.blocked(ip):
+            return self._track_form(request, number, "查询次数过多，请一小时后再试。", 429)
+        found = await asyncio.to_thread(self._progress, number, code)
+        if found is None:
+            self.failed_lookups.hit(ip)
+            problem = "未查到该来信，请核对受理编号和查询码。"
+            return self._track_form(request, number, problem, 404)
+        return self._page(request, "progress.html", {"letter": found})
+
+    def _progress(self, number: str, code: str) -> dict[str, Any] | None:
+        with self.reads() as session:
+            letter = find_own_letter(session, number, code)
+            return progress(session, letter, self.zone, self.rejections) if letter else None
+
+    async def published(self, request: Request) -> Response:
+        page = request.query_params.get("page", "1")
+        page_number = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+        size = self.settings.published_page_size
+        letters, total = await asyncio.to_thread(self._published, page_number, size)
+        pages = max(1, -(-total // size))
+        context = {"letters": letters, "page": page_number, "pages": pages}
+        return self._page(request, "published.html", context)
+
+    def _published(self, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
+        with self.reads() as session:
+            return published_page(session, page, size, self.zone), published_count(session)
+
+    async def published_one(self, request: Request) -> Response:
+        number = request.path_params["number"]
+        letter = await asyncio.to_thread(self._published_one, number)
+        if letter is None:
+            return self._page(request, "missing.html", {}, 404)
+        return self._page(request, "published_letter.html", {"letter": letter})
+
+    def _published_one(self, number: str) -> dict[str, Any] | None:
+        with self.reads() as session:
+            return published_letter(session, number, self.zone)
+
+
+def _browser(request: Request) -> str:
+    """The browser's own id, kept across forms so several open tabs all stay valid."""
+    known = request.cookies.get(COOKIE, "")
+    return known if 16 <= len(known) <= 64 and known.isascii() else new_browser_id()
+
+
+def _set_cookie(request: Request, response: Response, browser: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        browser,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=int(DAY),
+    )
