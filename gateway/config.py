@@ -20,11 +20,14 @@ from pydantic import (
 )
 
 from gateway.errors import ConfigurationError
+from ivr.menu import IvrConfig
 
 # Environment variables that override a key: secrets and the database URL stay out of files.
 ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "HOTLINE_DATABASE_URL": ("database", "url"),
     "HOTLINE_RELAY_PASSWORD": ("outgoing_mail", "password"),
+    "HOTLINE_WEB_SECRET": ("channels", "web", "secret"),
+    "HOTLINE_TWILIO_AUTH_TOKEN": ("channels", "twilio", "auth_token"),
 }
 
 
@@ -123,9 +126,61 @@ class GsmConfig(Section):
     malformed_dir: Path = Path("var/gsm/malformed")
 
 
+class WebConfig(Section):
+    """The citizen's web site: the letter form, tracking and published replies (选登)."""
+
+    enabled: bool = True
+    source: str = "web"
+    # Signs form tokens; every node behind a balancer needs the same one. Unset, one is made
+    # once and kept in secret_file.
+    secret: str | None = None
+    secret_file: Path = Path("var/web.secret")
+    min_fill_seconds: float = Field(default=3, ge=0)
+    form_max_age_hours: float = Field(default=24, gt=0)
+    letters_per_ip_per_hour: int = Field(default=10, ge=1)
+    letters_per_phone_per_day: int = Field(default=5, ge=1)
+    # Wrong tracking number/code pairs before an address is told to wait (guessing codes).
+    lookups_failed_per_ip_per_hour: int = Field(default=20, ge=1)
+    max_attachments: int = Field(default=5, ge=0)
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_text_chars: int = Field(default=5000, gt=0)
+    # Reverse proxies whose X-Forwarded-For names the citizen's address (IPs or networks).
+    trusted_proxies: list[str] = []
+    published_page_size: int = Field(default=20, ge=1, le=200)
+
+
+class TwilioConfig(Section):
+    """Twilio's webhooks for rented numbers: SMS, and calls through the IVR."""
+
+    enabled: bool = False
+    source: str = "twilio"
+    account_sid: str = ""
+    auth_token: str | None = None
+    # The address Twilio calls, as Twilio sees it (behind a proxy it is not ours): every
+    # request's signature is checked against it.
+    public_url: str = "http://127.0.0.1:8080"
+    # Receipts and replies to citizens by SMS go through Twilio's REST API from this number.
+    sms_route: bool = False
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    # Twilio's REST API; another address only for a stand-in (simulators/twilio).
+    api_url: str = "https://api.twilio.com"
+    timeout_seconds: float = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _complete(self) -> TwilioConfig:
+        if self.enabled and not (self.account_sid and self.auth_token):
+            raise ValueError("account_sid and auth_token (HOTLINE_TWILIO_AUTH_TOKEN) are needed")
+        if self.sms_route and not (self.from_number or self.messaging_service_sid):
+            raise ValueError("sms_route needs from_number or messaging_service_sid")
+        return self
+
+
 class ChannelsConfig(Section):
     smtp: SmtpConfig = SmtpConfig()
     gsm: GsmConfig = GsmConfig()
+    web: WebConfig = WebConfig()
+    twilio: TwilioConfig = TwilioConfig()
 
 
 class OutgoingMailConfig(Section):
@@ -330,6 +385,8 @@ class Config(Section):
     api: ApiConfig = ApiConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
+    # The phone menu, shared by the SIP and Twilio channels (ivr/flow.py).
+    ivr: IvrConfig = IvrConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -419,7 +476,10 @@ def _anchor(config: Config, base: Path) -> Config:
     gsm = config.channels.gsm.model_copy(
         update={"malformed_dir": base / config.channels.gsm.malformed_dir}
     )
-    channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm})
+    web = config.channels.web.model_copy(
+        update={"secret_file": base / config.channels.web.secret_file}
+    )
+    channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm, "web": web})
     stt = config.stt.model_copy(
         update={"model_path": config.stt.model_path and base / config.stt.model_path}
     )

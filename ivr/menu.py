@@ -1,0 +1,159 @@
+"""config.yaml's `ivr:` section: the menu, its prompts, the agent queue and the voicemail."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# The letter categories (same codes as the core's; the core imports this module, not back).
+Category = Literal["complaint", "help", "suggestion", "inquiry", "report", "opinion", "other"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+DTMF_KEYS = "0123456789*#"
+
+
+def _dtmf_key(value: object) -> object:
+    # YAML reads an unquoted `9:` or `agent_digit: 9` as an int.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not (isinstance(value, str) and len(value) == 1 and value in DTMF_KEYS):
+        raise ValueError(f"{value!r} is not one DTMF key ({DTMF_KEYS})")
+    return value
+
+
+DtmfKey = Annotated[str, BeforeValidator(_dtmf_key)]
+
+
+def _not_a_number(value: object) -> object:
+    # YAML 1.1 reads an unquoted 20:00 as the sexagesimal int 1200, which pydantic would
+    # take as 00:20.
+    if isinstance(value, int | float):
+        raise ValueError(f'{value!r} is not a time of day; quote it in YAML: "20:00"')
+    return value
+
+
+def _naive(value: time) -> time:
+    # The local clock the channel passes has no offset to compare with.
+    if value.tzinfo is not None:
+        raise ValueError("a working-hours time is wall-clock time, without an offset")
+    return value
+
+
+WallTime = Annotated[time, BeforeValidator(_not_a_number), AfterValidator(_naive)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prompts(Section):
+    """The text of each prompt; channels play the recording named after the field."""
+
+    welcome: str = "您好，这里是12345市民热线。"
+    menu: str = (
+        "投诉请按1，求助请按2，建议请按3，咨询请按4，举报请按5，意见请按6，其它请按7，"
+        "人工服务请按9，重听请按0。"
+    )
+    invalid: str = "您的输入有误，请重新选择。"
+    no_input: str = "对不起，没有收到您的按键。"
+    record: str = "请在提示音后留言，留言完毕请按井号键。"
+    report_notice: str = "举报需提供真实身份信息，请在留言中说明您的姓名和联系方式。"
+    thanks: str = "您的留言已记录，我们会尽快处理。再见。"
+    transferring: str = "正在为您转接人工服务，请稍候。"
+    agent_unavailable: str = "人工服务暂时无法接通，请在提示音后留言。"
+    busy: str = "线路繁忙，请稍后再拨。"
+    goodbye: str = "感谢您的来电，再见。"
+
+
+PromptName = Literal[
+    "welcome",
+    "menu",
+    "invalid",
+    "no_input",
+    "record",
+    "report_notice",
+    "thanks",
+    "transferring",
+    "agent_unavailable",
+    "busy",
+    "goodbye",
+]
+
+
+class WorkingHours(Section):
+    """When agents answer. A window whose end is not after its start runs past midnight
+    and belongs to the day it starts on; 00:00–00:00 is around the clock."""
+
+    start: WallTime = time(8, 0)
+    end: WallTime = time(20, 0)
+    days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4, 5, 6]  # 0 = Monday
+
+    def covers(self, local: datetime) -> bool:
+        now, day = local.time(), local.weekday()
+        if self.start < self.end:
+            return day in self.days and self.start <= now < self.end
+        if now >= self.start:
+            return day in self.days
+        return now < self.end and (day - 1) % 7 in self.days
+
+
+class AgentConfig(Section):
+    # SIP URI or phone number of the call centre queue; None: no agents, the agent key
+    # leads to voicemail.
+    uri: str | None = None
+    answer_timeout_seconds: float = Field(default=20, gt=0)
+    working_hours: WorkingHours = WorkingHours()
+
+    def available(self, local: datetime) -> bool:
+        """Whether a transfer is worth trying at ``local``, the hotline's wall-clock time."""
+        return self.uri is not None and self.working_hours.covers(local)
+
+
+class VoicemailConfig(Section):
+    max_seconds: float = Field(default=180, gt=0)
+    silence_seconds: float = Field(default=5, gt=0)
+    # A shorter recording is a hang-up after the tone, not a letter.
+    min_seconds: float = Field(default=2, ge=0)
+    finish_key: DtmfKey = "#"
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> VoicemailConfig:
+        if self.min_seconds >= self.max_seconds:
+            raise ValueError("min_seconds must be below max_seconds")
+        return self
+
+
+class IvrConfig(Section):
+    # GB/T 33358 advises against menus on 12345: "direct" greets and transfers to an agent,
+    # with voicemail when none answers.
+    mode: Literal["menu", "direct"] = "menu"
+    prompts: Prompts = Prompts()
+    categories: dict[DtmfKey, Category] = {
+        "1": "complaint",
+        "2": "help",
+        "3": "suggestion",
+        "4": "inquiry",
+        "5": "report",
+        "6": "opinion",
+        "7": "other",
+    }
+    agent_digit: DtmfKey = "9"
+    repeat_digit: DtmfKey = "0"
+    menu_timeout_seconds: float = Field(default=6, gt=0)
+    # How often the menu is offered again after silence, and after a wrong key; one more
+    # and the caller is taken to voicemail as "other". Capped to keep call states short.
+    no_input_repeats: int = Field(default=2, ge=0, le=9)
+    invalid_retries: int = Field(default=3, ge=0, le=9)
+    agent: AgentConfig = AgentConfig()
+    voicemail: VoicemailConfig = VoicemailConfig()
+
+    @model_validator(mode="after")
+    def _keys_do_not_collide(self) -> IvrConfig:
+        if self.agent_digit == self.repeat_digit:
+            raise ValueError(f"agent_digit and repeat_digit are both {self.agent_digit!r}")
+        for reserved in ("agent_digit", "repeat_digit"):
+            key = getattr(self, reserved)
+            if key in self.categories:
+                raise ValueError(f"categories uses {key!r}, which is the {reserved}")
+        return self
