@@ -165,6 +165,9 @@ class TwilioConfig(Section):
     messaging_service_sid: str | None = None
     # Twilio's REST API; another address only for a stand-in (simulators/twilio).
     api_url: str = "https://api.twilio.com"
+    # Twilio's text-to-speech for the IVR prompts (config.yaml's ivr.prompts).
+    voice: str = "Polly.Zhiyu"
+    language: str = "cmn-CN"
     timeout_seconds: float = Field(default=15, gt=0)
 
     @model_validator(mode="after")

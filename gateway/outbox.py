@@ -183,16 +183,29 @@ class DeliveryReports:
             for message in recent:
                 sent = message.payload.get("sent", {})
                 if sent.get("modem") == modem and reference in sent.get("references", []):
-                    message.status = outcome
-                    record_event(
-                        session,
-                        at=self.clock(),
-                        actor=f"modem:{modem}",
-                        kind="delivery_report",
-                        letter=session.get(Letter, message.letter_id),
-                        outbox=message.id,
-                        outcome=outcome,
-                        status=status,
-                    )
+                    at, actor = self.clock(), f"modem:{modem}"
+                    record_delivery(session, message, outcome, at, actor, status=status)
                     return True
         return False
+
+
+def record_delivery(
+    session: Session,
+    message: OutboxMessage,
+    outcome: str,
+    at: datetime,
+    actor: str,
+    **detail: Any,
+) -> None:
+    """What the network says became of a sent message, on its row and in the history."""
+    message.status = outcome
+    record_event(
+        session,
+        at=at,
+        actor=actor,
+        kind="delivery_report",
+        letter=session.get(Letter, message.letter_id),
+        outbox=message.id,
+        outcome=outcome,
+        **detail,
+    )

@@ -64,9 +64,10 @@ class Gateway:
         self.spool = Spool(config.storage.spool_dir, self.metrics)
         sessions = make_sessionmaker(self.engine)
         files = AttachmentStore(config.storage.attachments_dir)
+        twilio = config.channels.twilio
         receipts = Receipts(
             email=config.outgoing_mail.enabled,
-            sms=config.channels.gsm.enabled,
+            sms=config.channels.gsm.enabled or (twilio.enabled and twilio.sms_route),
         )
         self.sessions = sessions
         self.workflow = workflow_for(config, utcnow)
@@ -83,6 +84,10 @@ class Gateway:
         if config.outgoing_mail.enabled:
             wiring.senders["email"] = Mailer(config.outgoing_mail).deliver
         self.channels = build_channels(wiring)
+        if twilio.enabled and twilio.sms_route:
+            from channels.twilio.rest import TwilioSms
+
+            wiring.senders["sms"] = TwilioSms(twilio).deliver
         if wiring.modem_status is not None:
             self.metrics.watch_modems(wiring.modem_status)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
@@ -91,6 +96,10 @@ class Gateway:
             DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
             ROUTE: RouteHandler(sessions, self.workflow),
         }
+        if twilio.enabled:
+            from channels.twilio.media import MediaHandler
+
+            handlers[MediaHandler.kind] = MediaHandler(sessions, files, twilio, utcnow)
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         # Webhooks run on their own schedule (retries for about a day), apart from SMS/e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
@@ -107,6 +116,12 @@ class Gateway:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
             routes.append(Mount("/api/v1", app=build_api(services)))
             routes.append(Mount("/open311/v2", routes=open311.routes(services)))
+        if twilio.enabled:
+            from channels.twilio.webhooks import TwilioWebhooks
+
+            # Twilio cannot be asked to resend a webhook it got an answer to: spool in outages.
+            hooks = TwilioWebhooks(config, self.intake.accept, sessions, utcnow)
+            routes.extend(hooks.routes())
         if config.channels.web.enabled:
             # Last: the citizen's site is served from the root, under everything above.
             from channels.web.site import Site

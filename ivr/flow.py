@@ -22,6 +22,8 @@ from ivr.menu import CATEGORIES, Category, IvrConfig, PromptName
 
 Step = Literal["start", "menu", "recording", "transfer", "done"]
 STEPS: tuple[Step, ...] = get_args(Step)
+RecordingEndReason = Literal["key", "silence", "max", "hangup"]
+TransferOutcome = Literal["answered", "busy", "no_answer", "failed"]
 MissedReason = Literal[
     "hung_up_before_answer", "hung_up_in_menu", "hung_up_in_transfer", "short_recording"
 ]
@@ -48,12 +50,12 @@ class NoInput:
 @dataclass(frozen=True)
 class RecordingEnded:
     seconds: float
-    reason: Literal["key", "silence", "max", "hangup"]
+    reason: RecordingEndReason
 
 
 @dataclass(frozen=True)
 class TransferEnded:
-    outcome: Literal["answered", "busy", "no_answer", "failed"]
+    outcome: TransferOutcome
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,83 @@
+"""A voicemail's recording (or an MMS's photos) fetched from Twilio into the letter.
+
+The letter is stored the moment Twilio tells us of the recording; the bytes follow as a
+durable job with retries (a recording is not always downloadable at once), and a
+recording then gets its transcription job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import httpx
+
+from gateway.config import TwilioConfig
+from gateway.workers import GiveUp, LetterJob
+from ivr.transcription import TRANSCRIBE
+from store import jobs
+from store.models import Attachment, Job, Letter
+
+MEDIA_JOB = "twilio_media"
+_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "audio/x-wav": ".wav",
+}
+
+
+def media_of(params: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(URL, file name) of every file Twilio's request points at."""
+    found = []
+    if params.get("RecordingUrl"):
+        sid = params.get("RecordingSid") or "recording"
+        found.append((params["RecordingUrl"] + ".wav", f"voicemail-{sid}.wav"))
+    count = int(params.get("NumMedia") or 0) if (params.get("NumMedia") or "0").isdigit() else 0
+    for n in range(min(count, 10)):
+        url = params.get(f"MediaUrl{n}")
+        if url:
+            kind = params.get(f"MediaContentType{n}", "")
+            found.append((url, f"mms-{n + 1}{_EXTENSIONS.get(kind, '')}"))
+    return found
+
+
+class MediaHandler(LetterJob[TwilioConfig]):
+    kind = MEDIA_JOB
+    actor = "twilio"
+    failed_event = "media_fetch_failed"
+
+    def run(self, job: Job) -> None:
+        with self.sessions() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is None:
+                raise GiveUp(f"letter {job.letter_id} does not exist")
+            wanted = media_of(json.loads(letter.raw or "{}"))
+            have = {a.filename for a in letter.attachments}
+        for url, filename in wanted:
+            if filename not in have:  # a retried job does not fetch twice
+                self._fetch(job, url, filename)
+
+    def _fetch(self, job: Job, url: str, filename: str) -> None:
+        auth = (self.settings.account_sid, self.settings.auth_token or "")
+        response = httpx.get(
+            url, auth=auth, timeout=self.settings.timeout_seconds, follow_redirects=True
+        )
+        if response.status_code in (401, 403):
+            raise GiveUp(f"Twilio refused our credentials for {url}")
+        response.raise_for_status()  # 404 while the recording is processed: retried
+        media_type = response.headers.get("content-type", "").split(";")[0] or "audio/x-wav"
+        stored = self.files.put(response.content)
+        with self.sessions.begin() as session:
+            session.add(
+                Attachment(
+                    letter_id=job.letter_id,
+                    filename=filename,
+                    media_type=media_type,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                )
+            )
+            if filename.endswith(".wav"):
+                jobs.enqueue(session, TRANSCRIBE, letter_id=job.letter_id, at=self.clock())
+        self.update(job, "media_fetched", {}, filename=filename, size=stored.size)

@@ -1,0 +1,264 @@
+"""Twilio's webhooks: incoming SMS, calls through the IVR, and status callbacks.
+
+Every request must carry a valid X-Twilio-Signature over the URL Twilio called, which is
+the configured public URL (behind a reverse proxy the Host we see is not Twilio's). A
+MessageSid or CallSid is the letter's idempotency key, so Twilio's retries are one letter.
+Twilio does not resend a webhook it got an answer to, so an outage spools the contact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.twilio.media import MEDIA_JOB, media_of
+from channels.twilio.voice import twiml
+from gateway.config import Config
+from gateway.contact import Accept, Channel, Citizen, IncomingContact
+from gateway.logs import log_event
+from gateway.outbox import record_delivery
+from ivr import flow
+from store.letters import find_by_external_id
+from store.missed_calls import find_missed, record_missed
+from store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+Params = dict[str, str]
+TWIML = "text/xml"
+DIAL_OUTCOMES: Mapping[str, flow.TransferOutcome] = {
+    "completed": "answered",
+    "answered": "answered",
+    "busy": "busy",
+    "no-answer": "no_answer",
+}
+MESSAGE_OUTCOMES = {
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "undelivered",
+}
+CALL_ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+class BadRequest(Exception):
+    """Not a request Twilio would send: answered 400 with the reason."""
+
+
+class TwilioWebhooks:
+    def __init__(
+        self,
+        config: Config,
+        accept: Accept,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = config.channels.twilio
+        self.ivr = config.ivr
+        self.zone = config.zone
+        self.accept = accept
+        self.sessions = sessions
+        self.clock = clock
+        self.validator = RequestValidator(self.settings.auth_token or "")
+        self.public = self.settings.public_url.rstrip("/")
+
+    def routes(self) -> list[BaseRoute]:
+        handlers: dict[str, Callable[[Params, Request], Awaitable[Response]]] = {
+            "/sms": self.sms,
+            "/voice": self.voice,
+            "/voice/digit": self.voice,
+            "/voice/recorded": self.voice,
+            "/voice/dialed": self.voice,
+            "/status": self.status,
+        }
+        return [
+            Mount(
+                "/twilio",
+                routes=[Route(p, self._signed(h), methods=["POST"]) for p, h in handlers.items()],
+            )
+        ]
+
+    def _signed(
+        self, handler: Callable[[Params, Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            async with request.form(max_files=0, max_fields=200, max_part_size=65536) as form:
+                params = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            url = self.public + request.url.path
+            if request.url.query:
+                url += "?" + request.url.query
+            algorithm = get_signature_algorithm(
+                request.headers.get("x-twilio-webhooks-signature-settings")
+            )
+            signature = request.headers.get("x-twilio-signature", "")
+            if not self.validator.validate(url, params, signature, algorithm):
+                peer = request.client.host if request.client else "unknown"
+                log_event(
+                    log, "twilio.bad_signature", logging.WARNING, path=request.url.path, peer=peer
+                )
+                return PlainTextResponse("invalid X-Twilio-Signature", status_code=403)
+            try:
+                return await handler(params, request)
+            except BadRequest as exc:
+                log_event(log, "twilio.bad_request", logging.WARNING, reason=str(exc))
+                return PlainTextResponse(str(exc), status_code=400)
+
+        return endpoint
+
+    # -- SMS ----------------------------------------------------------------------------
+
+    async def sms(self, params: Params, _: Request) -> Response:
+        sid, sender = _needed(params, "MessageSid"), _needed(params, "From")
+        contact = IncomingContact(
+            channel=Channel.SMS,
+            source=self.settings.source,
+            external_id=sid,
+            received_at=self.clock(),
+            citizen=Citizen(phone=sender),
+            text=params.get("Body", ""),
+            jobs=(MEDIA_JOB,) if media_of(params) else (),
+            raw=_raw(params),
+        )
+        await self.accept(contact)
+        return Response(str(MessagingResponse()), media_type=TWIML)
+
+    # -- calls through the IVR -----------------------------------------------------------
+
+    async def voice(self, params: Params, request: Request) -> Response:
+        _needed(params, "CallSid")
+        _needed(params, "From")
+        step = request.url.path.rsplit("/", 1)[-1]
+        state, event = self._event(step, params, request.query_params.get("s"), request)
+        state, actions = flow.step(self.ivr, state, event)
+        for action in actions:
+            if isinstance(action, flow.Outcome):
+                await self._outcome(action, params)
+        return Response(twiml(actions, state, self.ivr, self.settings), media_type=TWIML)
+
+    def _event(
+        self, step: str, params: Params, encoded: str | None, request: Request
+    ) -> tuple[flow.CallState, flow.Event]:
+        if step == "voice":
+            local = self.clock().astimezone(self.zone)
+            return flow.start(), flow.Answered(self.ivr.agent.available(local))
+        try:
+            state = flow.CallState.decode(encoded or "")
+        except ValueError as exc:
+            raise BadRequest(f"the call state {encoded!r} is not one we issued") from exc
+        if step == "digit":
+            digits = params.get("Digits", "")
+            return state, flow.Digit(digits[:1]) if digits else flow.NoInput()
+        if step == "dialed":
+            status = _needed(params, "DialCallStatus")
+            return state, flow.TransferEnded(DIAL_OUTCOMES.get(status, "failed"))
+        if request.query_params.get("empty"):
+            return state, flow.RecordingEnded(0, "silence")
+        _needed(params, "RecordingUrl")
+        seconds = float(params.get("RecordingDuration") or 0)
+        key = params.get("Digits", "")
+        reason: flow.RecordingEndReason = (
+            "hangup"
+            if key == "hangup"
+            else "key"
+            if key
+            else "max"
+            if seconds >= self.ivr.voicemail.max_seconds - 1
+            else "silence"
+        )
+        return state, flow.RecordingEnded(seconds, reason)
+
+    async def _outcome(self, action: flow.Action, params: Params) -> None:
+        call, caller = params["CallSid"], params["From"]
+        if isinstance(action, flow.MarkMissed):
+            await asyncio.to_thread(self._missed, call, caller, params.get("To"), action.reason)
+            return
+        voicemail = isinstance(action, flow.StoreVoicemail)
+        contact = IncomingContact(
+            channel=Channel.PHONE,
+            source=self.settings.source,
+            external_id=call,
+            received_at=self.clock(),
+            citizen=Citizen(phone=caller),
+            subject="电话留言" if voicemail else "人工坐席来电",
+            # An agent's call is a stub the agent completes in the console.
+            text="" if voicemail else "（来电已由人工坐席接听，待坐席补充记录。）",
+            category=action.category if isinstance(action, flow.StoreVoicemail) else None,
+            jobs=(MEDIA_JOB,) if voicemail else (),
+            raw=_raw(params),
+        )
+        accepted = await self.accept(contact)
+        log_event(
+            log,
+            "twilio.call_stored",
+            call=call,
+            kind="voicemail" if voicemail else "agent",
+            tracking_number=accepted.tracking_number,
+        )
+
+    def _missed(self, call: str, caller: str, called: str | None, reason: str) -> None:
+        try:
+            with self.sessions.begin() as session:
+                record_missed(
+                    session, self.settings.source, call, self.clock(), reason, caller, called
+                )
+        except Exception:
+            # A callback list entry is not a letter: it must never fail the call's answer.
+            log.exception("twilio.missed_call_not_recorded call=%s", call)
+
+    # -- status callbacks ------------------------------------------------------------------
+
+    async def status(self, params: Params, request: Request) -> Response:
+        if "MessageStatus" in params:
+            outbox = request.query_params.get("outbox", "")
+            if outbox.isdigit():
+                await asyncio.to_thread(self._report, int(outbox), params["MessageStatus"], params)
+        elif params.get("CallStatus") in CALL_ENDED and "CallSid" in params:
+            # A call that ended with neither a letter nor a missed call hung up in the menu
+            # (Twilio asks nothing of us when the caller hangs up during <Gather>).
+            await asyncio.to_thread(
+                self._missed_if_nothing, params["CallSid"], params.get("From"), params.get("To")
+            )
+        return Response(status_code=204)
+
+    def _report(self, outbox: int, status: str, params: Params) -> None:
+        outcome = MESSAGE_OUTCOMES.get(status)
+        if outcome is None:  # queued, sending, sent: not yet the end of the story
+            return
+        with self.sessions.begin() as session:
+            message = session.get(OutboxMessage, outbox)
+            if message is None or message.kind != "sms" or message.status == outcome:
+                return
+            error = params.get("ErrorCode")
+            detail = {"status": status, **({"error": error} if error else {})}
+            record_delivery(session, message, outcome, self.clock(), "twilio", **detail)
+
+    def _missed_if_nothing(self, call: str, caller: str | None, called: str | None) -> None:
+        with self.sessions() as session:
+            if find_by_external_id(session, self.settings.source, call) or find_missed(
+                session, self.settings.source, call
+            ):
+                return
+        self._missed(call, caller or "", called, "hung_up_in_menu")
+
+
+def _needed(params: Params, name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise BadRequest(f"missing parameter {name}")
+    return value
+
+
+def _raw(params: Params) -> str:
+    """Twilio's parameters as they came (less the account), kept with the letter."""
+    return json.dumps(
+        {k: v for k, v in sorted(params.items()) if k != "AccountSid"}, ensure_ascii=False
+    )

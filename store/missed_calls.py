@@ -1,0 +1,37 @@
+"""漏接回拨: callers who hung up before leaving a message, for an agent to call back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import Citizen, MissedCall
+
+
+def find_missed(session: Session, source: str, call_id: str) -> MissedCall | None:
+    return session.scalars(
+        select(MissedCall).where(MissedCall.source == source, MissedCall.call_id == call_id)
+    ).one_or_none()
+
+
+def record_missed(
+    session: Session,
+    source: str,
+    call_id: str,
+    at: datetime,
+    reason: str,
+    caller: str | None,
+    called: str | None,
+) -> bool:
+    """Once per call (a retried callback finds the first); False when already listed."""
+    if find_missed(session, source, call_id) is not None:
+        return False
+    citizen = Citizen(phone=caller) if caller else None
+    session.add(
+        MissedCall(
+            source=source, call_id=call_id, at=at, reason=reason, citizen=citizen, called=called
+        )
+    )
+    return True

@@ -1,0 +1,295 @@
+"""The Twilio channel against the Twilio stand-in: signed webhooks over real HTTP, TwiML
+followed as Twilio follows it, recordings fetched with basic auth, SMS sent through the
+real twilio REST client."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from twilio.base.exceptions import TwilioRestException
+
+from channels.twilio.media import MediaHandler
+from channels.twilio.rest import TwilioSms
+from channels.twilio.webhooks import TwilioWebhooks
+from gateway.config import Config, JobsConfig, TwilioConfig
+from gateway.outbox import DeliveryHandler, queue_message
+from gateway.workers import GiveUp, JobRunner
+from ivr.menu import AgentConfig, IvrConfig, WorkingHours
+from simulators.twilio import DialOutcome, HangUp, Press, Silence, Speak, TwilioApi, TwilioCaller
+from simulators.twilio.api import LoopbackServer
+from store.db import make_engine, make_sessionmaker
+from store.jobs import JobQueue
+from store.models import Job, Letter, MissedCall, OutboxMessage
+from tests.conftest import Parts, count_rows
+from tests.support.processes import free_port, gateway
+
+PUBLIC = "https://hotline.example.cn/12345"
+CITIZEN, HOTLINE = "+8613800138000", "+862887654321"
+
+
+def wav(seconds: float = 3.0) -> bytes:
+    """A tone, as a caller's message would arrive from Twilio (8 kHz mono 16-bit)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        frames = bytearray()
+        for n in range(int(8000 * seconds)):
+            frames += int(8000 * ((n // 20) % 2 * 2 - 1)).to_bytes(2, "little", signed=True)
+        w.writeframes(bytes(frames))
+    return out.getvalue()
+
+
+@dataclass
+class Hotline:
+    api: TwilioApi
+    caller: TwilioCaller
+    engine: Engine
+    parts: Parts
+    settings: TwilioConfig
+
+    def letters(self) -> list[Letter]:
+        with make_sessionmaker(self.engine)() as s:
+            return list(s.scalars(select(Letter).order_by(Letter.id)))
+
+    def run_jobs(self, *handlers: object) -> None:
+        runner = JobRunner(
+            JobQueue(make_sessionmaker(self.engine)),
+            {h.kind: h for h in handlers},  # type: ignore[attr-defined]
+            JobsConfig(),
+        )
+        while runner.run_one(list(runner.handlers)):
+            pass
+
+
+@pytest.fixture
+def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
+    with TwilioApi() as api:
+        settings = TwilioConfig(
+            enabled=True,
+            account_sid=api.account_sid,
+            auth_token=api.auth_token,
+            public_url=PUBLIC,
+            api_url=api.base_url,
+            sms_route=True,
+            from_number=HOTLINE,
+        )
+        # Agents around the clock, so the test does not depend on the hour it runs at.
+        hours = WorkingHours(start=time(0), end=time(0))
+        ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
+        config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        hooks = TwilioWebhooks(config, parts.intake.accept, make_sessionmaker(engine), clock)
+        server = LoopbackServer(Starlette(routes=hooks.routes()))
+        url = server.start()
+        # Twilio signs for the public address; the proxy in front forwards to us.
+        api.routes[PUBLIC] = url
+        try:
+            caller = TwilioCaller(api, PUBLIC, connect_url=url)
+            yield Hotline(api, caller, engine, parts, settings)
+        finally:
+            server.stop()
+
+
+async def test_an_sms_is_a_letter_and_twilios_retry_is_the_same_letter(hotline: Hotline) -> None:
+    first = await hotline.caller.send_sms(CITIZEN, HOTLINE, "人民路的路灯坏了三天。")
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/xml")
+    assert "<Response" in first.text
+    retry = await hotline.caller.resend(first)
+    assert retry.status_code == 200
+    [letter] = hotline.letters()
+    assert (letter.channel, letter.source, letter.text) == (
+        "sms",
+        "twilio",
+        "人民路的路灯坏了三天。",
+    )
+    assert letter.external_id.startswith("SM")
+    assert "AccountSid" not in json.loads(letter.raw or "{}")
+
+
+async def test_a_forged_signature_gets_403_and_a_log_line(
+    hotline: Hotline, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = hotline.caller.sms_params(CITIZEN, HOTLINE, "伪造")
+    with caplog.at_level(logging.WARNING):
+        forged = await hotline.caller.post("/twilio/sms", params, signature="bm90IGEgc2lnbmF0dXJl")
+    assert forged.status_code == 403
+    assert "twilio.bad_signature" in caplog.text
+    unsigned = await hotline.caller.post("/twilio/sms", params, signature="")
+    assert unsigned.status_code == 403
+    assert hotline.letters() == []
+
+
+async def test_a_signature_for_another_address_is_refused(hotline: Hotline) -> None:
+    elsewhere = TwilioCaller(
+        hotline.api, "https://attacker.example", connect_url=hotline.api.routes[PUBLIC]
+    )
+    refused = await elsewhere.send_sms(CITIZEN, HOTLINE, "换了地址")
+    assert refused.status_code == 403
+
+
+async def test_a_request_missing_a_parameter_gets_400(hotline: Hotline) -> None:
+    params = hotline.caller.sms_params(CITIZEN, HOTLINE, "没有发信人")
+    del params["From"]
+    response = await hotline.caller.post("/twilio/sms", params)
+    assert response.status_code == 400 and "From" in response.text
+    assert hotline.letters() == []
+
+
+async def test_a_call_through_the_menu_to_a_voicemail_becomes_a_complaint_with_its_audio(
+    hotline: Hotline, parts: Parts
+) -> None:
+    message = wav(4)
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("1"), Speak(message, end="#")])
+    assert result.error is None, result.error
+    said = " ".join(result.said)
+    assert "12345市民热线" in said and "投诉请按1" in said and "请在提示音后留言" in said
+    assert "您的留言已记录" in said and result.ended_by == "twiml"
+    [letter] = hotline.letters()
+    assert (letter.channel, letter.category, letter.external_id) == (
+        "phone",
+        "complaint",
+        result.call_sid,
+    )
+    with make_sessionmaker(hotline.engine)() as s:
+        assert s.get(Letter, letter.id).citizen.phone == CITIZEN  # type: ignore[union-attr]
+    media = MediaHandler(make_sessionmaker(hotline.engine), parts.files, hotline.settings, _now)
+    await asyncio.to_thread(hotline.run_jobs, media)
+    with make_sessionmaker(hotline.engine)() as s:
+        stored = s.get(Letter, letter.id)
+        assert stored is not None
+        [attachment] = stored.attachments
+        assert parts.files.path_of(attachment.sha256).read_bytes() == message
+        kinds = [j.kind for j in s.scalars(select(Job).where(Job.letter_id == letter.id))]
+        assert "transcribe" in kinds
+
+
+async def test_a_retried_recording_callback_is_still_one_letter(hotline: Hotline) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("2"), Speak(wav(3))])
+    recorded = next(e for e in result.exchanges if "/recorded" in e.url)
+    again = await hotline.caller.post(recorded.url.removeprefix(PUBLIC), recorded.params)
+    assert again.status_code == 200
+    assert [letter.category for letter in hotline.letters()] == ["help"]
+
+
+async def test_silence_twice_more_leads_to_a_voicemail_filed_as_other(hotline: Hotline) -> None:
+    script = [Silence(), Silence(), Silence(), Speak(wav(3))]
+    result = await hotline.caller.call(CITIZEN, HOTLINE, script)
+    assert sum("没有收到您的按键" in s for s in result.said) == 2
+    assert [letter.category for letter in hotline.letters()] == ["other"]
+
+
+async def test_the_agent_answers_and_the_call_is_a_stub_to_complete(hotline: Hotline) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("9"), DialOutcome("completed", 60)])
+    assert result.dials and "sip:queue@callcentre.local" in str(result.dials[0])
+    [letter] = hotline.letters()
+    assert letter.category is None and "待坐席补充记录" in letter.text
+
+
+async def test_no_agent_answering_leads_to_a_voicemail(hotline: Hotline) -> None:
+    script = [Press("9"), DialOutcome("no-answer"), Speak(wav(3))]
+    result = await hotline.caller.call(CITIZEN, HOTLINE, script)
+    assert any("人工服务暂时无法接通" in s for s in result.said)
+    assert [letter.category for letter in hotline.letters()] == ["other"]
+
+
+async def test_hanging_up_in_the_menu_puts_the_caller_on_the_callback_list(
+    hotline: Hotline,
+) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [HangUp()])
+    assert result.status == "completed"
+    assert hotline.letters() == []
+    with make_sessionmaker(hotline.engine)() as s:
+        [missed] = s.scalars(select(MissedCall)).all()
+        assert (missed.call_id, missed.reason) == (result.call_sid, "hung_up_in_menu")
+        assert missed.citizen is not None and missed.citizen.phone == CITIZEN
+
+
+async def test_a_message_too_short_is_a_missed_call_not_a_letter(hotline: Hotline) -> None:
+    await hotline.caller.call(CITIZEN, HOTLINE, [Press("3"), Speak(wav(0.5), end="hangup")])
+    assert hotline.letters() == []
+    assert count_rows(hotline.engine, MissedCall) == 1
+
+
+async def test_a_call_state_we_did_not_issue_gets_400(hotline: Hotline) -> None:
+    params = hotline.caller.call_params(CITIZEN, HOTLINE)
+    response = await hotline.caller.post(
+        "/twilio/voice/digit?s=nonsense", {**params, "Digits": "1"}
+    )
+    assert response.status_code == 400
+
+
+async def test_a_receipt_goes_out_through_twilio_and_its_delivery_comes_back(
+    hotline: Hotline, parts: Parts, tmp_path: Path
+) -> None:
+    await hotline.caller.send_sms(CITIZEN, HOTLINE, "路灯坏了")
+    [letter] = hotline.letters()
+    sessions = make_sessionmaker(hotline.engine)
+    with sessions.begin() as s:
+        queue_message(s, "sms", letter.id, CITIZEN, {"body": "您的诉求已受理"}, _now())
+    sender = TwilioSms(hotline.settings)
+    delivery = DeliveryHandler(sessions, {"sms": sender.deliver}, _now, "hotline.local")
+    await asyncio.to_thread(hotline.run_jobs, delivery)
+    [sent] = hotline.api.messages
+    assert (sent.to, sent.body) == (CITIZEN, "您的诉求已受理")
+    await asyncio.to_thread(hotline.api.wait_for_callbacks, 2)
+    with sessions() as s:
+        [message] = s.scalars(select(OutboxMessage)).all()
+        assert message.status == "delivered"
+        assert message.payload["sent"]["twilio_sid"] == sent.sid
+
+
+async def test_twilio_refusing_a_number_gives_up_and_an_outage_is_retried(
+    hotline: Hotline,
+) -> None:
+    sender = TwilioSms(hotline.settings)
+    hotline.api.fail_next(503, endpoint="messages")
+    with pytest.raises(TwilioRestException) as outage:  # raised: the job runner retries it
+        await asyncio.to_thread(sender.deliver, CITIZEN, {"body": "x"}, "<outbox-1@h>")
+    assert outage.value.status == 503
+    with pytest.raises(GiveUp, match="21604"):  # no number: it would fail every time
+        await asyncio.to_thread(sender.deliver, "", {"body": "x"}, "<outbox-1@h>")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_hotline_serve_takes_twilio_sms_with_the_token_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    config = tmp_path / "config.yaml"
+    with TwilioApi() as api:
+        config.write_text(
+            f"http:\n  port: {port}\n"
+            "channels:\n  smtp:\n    enabled: false\n  gsm:\n    enabled: false\n"
+            f"  twilio:\n    enabled: true\n    account_sid: {api.account_sid}\n"
+            f"    public_url: {public}\n    api_url: {api.base_url}\n"
+            "stt:\n  workers: 0\nrouting:\n  enabled: false\n",
+            encoding="utf-8",
+        )
+        with gateway(config, HOTLINE_TWILIO_AUTH_TOKEN=api.auth_token):
+            caller = TwilioCaller(api, public)
+            sent = await caller.send_sms(CITIZEN, HOTLINE, "井盖丢了")
+            assert sent.status_code == 200
+            forged = await TwilioCaller(TwilioApi(), public).send_sms(CITIZEN, HOTLINE, "x")
+            assert forged.status_code == 403
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+    try:
+        assert count_rows(engine, Letter) == 1
+    finally:
+        engine.dispose()
