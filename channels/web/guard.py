@@ -15,13 +15,13 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 from starlette.requests import Request
+
+from gateway.addresses import in_networks
 
 NONCE_BYTES = 16
 
@@ -93,53 +93,14 @@ def load_secret(configured: str | None, path: Path) -> bytes:
     return secret
 
 
-class RateLimiter:
-    """At most ``limit`` hits per key in a sliding ``window`` of seconds, in this process.
-
-    Per node: behind a balancer each node counts its own share, which is the point of a
-    limit (no citizen sends ten letters an hour) rather than an exact quota.
-    """
-
-    def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self.hits: dict[str, deque[float]] = {}
-
-    def blocked(self, key: str) -> bool:
-        """At the limit: the next hit would be one too many."""
-        return len(self._recent(key, self.clock())) >= self.limit
-
-    def hit(self, key: str) -> None:
-        self._recent(key, self.clock()).append(self.clock())
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        if len(self.hits) > 100_000:  # forget idle keys rather than grow without end
-            self.hits = {k: v for k, v in self.hits.items() if v and v[-1] > now - self.window}
-        hits = self.hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        return hits
-
-
 def client_ip(request: Request, trusted_proxies: list[str]) -> str:
     """The citizen's address: X-Forwarded-For is believed only from a trusted proxy."""
     peer = request.client.host if request.client else "unknown"
     forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not _trusted(peer, trusted_proxies):
+    if not forwarded or not in_networks(peer, trusted_proxies):
         return peer
     # The right-most address not our own proxies' is the one the nearest proxy saw.
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if not _trusted(hop, trusted_proxies):
+        if not in_networks(hop, trusted_proxies):
             return hop
     return peer
-
-
-def _trusted(address: str, networks: list[str]) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ip_network(n, strict=False) for n in networks)

@@ -25,7 +25,6 @@ from starlette.templating import Jinja2Templates
 from channels.web.form import LetterForm
 from channels.web.guard import (
     FormTokens,
-    RateLimiter,
     TokenError,
     client_ip,
     load_secret,
@@ -43,6 +42,7 @@ from gateway.config import CATEGORIES, Config
 from gateway.contact import Accept, Attachment
 from gateway.errors import StoreUnavailable
 from gateway.labels import CATEGORY_LABELS
+from gateway.limits import RateLimiter
 from gateway.logs import log_event
 from store.letters import find_by_external_id
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from channels.web.guard import FormTokens, RateLimiter, TokenError, client_ip, load_secret
+from channels.web.guard import FormTokens, TokenError, client_ip, load_secret
+from gateway.limits import RateLimiter
 
 
 class Clock:
