@@ -2,10 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
-# Debian packages the gateway runs (fax OCR); installed when missing.
-DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils
-# Only the tests draw Chinese fax pages, speak voicemails (espeak-ng, sox) and drive a browser.
-DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium
+# Debian packages the gateway runs (fax OCR; Kamailio in front of several SIP workers);
+# installed when missing.
+DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio
+# Only the tests draw Chinese fax pages, speak voicemails (espeak-ng, sox), drive a browser
+# and place calls with SIPp.
+DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
 
 .PHONY: run test install install-dev debian-packages lint clean
 

@@ -80,7 +80,7 @@ def start(kind: str, port: int, workdir: Path, database_url: str | None, routing
         config = workdir / "config.yaml"
         config.write_text(
             f"http:\n  port: {free_port()}\nchannels:\n  smtp:\n    port: {port}\n"
-            "  gsm:\n    enabled: false\nstt:\n  workers: 0\n"
+            "  gsm:\n    enabled: false\n  sip:\n    enabled: false\nstt:\n  workers: 0\n"
             f"routing:\n  enabled: {'true' if routing else 'false'}\n"
             "logging:\n  level: INFO\n",
             encoding="utf-8",

@@ -100,6 +100,7 @@ def main() -> None:
         config.write_text(
             f"http:\n  port: {port}\n"
             "channels:\n  smtp:\n    enabled: false\n  gsm:\n    enabled: false\n"
+            "  sip:\n    enabled: false\n"
             "  web:\n    min_fill_seconds: 0\n"
             f"    letters_per_ip_per_hour: {args.letters * 10}\n"
             f"    letters_per_phone_per_day: {args.letters * 10}\n"

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from channels.sip import cli as sip_cli
 from gateway import stt_cli, tracking
 from gateway.actions import ACTIONS
 from gateway.actions import add_parser as add_action_parser
@@ -80,6 +81,8 @@ def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
         "stt": stt_cli.stt,
         "tokens": _tokens,
         "webhooks": _webhooks,
+        "sip": sip_cli.sip,
+        "prompts": sip_cli.prompts,
     }
 
 
@@ -123,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--xlsx", type=Path, help="also write the tables as an Excel workbook")
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
     stt_cli.add_parsers(commands)
+    sip_cli.add_parsers(commands)
     tokens = commands.add_parser("tokens", help="API bearer tokens for integrators")
     token_actions = tokens.add_subparsers(dest="action", required=True)
     create = token_actions.add_parser("create", help="make a token (shown once)")

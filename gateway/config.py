@@ -179,11 +179,58 @@ class TwilioConfig(Section):
         return self
 
 
+class KamailioConfig(Section):
+    """The front door when there is more than one SIP worker (docs/channels/sip.md)."""
+
+    binary: str = "kamailio"
+    # Where the generated kamailio.cfg and dispatcher.list are written and its pid kept.
+    run_dir: Path = Path("var/kamailio")
+    # OPTIONS pings to each worker; a worker that stops answering is out after ~2 pings.
+    ping_interval_seconds: int = Field(default=2, ge=1)
+    # How long a call's slot stays counted without its BYE (a killed worker's calls):
+    # near the longest call, or a dead worker's slots block the restarted one.
+    call_slot_expire_seconds: int = Field(default=600, ge=30)
+    shared_memory_mb: int = Field(default=64, ge=16)
+    children: int = Field(default=4, ge=1)
+
+
+class SipConfig(Section):
+    """Phone calls over SIP (pjsua2), served by a pool of worker processes."""
+
+    enabled: bool = True
+    source: str = "sip"
+    # Where trunks and PBXs send their INVITEs: the only worker itself, or Kamailio.
+    host: str = "127.0.0.1"
+    port: int = Field(default=5060, ge=0, le=65535)
+    transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
+    # pjsua2-python is built with PJSUA_MAX_CALLS=4: one process holds 4 calls.
+    workers: int = Field(default=1, ge=1, le=64)
+    calls_per_worker: int = Field(default=4, ge=1, le=4)
+    # Worker n listens on 127.0.0.1:(worker_base_port + n) when there is more than one.
+    worker_base_port: int = Field(default=5070, ge=1024, le=65000)
+    # Where RTP is sent and received (Kamailio relays signalling only): by default the
+    # address callers reach, `host`.
+    media_address: str | None = None
+    # Who may call: addresses or networks of the trunks/PBXs (the packet's source).
+    allowed_sources: list[str] = ["127.0.0.0/8", "::1/128"]
+    # A source refused this often within a minute is ignored for a while (no answer).
+    throttle_after_failures: int = Field(default=10, ge=1)
+    throttle_seconds: float = Field(default=60, gt=0)
+    # Mandarin prompt recordings, 8 kHz mono WAV, one per ivr.prompts name; a city may
+    # put its own recordings in another folder.
+    prompts_dir: Path | None = None
+    recordings_dir: Path = Path("var/recordings")
+    # PJSIP's own log on stderr: 1 errors only, up to 5 for every SIP message.
+    log_level: int = Field(default=1, ge=0, le=6)
+    kamailio: KamailioConfig = KamailioConfig()
+
+
 class ChannelsConfig(Section):
     smtp: SmtpConfig = SmtpConfig()
     gsm: GsmConfig = GsmConfig()
     web: WebConfig = WebConfig()
     twilio: TwilioConfig = TwilioConfig()
+    sip: SipConfig = SipConfig()
 
 
 class OutgoingMailConfig(Section):
@@ -482,7 +529,15 @@ def _anchor(config: Config, base: Path) -> Config:
     web = config.channels.web.model_copy(
         update={"secret_file": base / config.channels.web.secret_file}
     )
-    channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm, "web": web})
+    sip = config.channels.sip
+    sip = sip.model_copy(
+        update={
+            "prompts_dir": sip.prompts_dir and base / sip.prompts_dir,
+            "recordings_dir": base / sip.recordings_dir,
+            "kamailio": sip.kamailio.model_copy(update={"run_dir": base / sip.kamailio.run_dir}),
+        }
+    )
+    channels = config.channels.model_copy(update={"smtp": smtp, "gsm": gsm, "web": web, "sip": sip})
     stt = config.stt.model_copy(
         update={"model_path": config.stt.model_path and base / config.stt.model_path}
     )

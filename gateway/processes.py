@@ -6,7 +6,9 @@ import asyncio
 import ctypes
 import logging
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from gateway.logs import log_event
 
@@ -20,12 +22,29 @@ def die_with_parent() -> None:
 
 
 class WorkerPool:
-    """``count`` copies of one command, each restarted after a crash (with backoff)."""
+    """``count`` worker processes, each restarted after a crash (with backoff).
 
-    def __init__(self, name: str, command: Sequence[str], count: int) -> None:
+    ``command`` is one command for all, or a function of the worker's number. With
+    ``healthy``, each worker is asked every ``check_seconds``; one that fails three times
+    in a row is hung, and is killed and started again.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str] | Callable[[int], Sequence[str]],
+        count: int,
+        healthy: Callable[[int], Awaitable[bool]] | None = None,
+        check_seconds: float = 5.0,
+    ) -> None:
         self.name = name
-        self.command = list(command)
+        self.command = command
         self.count = count
+        self.healthy = healthy
+        self.check_seconds = check_seconds
+
+    def _command(self, number: int) -> list[str]:
+        return list(self.command(number) if callable(self.command) else self.command)
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.gather(*(self._keep(n, stop) for n in range(self.count)))
@@ -33,11 +52,19 @@ class WorkerPool:
     async def _keep(self, number: int, stop: asyncio.Event) -> None:
         delay = 1.0
         while not stop.is_set():
-            child = await asyncio.create_subprocess_exec(*self.command, preexec_fn=die_with_parent)
+            child = await asyncio.create_subprocess_exec(
+                *self._command(number), preexec_fn=die_with_parent
+            )
             log_event(log, "worker.started", pool=self.name, number=number, pid=child.pid)
+            began = time.monotonic()
             exited = asyncio.create_task(child.wait())
             stopped = asyncio.create_task(stop.wait())
-            await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            watched: list[asyncio.Task[Any]] = [exited, stopped]
+            if self.healthy is not None:
+                watched.append(asyncio.create_task(self._watch(number, child)))
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in watched[2:]:
+                task.cancel()
             if stop.is_set():
                 if child.returncode is None:
                     child.terminate()
@@ -45,6 +72,9 @@ class WorkerPool:
                 exited.cancel()
                 return
             stopped.cancel()
+            await exited
+            if time.monotonic() - began > 60:
+                delay = 1.0  # it ran well for a while: this crash is not a crash loop
             log_event(
                 log,
                 "worker.exited",
@@ -58,3 +88,15 @@ class WorkerPool:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:
                 delay = min(delay * 2, 60.0)
+
+    async def _watch(self, number: int, child: asyncio.subprocess.Process) -> None:
+        """Returns after killing a worker that stopped answering (it is then restarted)."""
+        assert self.healthy is not None
+        misses = 0
+        await asyncio.sleep(self.check_seconds * 2)  # time to start
+        while misses < 3:
+            await asyncio.sleep(self.check_seconds)
+            misses = 0 if await self.healthy(number) else misses + 1
+        log_event(log, "worker.hung", logging.ERROR, pool=self.name, number=number, pid=child.pid)
+        child.kill()
+        await child.wait()

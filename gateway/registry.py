@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.config import Config
 from gateway.contact import ChannelAdapter
@@ -24,6 +25,8 @@ class Wiring:
     reports: DeliveryReports
     senders: dict[str, Sender] = field(default_factory=dict)
     modem_status: ModemStatus | None = None
+    # The file the gateway was started with, for the worker processes a channel runs.
+    config_path: Path | None = None
 
 
 ChannelFactory = Callable[[Wiring], ChannelAdapter]
@@ -51,9 +54,18 @@ def _gsm(wiring: Wiring) -> ChannelAdapter:
     return simulators.around(channel)
 
 
+def _sip(wiring: Wiring) -> ChannelAdapter:
+    from channels.sip.pool import SipChannel
+
+    # Worker processes store their own letters; a finished call cannot be asked again,
+    # so in an outage they spool (into the folder this gateway drains).
+    return SipChannel(wiring.config, wiring.config_path)
+
+
 FACTORIES: dict[str, ChannelFactory] = {
     "smtp": _smtp,
     "gsm": _gsm,
+    "sip": _sip,
 }
 
 

@@ -80,7 +80,9 @@ class Gateway:
             receipts=receipts,
             standing_jobs=(ROUTE,) if config.routing.enabled else (),
         )
-        wiring = Wiring(config, self.intake, DeliveryReports(sessions, utcnow))
+        wiring = Wiring(
+            config, self.intake, DeliveryReports(sessions, utcnow), config_path=config_path
+        )
         if config.outgoing_mail.enabled:
             wiring.senders["email"] = Mailer(config.outgoing_mail).deliver
         self.channels = build_channels(wiring)

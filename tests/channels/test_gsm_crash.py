@@ -79,6 +79,7 @@ def test_kill_9_after_the_commit_before_the_delete_loses_and_doubles_nothing(
     config = tmp_path / "config.yaml"
     config.write_text(
         f"http:\n  port: {free_port()}\nchannels:\n  smtp:\n    enabled: false\n"
+        "  sip:\n    enabled: false\n"
         f"  gsm:\n    sweep_interval_seconds: 0.1\n    modems:\n"
         f"      - name: modem-1\n        device: {modem.device}\n",
         encoding="utf-8",

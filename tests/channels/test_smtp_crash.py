@@ -79,7 +79,7 @@ def test_kill_9_while_mail_arrives_loses_no_acknowledged_mail(
     config = tmp_path / "config.yaml"
     config.write_text(
         f"http:\n  port: {http_port}\nchannels:\n  smtp:\n    port: {smtp_port}\n"
-        "  gsm:\n    enabled: false\n",
+        "  gsm:\n    enabled: false\n  sip:\n    enabled: false\n",
         "utf-8",
     )
     clients = Clients(smtp_port)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import Engine, select
@@ -277,6 +278,7 @@ async def test_hotline_serve_takes_twilio_sms_with_the_token_from_the_environmen
         config.write_text(
             f"http:\n  port: {port}\n"
             "channels:\n  smtp:\n    enabled: false\n  gsm:\n    enabled: false\n"
+            "  sip:\n    enabled: false\n"
             f"  twilio:\n    enabled: true\n    account_sid: {api.account_sid}\n"
             f"    public_url: {public}\n    api_url: {api.base_url}\n"
             "stt:\n  workers: 0\nrouting:\n  enabled: false\n",
@@ -293,3 +295,24 @@ async def test_hotline_serve_takes_twilio_sms_with_the_token_from_the_environmen
         assert count_rows(engine, Letter) == 1
     finally:
         engine.dispose()
+
+
+async def test_the_twiml_asks_for_one_digit_then_records_until_the_hash_key(
+    hotline: Hotline,
+) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("4"), Speak(wav(3))])
+    menu = ElementTree.fromstring(result.exchanges[0].body)
+    gather = menu.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    assert gather.get("actionOnEmptyResult") == "true" and gather.get("input") == "dtmf"
+    assert gather.get("action", "").startswith(PUBLIC + "/twilio/voice/digit?s=")
+    assert [say.get("language") for say in gather.iter("Say")] == ["cmn-CN", "cmn-CN"]
+    chosen = ElementTree.fromstring(result.exchanges[1].body)
+    record = chosen.find("Record")
+    assert record is not None
+    assert (record.get("finishOnKey"), record.get("maxLength"), record.get("playBeep")) == (
+        "#",
+        "180",
+        "true",
+    )
+    assert chosen.find("Redirect") is not None  # nothing recorded at all comes back to us

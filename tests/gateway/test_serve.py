@@ -24,7 +24,7 @@ def write_config(tmp_path: Path, port: int) -> Path:
     path.write_text(
         f"http:\n  port: {port}\nstorage:\n  spool_drain_interval_seconds: 0.2\n"
         "logging:\n  format: json\nchannels:\n  smtp:\n    port: 0\n"
-        "  gsm:\n    simulator_control: 127.0.0.1:0\n",
+        "  gsm:\n    simulator_control: 127.0.0.1:0\n  sip:\n    enabled: false\n",
         encoding="utf-8",
     )
     return path

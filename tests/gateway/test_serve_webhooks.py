@@ -66,6 +66,7 @@ def test_a_mail_becomes_signed_created_and_assigned_webhooks(
     config.write_text(
         f"http:\n  port: {free_port()}\n"
         f"channels:\n  smtp:\n    port: {smtp_port}\n  gsm:\n    enabled: false\n"
+        "  sip:\n    enabled: false\n"
         "stt:\n  workers: 0\njobs:\n  poll_interval_seconds: 0.2\n"
         "routing:\n  departments:\n    - {code: city-admin, name: 市城市管理局}\n"
         "  rules:\n    - {department: city-admin, keywords: [路灯]}\n"

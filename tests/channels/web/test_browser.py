@@ -26,6 +26,7 @@ def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path
     config.write_text(
         f"http:\n  port: {port}\n"
         "channels:\n  smtp:\n    enabled: false\n  gsm:\n    enabled: false\n"
+        "  sip:\n    enabled: false\n"
         "  web:\n    min_fill_seconds: 1\n"
         "stt:\n  workers: 0\n"
         "routing:\n  enabled: false\n  districts: [翠屏区, 南溪区]\n",

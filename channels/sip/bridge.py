@@ -1,0 +1,158 @@
+"""Every pjsua2 object of a worker, kept on the PJSIP thread and addressed by number.
+
+The asyncio side never holds a pjsua2 object: if it dropped the last reference, the
+destructor would run on its thread and PJSIP would abort the process. It asks the bridge,
+by call number, to play, record, connect or hang up, and gets plain values back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from channels.sip.line import Line, LineEvent, answer, hang_up
+from channels.sip.pjthread import PjThread
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+class Bridge:
+    def __init__(self, pjsip: PjThread) -> None:
+        self.pjsip = pjsip
+        self.account: pj.Account | None = None
+        self.lines: dict[int, Line] = {}
+        self.players: dict[int, pj.AudioMediaPlayer] = {}
+        self.recorders: dict[int, pj.AudioMediaRecorder] = {}
+
+    # -- on the PJSIP thread (called from pjsua2 callbacks) -------------------------------
+
+    def adopt(self, line: Line) -> int:
+        """Keep the call referenced, or pjsua2 collects it and the caller gets 603."""
+        number = int(line.getId())
+        self.lines[number] = line
+        return number
+
+    def forget_later(self, number: int) -> None:
+        """Drop a finished call after the current callback has returned."""
+        self.pjsip.submit(lambda: self._forget(number))
+
+    def _forget(self, number: int) -> None:
+        for store in (self.players, self.recorders):
+            store.pop(number, None)
+        self.lines.pop(number, None)
+
+    # -- from the asyncio side -------------------------------------------------------------
+
+    async def answer(self, number: int, status: int) -> None:
+        await self.pjsip.run(lambda: answer(self.lines[number], status))
+
+    async def hang_up(self, number: int, status: int = 200) -> None:
+        def job() -> None:
+            line = self.lines.get(number)
+            if line is not None:
+                hang_up(line, status)
+
+        await self.pjsip.run(job)
+
+    async def play(self, number: int, path: Path) -> float:
+        """Start playing a WAV into the call; its length in seconds (the end is timed by
+        the caller: onEof2 runs on the clock thread and may not touch PJSIP)."""
+
+        def job() -> float:
+            self.players.pop(number, None)  # a new prompt replaces the last one
+            line = self.lines.get(number)
+            media = line.audio() if line is not None else None
+            if media is None:
+                return 0.0
+            player = pj.AudioMediaPlayer()
+            player.createPlayer(str(path), pj.PJMEDIA_FILE_NO_LOOP)
+            player.startTransmit(media)
+            self.players[number] = player
+            return wav_seconds(path)
+
+        return await self.pjsip.run(job)
+
+    async def stop_playing(self, number: int) -> None:
+        await self.pjsip.run(lambda: self.players.pop(number, None))
+
+    async def record(self, number: int, path: Path) -> bool:
+        def job() -> bool:
+            line = self.lines.get(number)
+            media = line.audio() if line is not None else None
+            if media is None:
+                return False
+            recorder = pj.AudioMediaRecorder()
+            recorder.createRecorder(str(path))
+            media.startTransmit(recorder)
+            self.recorders[number] = recorder
+            return True
+
+        return await self.pjsip.run(job)
+
+    async def stop_recording(self, number: int) -> None:
+        """Destroying the recorder writes the WAV header: only then is the file whole."""
+        await self.pjsip.run(lambda: self.recorders.pop(number, None))
+
+    async def level(self, number: int) -> int:
+        """The caller's voice level as the bridge hears it (0-255). pjsua2 names it the
+        port's *transmit* level: what the call's port sends into the bridge."""
+
+        def job() -> int:
+            line = self.lines.get(number)
+            media = line.audio() if line is not None else None
+            return int(media.getTxLevel()) if media is not None else 0
+
+        return await self.pjsip.run(job)
+
+    async def dial(
+        self, uri: str, on_event: Callable[[int, LineEvent], Any], loop: asyncio.AbstractEventLoop
+    ) -> int:
+        """Place an outgoing call (to an agent); its events come to ``on_event``."""
+
+        def job() -> int:
+            assert self.account is not None
+            holder: dict[str, int] = {}
+            line = Line(self.account, pj.PJSUA_INVALID_ID, loop, lambda e: on_event(holder["n"], e))
+            problem = ""
+            try:
+                line.makeCall(uri, pj.CallOpParam(True))
+            except pj.Error as exc:
+                problem = str(exc.info())
+            if problem:  # raised outside: a pjsua2 object must not travel to another thread
+                raise RuntimeError(f"cannot call {uri}: {problem}")
+            holder["n"] = self.adopt(line)
+            return holder["n"]
+
+        return await self.pjsip.run(job)
+
+    async def connect(self, a: int, b: int) -> bool:
+        """Both ways, so the caller and the agent hear each other."""
+
+        def job() -> bool:
+            first, second = self.lines.get(a), self.lines.get(b)
+            media_a = first.audio() if first is not None else None
+            media_b = second.audio() if second is not None else None
+            if media_a is None or media_b is None:
+                return False
+            media_a.startTransmit(media_b)
+            media_b.startTransmit(media_a)
+            return True
+
+        return await self.pjsip.run(job)
+
+    def hang_up_all(self) -> None:
+        """On the PJSIP thread, before the library goes: every object dropped here."""
+        for line in list(self.lines.values()):
+            hang_up(line)
+        self.players.clear()
+        self.recorders.clear()
+        self.lines.clear()
+        self.account = None

@@ -1,0 +1,42 @@
+"""`hotline sip worker|kamailio-config` and `hotline prompts build`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateway.config import Config
+
+
+def add_parsers(commands: Any) -> None:
+    sip = commands.add_parser("sip", help="the phone channel's worker processes")
+    actions = sip.add_subparsers(dest="action", required=True)
+    worker = actions.add_parser("worker", help="one SIP worker (serve starts these)")
+    worker.add_argument("--index", type=int, default=0)
+    actions.add_parser("kamailio-config", help="print the Kamailio config serve would use")
+    prompts = commands.add_parser("prompts", help="the IVR's Mandarin prompt recordings")
+    prompt_actions = prompts.add_subparsers(dest="action", required=True)
+    build = prompt_actions.add_parser("build", help="speak ivr.prompts with espeak-ng")
+    build.add_argument("--out", type=Path, help="default: sip.prompts_dir, else the shipped")
+
+
+def sip(config: Config, args: argparse.Namespace) -> int:
+    if args.action == "worker":
+        from channels.sip.process import run_worker
+
+        return run_worker(config, args.index)
+    from channels.sip.kamailio import render
+    from channels.sip.pool import worker_addresses
+
+    cfg, dispatchers = render(config.channels.sip, worker_addresses(config))
+    print(cfg)
+    print("# dispatcher.list\n" + dispatchers)
+    return 0
+
+
+def prompts(config: Config, args: argparse.Namespace) -> int:
+    from ivr.prompts import SHIPPED, prompts_command
+
+    out = args.out or config.channels.sip.prompts_dir or SHIPPED
+    return prompts_command(config.ivr, out)

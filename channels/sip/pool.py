@@ -1,0 +1,95 @@
+"""The phone channel as `hotline serve` runs it: the SIP worker processes, kept alive and
+health-checked, and Kamailio in front of them when there is more than one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.logs import log_event
+from gateway.processes import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+def worker_addresses(config: Config) -> list[tuple[str, int]]:
+    settings = config.channels.sip
+    if settings.workers == 1:
+        return [(settings.host, settings.port)]
+    return [("127.0.0.1", settings.worker_base_port + n) for n in range(settings.workers)]
+
+
+async def options_ping(host: str, port: int, timeout: float = 2.0) -> bool:
+    """A SIP OPTIONS over UDP answered at all: the worker's PJSIP thread is alive."""
+    branch = "z9hG4bK" + secrets.token_hex(8)
+    request = (
+        f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:9;branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:health@127.0.0.1>;tag={secrets.token_hex(4)}\r\n"
+        f"To: <sip:{host}:{port}>\r\n"
+        f"Call-ID: {secrets.token_hex(12)}@health\r\n"
+        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+
+    def ping() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(request.encode(), (host, port))
+            with contextlib.suppress(OSError):
+                return s.recv(4096).startswith(b"SIP/2.0 ")
+        return False
+
+    return await asyncio.to_thread(ping)
+
+
+class SipChannel:
+    def __init__(self, config: Config, config_path: Path | None) -> None:
+        self.config = config
+        self.settings = config.channels.sip
+        self.addresses = worker_addresses(config)
+        command = [sys.executable, "-m", "gateway.cli"]
+        if config_path is not None:
+            command += ["--config", str(config_path)]
+        self.pool = WorkerPool(
+            "sip",
+            lambda n: [*command, "sip", "worker", "--index", str(n)],
+            self.settings.workers,
+            healthy=self._healthy,
+        )
+        self.stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.kamailio: object | None = None
+
+    async def _healthy(self, number: int) -> bool:
+        host, port = self.addresses[number]
+        return await options_ping("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.pool.run(self.stopping), name="sip-workers")
+        if self.settings.workers > 1:
+            from channels.sip.kamailio import Kamailio
+
+            kamailio = Kamailio(self.settings, self.addresses)
+            await asyncio.to_thread(kamailio.start)
+            self.kamailio = kamailio
+            log_event(
+                log,
+                "sip.front",
+                host=self.settings.host,
+                port=self.settings.port,
+                workers=self.settings.workers,
+            )
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        if self.task is not None:
+            await self.task
+        if self.kamailio is not None:
+            await asyncio.to_thread(self.kamailio.stop)  # type: ignore[attr-defined]

@@ -1,0 +1,250 @@
+"""A SIP worker process: one pjsua2 endpoint holding up to four calls, storing letters.
+
+`hotline sip worker --index N` runs it; `hotline serve` keeps the pool running. With one
+worker it listens on the SIP port itself; with more, each listens on its own loopback
+port behind Kamailio, which then does the admission of sources and spreads the calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from channels.sip import recovery
+from channels.sip.bridge import Bridge
+from channels.sip.identity import parties
+from channels.sip.line import Disconnected, Line, LineEvent, answer
+from channels.sip.pjthread import PjThread
+from channels.sip.session import CallFacts, CallSession
+from gateway.addresses import in_networks
+from gateway.config import Config
+from gateway.contact import Accept, Attachment, Channel, Citizen, IncomingContact
+from gateway.limits import RateLimiter
+from gateway.logs import log_event
+from ivr import flow
+from ivr.prompts import prompt_path
+from ivr.transcription import TRANSCRIBE
+
+log = logging.getLogger(__name__)
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
+def worker_address(config: Config, index: int) -> tuple[str, int]:
+    settings = config.channels.sip
+    if settings.workers == 1:
+        return settings.host, settings.port
+    return "127.0.0.1", settings.worker_base_port + index
+
+
+class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 ships no types
+    def __init__(self, worker: SipWorker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def onIncomingCall(self, prm: Any) -> None:
+        self.worker.incoming(self, prm)
+
+
+class SipWorker:
+    def __init__(
+        self,
+        config: Config,
+        index: int,
+        accept: Accept,
+        write_missed: Any,
+    ) -> None:
+        self.config = config
+        self.settings = settings = config.channels.sip
+        self.index = index
+        self.accept = accept
+        self.write_missed = write_missed
+        self.host, self.port = worker_address(config, index)
+        # Behind Kamailio only Kamailio talks to us; it checks the trunks' addresses.
+        self.allowed = settings.allowed_sources if settings.workers == 1 else LOOPBACK
+        self.refusals = RateLimiter(settings.throttle_after_failures, 60)
+        self.recordings = settings.recordings_dir / f"worker-{index}"
+        self.pjsip = PjThread(name=f"pjsip-{index}", log_level=settings.log_level)
+        self.bridge = Bridge(self.pjsip)
+        self.calls: dict[int, CallSession] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.busy = 0
+        self.lock = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self.pjsip.start()
+        ports = [
+            self.pjsip.add_transport(t, self.host, self.port) for t in self.settings.transports
+        ]
+        await self.pjsip.run(self._create_account)
+        log_event(log, "sip.worker.ready", index=self.index, host=self.host, port=ports[0])
+        await stop.wait()
+        for number in list(self.calls):
+            await self.bridge.hang_up(number)
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=10)
+        self.pjsip.stop(before=self.bridge.hang_up_all)
+        log_event(log, "sip.worker.stopped", index=self.index)
+
+    def _create_account(self) -> None:
+        config = pj.AccountConfig()
+        config.idUri = f"sip:hotline@{self.host}:{self.port}"
+        media = self.settings.media_address or self.settings.host
+        if media not in ("0.0.0.0", "::", ""):
+            config.mediaConfig.transportConfig.boundAddress = media
+        # An answer naming several codecs would make pjsua re-INVITE to lock one; agents'
+        # phones and trunks need not cope with that.
+        config.mediaConfig.lockCodecEnabled = False
+        account = _Account(self)
+        account.create(config, True)
+        self.bridge.account = account
+
+    # -- on the PJSIP thread -----------------------------------------------------------
+
+    def incoming(self, account: pj.Account, prm: Any) -> None:
+        assert self.loop is not None
+        line = Line(account, prm.callId, self.loop, lambda e: None)
+        number = self.bridge.adopt(line)
+        line.on_event = lambda event: self._event(number, event)
+        source = str(prm.rdata.srcAddress).rsplit(":", 1)[0]
+        if not in_networks(source, self.allowed):
+            # One answer for every refused INVITE, whatever it asked for: nothing to probe.
+            throttled = self.refusals.blocked(source)
+            self.refusals.hit(source)
+            if not throttled:
+                log_event(log, "sip.refused", logging.WARNING, source=source)
+            answer(line, 403)
+            return
+        with self.lock:
+            full = self.busy >= self.settings.calls_per_worker
+            if not full:
+                self.busy += 1
+        if full:
+            log_event(log, "sip.busy", logging.WARNING, index=self.index)
+            answer(line, 486)
+            return
+        who = parties(str(prm.rdata.wholeMsg))
+        facts = CallFacts(
+            number, str(line.getInfo().callIdString), who.caller, who.called, time.time()
+        )
+        self.loop.call_soon_threadsafe(self._begin, facts)
+        answer(line, 180)
+        answer(line, 200)
+
+    # -- on the asyncio loop ------------------------------------------------------------
+
+    def _event(self, number: int, event: LineEvent) -> None:
+        session = self.calls.get(number)
+        if session is not None:
+            session.post(event)
+        if isinstance(event, Disconnected):
+            self.bridge.forget_later(number)
+
+    def _begin(self, facts: CallFacts) -> None:
+        local = datetime.now(UTC).astimezone(self.config.zone)
+        session = CallSession(
+            facts,
+            self.bridge,
+            self.config.ivr,
+            lambda name: prompt_path(self.settings.prompts_dir, name),
+            self.recordings,
+            self.config.ivr.agent.available(local),
+            self._outcome,
+        )
+        self.calls[facts.number] = session
+        log_event(log, "sip.call", call=facts.call_id, index=self.index)
+        task = asyncio.create_task(self._run(session), name=f"call-{facts.number}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, session: CallSession) -> None:
+        try:
+            await session.run()
+        except Exception:
+            log.exception("sip.call_failed call=%s", session.facts.call_id)
+            await self.bridge.hang_up(session.facts.number, 500)
+        finally:
+            self.calls.pop(session.facts.number, None)
+            with self.lock:
+                self.busy -= 1
+
+    async def _outcome(
+        self, facts: CallFacts, action: flow.Action, recording: Path | None, seconds: float
+    ) -> None:
+        if isinstance(action, flow.MarkMissed):
+            await asyncio.to_thread(
+                self.write_missed, facts.call_id, facts.caller, facts.called, action.reason
+            )
+            if recording is not None:
+                recovery.discard(recording)
+            return
+        if isinstance(action, flow.StoreVoicemail):
+            assert recording is not None
+            data = await asyncio.to_thread(recording.read_bytes)
+            await self._store(facts, action.category, data, seconds)
+            recovery.discard(recording)
+        elif isinstance(action, flow.StoreAgentStub):
+            await self._store(facts, None, None, seconds)
+
+    async def _store(
+        self,
+        facts: CallFacts,
+        category: str | None,
+        wav: bytes | None,
+        seconds: float,
+    ) -> None:
+        raw = {"called": facts.called, "seconds": round(seconds, 1), "call_id": facts.call_id}
+        contact = IncomingContact(
+            channel=Channel.PHONE,
+            source=self.settings.source,
+            external_id=facts.call_id,
+            received_at=datetime.fromtimestamp(facts.started, UTC),
+            citizen=Citizen(phone=facts.caller),
+            subject="电话留言" if wav is not None else "人工坐席来电",
+            text="" if wav is not None else "（来电已由人工坐席接听，待坐席补充记录。）",
+            category=category,
+            attachments=(Attachment("voicemail.wav", "audio/wav", wav),) if wav else (),
+            jobs=(TRANSCRIBE,) if wav else (),
+            raw=json.dumps(raw, ensure_ascii=False),
+        )
+        accepted = await self.accept(contact)
+        log_event(
+            log,
+            "sip.stored",
+            call=facts.call_id,
+            tracking_number=accepted.tracking_number,
+            spooled=accepted.spooled,
+        )
+
+    async def recover(self) -> None:
+        """Store what a killed predecessor recorded (as far as it got)."""
+        for left in recovery.leftovers(self.recordings):
+            note = left.note
+            facts = CallFacts(
+                -1,
+                note["call_id"],
+                note.get("caller"),
+                note.get("called"),
+                float(note.get("started") or time.time()),
+            )
+            seconds = left.seconds
+            if seconds < self.config.ivr.voicemail.min_seconds:
+                await asyncio.to_thread(
+                    self.write_missed, facts.call_id, facts.caller, facts.called, "short_recording"
+                )
+            else:
+                wav = await asyncio.to_thread(recovery.repaired, left.wav)
+                await self._store(facts, note.get("category") or "other", wav, seconds)
+            recovery.discard(left.wav)
+            log_event(log, "sip.recovered", call=facts.call_id, seconds=round(seconds, 1))

@@ -1,0 +1,128 @@
+"""A SIP worker process (`hotline sip worker`) with short prompts, for calls in tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from gateway.config import load_config
+from ivr.menu import Prompts
+from store.db import make_engine, make_sessionmaker
+from store.migrate import upgrade
+from store.models import Job, Letter, MissedCall
+from tests.conftest import require_tool
+from tests.support.processes import Child, free_port
+
+PROMPT_SECONDS = 0.4
+
+
+def short_prompts(directory: Path) -> Path:
+    """A tone per prompt (sox): the calls in tests need not wait out Mandarin sentences."""
+    sox = require_tool("sox")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in [*Prompts.model_fields, "beep"]:
+        subprocess.run(
+            [
+                sox,
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(directory / f"{name}.wav"),
+                "synth",
+                str(PROMPT_SECONDS),
+                "sine",
+                "600",
+            ],
+            check=True,
+        )
+    return directory
+
+
+@dataclass
+class Worker:
+    child: Child
+    port: int
+    engine: Engine
+    root: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sip:12345@127.0.0.1:{self.port}"
+
+    def letters(self) -> list[Letter]:
+        with make_sessionmaker(self.engine)() as s:
+            rows = list(s.scalars(select(Letter).order_by(Letter.id)))
+            for row in rows:
+                _ = row.attachments, row.citizen
+            return rows
+
+    def jobs(self, kind: str) -> list[Job]:
+        with make_sessionmaker(self.engine)() as s:
+            return list(s.scalars(select(Job).where(Job.kind == kind)))
+
+    def missed(self) -> list[MissedCall]:
+        with make_sessionmaker(self.engine)() as s:
+            rows = list(s.scalars(select(MissedCall)))
+            for row in rows:
+                _ = row.citizen
+            return rows
+
+
+def sip_config(root: Path, port: int, agent: str | None = None, **sip: object) -> Path:
+    prompts = short_prompts(root / "prompts")
+    lines = {
+        "port": port,
+        "prompts_dir": str(prompts),
+        **sip,
+    }
+    sip_yaml = "".join(f"    {k}: {v!r}\n".replace("'", '"') for k, v in lines.items())
+    config = root / "config.yaml"
+    config.write_text(
+        "channels:\n  smtp: {enabled: false}\n  gsm: {enabled: false}\n"
+        f"  sip:\n{sip_yaml}"
+        "stt: {workers: 0}\nrouting: {enabled: false}\n"
+        "ivr:\n  menu_timeout_seconds: 1\n  no_input_repeats: 1\n"
+        f"  agent: {{uri: {agent or 'null'}, answer_timeout_seconds: 3,"
+        " working_hours: {start: '00:00', end: '00:00'}}\n"
+        "  voicemail: {silence_seconds: 3, min_seconds: 1, max_seconds: 30}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+StartWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    started: list[Worker] = []
+
+    def start(agent: str | None = None, **sip: object) -> Worker:
+        port = free_port()
+        config = sip_config(tmp_path, port, agent, **sip)
+        engine = make_engine(load_config(config).database.url)
+        upgrade(engine)
+        child = Child(
+            [sys.executable, "-m", "gateway.cli", "--config", str(config), "sip", "worker"],
+            dict(os.environ),
+        )
+        child.wait_for_line("sip.worker.ready")
+        worker = Worker(child, port, engine, tmp_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.child.stop()
+        worker.engine.dispose()
