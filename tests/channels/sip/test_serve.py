@@ -1,0 +1,124 @@
+"""`hotline serve` with the phone channel: the worker pool survives kill -9 (what was being
+recorded is kept), and with several workers Kamailio spreads calls and routes around a
+dead one."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from gateway.config import load_config
+from store.db import make_engine, make_sessionmaker
+from store.models import Letter
+from tests.channels.sip.conftest import short_prompts
+from tests.channels.sip.test_sipp import FAST
+from tests.conftest import require_tool
+from tests.support.processes import Child, free_port, gateway
+from tests.support.sipp import SippResult, run_sipp, scenario
+
+
+def serve_config(root: Path, sip: str) -> Path:
+    prompts = short_prompts(root / "prompts")
+    config = root / "config.yaml"
+    config.write_text(
+        f"http:\n  port: {free_port()}\n"
+        "channels:\n  smtp: {enabled: false}\n  gsm: {enabled: false}\n"
+        f"  sip:\n    prompts_dir: {prompts}\n{sip}"
+        "stt: {workers: 0}\nrouting: {enabled: false}\n"
+        "ivr:\n  menu_timeout_seconds: 1\n  no_input_repeats: 1\n"
+        "  voicemail: {silence_seconds: 3, min_seconds: 1, max_seconds: 30}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def worker_pids(child: Child) -> dict[int, int]:
+    """The newest pid of each SIP worker, from what serve logged."""
+    found: dict[int, int] = {}
+    for line in child.lines:
+        match = re.search(r"worker.started pool=sip number=(\d+) pid=(\d+)", line)
+        if match:
+            found[int(match[1])] = int(match[2])
+    return found
+
+
+def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    until = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < until, "timed out"
+        time.sleep(0.2)
+
+
+def letters(config: Path) -> list[Letter]:
+    engine = make_engine(load_config(config).database.url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            rows = list(s.scalars(select(Letter).order_by(Letter.id)))
+            for row in rows:
+                _ = row.attachments
+            return rows
+    finally:
+        engine.dispose()
+
+
+def test_a_worker_killed_mid_message_is_restarted_and_the_message_kept(tmp_path: Path) -> None:
+    require_tool("sipp")
+    port = free_port()
+    config = serve_config(tmp_path, f"    port: {port}\n")
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.worker.ready")
+        [first] = worker_pids(serve).values()
+        outcome: list[SippResult] = []
+        speaking = threading.Thread(
+            target=lambda: outcome.append(
+                run_sipp(scenario("call_menu_voicemail_hangup"), f"127.0.0.1:{port}",
+                         keys=FAST, timeout=30)
+            )
+        )  # fmt: skip
+        speaking.start()
+        time.sleep(0.3 + 1.0 + 3.5)  # the menu key, the beep, then 3.5 s of the message
+        os.kill(first, signal.SIGKILL)
+        speaking.join(timeout=40)
+        wait_until(lambda: worker_pids(serve)[0] != first)
+        wait_until(lambda: len(letters(config)) == 1)
+        [kept] = letters(config)
+        # Recovered from the half-written file: about 3 s of audio, under a true header.
+        assert kept.category == "complaint" and kept.attachments[0].size > 8000 * 2 * 2
+        after = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", keys=FAST, timeout=30
+        )
+        assert after.ok, after
+    assert len(letters(config)) == 2
+
+
+def test_kamailio_spreads_calls_over_workers_and_around_a_dead_one(tmp_path: Path) -> None:
+    require_tool("sipp")
+    require_tool("kamailio")
+    port, base = free_port(), free_port()
+    sip = (
+        f"    port: {port}\n    workers: 2\n    worker_base_port: {base}\n"
+        "    transports: [udp]\n    kamailio: {ping_interval_seconds: 1}\n"
+    )
+    config = serve_config(tmp_path, sip)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        both = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", calls=4, rate=10,
+            concurrency=4, keys=FAST, timeout=40,
+        )  # fmt: skip
+        assert both.ok and both.successful == 4, both
+        os.kill(worker_pids(serve)[1], signal.SIGKILL)
+        wait_until(lambda: any("worker down" in line for line in serve.lines))
+        one = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", calls=3, rate=10,
+            concurrency=3, keys=FAST, timeout=40,
+        )  # fmt: skip
+        assert one.ok and one.successful == 3, one
+    assert len(letters(config)) == 7
