@@ -81,7 +81,7 @@ class Bridge:
         return await self.pjsip.run(job)
 
     async def stop_playing(self, number: int) -> None:
-        await self.pjsip.run(lambda: self.players.pop(number, None))
+        await self.pjsip.run(lambda: self._drop(self.players, number))
 
     async def record(self, number: int, path: Path) -> bool:
         def job() -> bool:
@@ -99,7 +99,13 @@ class Bridge:
 
     async def stop_recording(self, number: int) -> None:
         """Destroying the recorder writes the WAV header: only then is the file whole."""
-        await self.pjsip.run(lambda: self.recorders.pop(number, None))
+        await self.pjsip.run(lambda: self._drop(self.recorders, number))
+
+    @staticmethod
+    def _drop(store: dict[int, Any], number: int) -> None:
+        """Dropped here, on the PJSIP thread; returned, the object would be destroyed on
+        the asyncio side with the job's result, and PJSIP would abort the process."""
+        store.pop(number, None)
 
     async def level(self, number: int) -> int:
         """The caller's voice level as the bridge hears it (0-255). pjsua2 names it the

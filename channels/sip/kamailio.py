@@ -28,6 +28,7 @@ from types import TracebackType
 from gateway.config import SipConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
+from gateway.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -502,6 +503,9 @@ class Kamailio:
             text=True,
             errors="replace",
             process_group=0,
+            # A gateway killed with -9 takes Kamailio along, or it would hold the SIP port
+            # against the restarted gateway.
+            preexec_fn=die_with_parent,
         )
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._reader = threading.Thread(target=self._read, name="kamailio-stderr", daemon=True)

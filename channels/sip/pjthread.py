@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -55,6 +56,9 @@ class PjThread:
             try:
                 done.set_result(job())
             except BaseException as exc:  # handed to the waiting side, never lost here
+                # Its frames would keep pjsua2 objects alive past libDestroy, to be freed
+                # later on another thread (which aborts the process).
+                traceback.clear_frames(exc.__traceback__)
                 done.set_exception(exc)
 
         self._jobs.put(run)
@@ -88,18 +92,20 @@ class PjThread:
             self._started.set_exception(exc)
             return
         self._started.set_result(None)
-        endpoint = self.endpoint
+        # No local holds the Endpoint or a job: a reference left in this frame would
+        # outlive libDestroy.
         while True:
             try:
                 job = self._jobs.get_nowait()
             except queue.Empty:
-                endpoint.libHandleEvents(10)
+                self.endpoint.libHandleEvents(10)
                 continue
             if job is None:
                 break
             job()
-        endpoint.hangupAllCalls()
-        endpoint.libDestroy()
+            job = None
+        self.endpoint.hangupAllCalls()
+        self.endpoint.libDestroy()
         self.endpoint = None
 
     def _create(self) -> pj.Endpoint:

@@ -122,3 +122,16 @@ def test_kamailio_spreads_calls_over_workers_and_around_a_dead_one(tmp_path: Pat
         )  # fmt: skip
         assert one.ok and one.successful == 3, one
     assert len(letters(config)) == 7
+    # The gateway was killed (-9): Kamailio went with it instead of holding the SIP port.
+    wait_until(lambda: not kamailios_of(tmp_path), timeout=10)
+
+
+def kamailios_of(root: Path) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"kamailio" in cmdline.read_bytes() and str(root).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
