@@ -172,8 +172,10 @@ def main() -> None:
                     )
                 calls = level * 2
                 complete = total - before == calls and complaints == audio == jobs == calls
+                crashes = sum("worker.exited" in line for line in serve.lines)
                 print(
                     f"gateway {level:4d} calls at once: {said}; stored {total - before}, "
+                    f"worker exits so far {crashes}, "
                     f"keys heard {complaints}, audio {audio}, jobs {jobs}; "
                     f"CPU {100 * (cpu1 - cpu0) / wall:.0f}% of a core, memory {memory:.0f} MB "
                     f"({len(pids)} processes)",

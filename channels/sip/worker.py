@@ -139,7 +139,8 @@ class SipWorker:
             number, str(line.getInfo().callIdString), who.caller, who.called, time.time()
         )
         self.loop.call_soon_threadsafe(self._begin, facts)
-        answer(line, 180)
+        # 200 at once, no 180: Kamailio's processes may forward a 180 after the 200, and
+        # an IVR has no ringing to announce.
         answer(line, 200)
 
     # -- on the asyncio loop ------------------------------------------------------------
@@ -191,7 +192,9 @@ class SipWorker:
             return
         if isinstance(action, flow.StoreVoicemail):
             assert recording is not None
-            data = await asyncio.to_thread(recording.read_bytes)
+            # pjsua2 finishes the header on its clock thread some time after the recorder
+            # is dropped, with nothing to wait on: the header is made here from the audio.
+            data = await asyncio.to_thread(recovery.repaired, recording)
             await self._store(facts, action.category, data, seconds)
             recovery.discard(recording)
         elif isinstance(action, flow.StoreAgentStub):
