@@ -16,6 +16,7 @@ Prints the highest level held, CPU (share of one core) and memory of workers and
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from channels.sip.kamailio import Kamailio
+from channels.sip.pool import options_ping
 from gateway.config import SipConfig, load_config
 from store.db import make_engine, make_sessionmaker
 from store.models import Attachment, Job, Letter
@@ -127,11 +129,12 @@ def main() -> None:
         best, figures = 0, ""
         with gateway(config, **env) as serve:
             serve.wait_for_line("sip.front", timeout=120)
-            until = time.monotonic() + 120
-            while sum("worker up" in line for line in serve.lines) < args.workers:
-                assert time.monotonic() < until, "not every worker came up"
-                time.sleep(0.5)
-            time.sleep(2)
+            until = time.monotonic() + 180
+            waiting = {base + n for n in range(args.workers)}
+            while waiting:  # every worker answers, then Kamailio's pings see them all
+                assert time.monotonic() < until, f"workers on {sorted(waiting)} never came up"
+                waiting = {p for p in waiting if not asyncio.run(options_ping("127.0.0.1", p))}
+            time.sleep(3)
             engine = make_engine(url)
             sessions = make_sessionmaker(engine)
             for level in levels:

@@ -92,8 +92,11 @@ class WorkerPool:
     async def _watch(self, number: int, child: asyncio.subprocess.Process) -> None:
         """Returns after killing a worker that stopped answering (it is then restarted)."""
         assert self.healthy is not None
+        # Counted only once it has answered: many workers starting at once on a small
+        # machine take a while, and one killed for being slow to start helps nobody.
+        while not await self.healthy(number):
+            await asyncio.sleep(self.check_seconds)
         misses = 0
-        await asyncio.sleep(self.check_seconds * 2)  # time to start
         while misses < 3:
             await asyncio.sleep(self.check_seconds)
             misses = 0 if await self.healthy(number) else misses + 1
