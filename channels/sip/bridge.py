@@ -15,7 +15,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from channels.sip.line import Line, LineEvent, answer, hang_up
+from channels.sip.line import Line, LineEvent, hang_up
 from channels.sip.pjthread import PjThread
 
 
@@ -29,20 +29,20 @@ class Bridge:
         self.pjsip = pjsip
         self.account: pj.Account | None = None
         self.lines: dict[int, Line] = {}
+        self.counter = 0
         self.players: dict[int, pj.AudioMediaPlayer] = {}
         self.recorders: dict[int, pj.AudioMediaRecorder] = {}
 
     # -- on the PJSIP thread (called from pjsua2 callbacks) -------------------------------
 
     def adopt(self, line: Line) -> int:
-        """Keep the call referenced, or pjsua2 collects it and the caller gets 603."""
-        number = int(line.getId())
+        """Keep the call referenced (or pjsua2 collects it and the caller gets 603), under
+        a number of our own: pjsua's call ids are slots, reused by later calls."""
+        self.counter += 1
+        number = self.counter
         self.lines[number] = line
+        line.release = lambda: self._forget(number)
         return number
-
-    def forget_later(self, number: int) -> None:
-        """Drop a finished call after the current callback has returned."""
-        self.pjsip.submit(lambda: self._forget(number))
 
     def _forget(self, number: int) -> None:
         for store in (self.players, self.recorders):
@@ -50,9 +50,6 @@ class Bridge:
         self.lines.pop(number, None)
 
     # -- from the asyncio side -------------------------------------------------------------
-
-    async def answer(self, number: int, status: int) -> None:
-        await self.pjsip.run(lambda: answer(self.lines[number], status))
 
     async def hang_up(self, number: int, status: int = 200) -> None:
         def job() -> None:

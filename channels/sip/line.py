@@ -51,6 +51,8 @@ class Line(pj.Call):  # type: ignore[misc]  # pjsua2 ships no types
         self.loop = loop
         self.on_event = on_event
         self.ended = False
+        # Set by the bridge: drops every object of this call, from inside the callback.
+        self.release: Callable[[], None] = lambda: None
 
     def _post(self, event: LineEvent) -> None:
         in_loop(self.loop, self.on_event, event)
@@ -62,6 +64,10 @@ class Line(pj.Call):  # type: ignore[misc]  # pjsua2 ships no types
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
             self.ended = True
             self._post(Disconnected(int(info.lastStatusCode)))
+            # Now, not later: pjsua reuses the call's slot for the next INVITE, maybe in
+            # the same poll, and a Call object outliving its slot acts on the new call
+            # (seen as segfaults at 40 calls). pjsua2 allows deleting it here.
+            self.release()
 
     def onCallMediaState(self, prm: Any) -> None:
         # The CallInfo must stay referenced while its media vector is read: iterating

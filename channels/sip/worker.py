@@ -21,7 +21,7 @@ import pjsua2 as pj
 from channels.sip import recovery
 from channels.sip.bridge import Bridge
 from channels.sip.identity import parties
-from channels.sip.line import Disconnected, Line, LineEvent, answer
+from channels.sip.line import Line, LineEvent, answer
 from channels.sip.pjthread import PjThread
 from channels.sip.session import CallFacts, CallSession
 from gateway.addresses import in_networks
@@ -149,8 +149,6 @@ class SipWorker:
         session = self.calls.get(number)
         if session is not None:
             session.post(event)
-        if isinstance(event, Disconnected):
-            self.bridge.forget_later(number)
 
     def _begin(self, facts: CallFacts) -> None:
         local = datetime.now(UTC).astimezone(self.config.zone)
