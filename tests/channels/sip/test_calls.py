@@ -1,11 +1,10 @@
 """Calls into a real SIP worker from the pjsua2 phone simulator: through the menu into
-voicemail, DTMF both ways, hang-ups, the agent, who may call and how many at once."""
+voicemail, DTMF both ways, hang-ups, the agent, who may call (how many at once: test_sipp.py)."""
 
 from __future__ import annotations
 
 import io
 import subprocess
-import threading
 import time
 import wave
 from pathlib import Path
@@ -169,18 +168,6 @@ def test_a_caller_not_on_the_trunk_list_gets_403_and_nothing_else(
     assert (first.status_code, other.status_code) == (403, 403)
     assert first.reason == other.reason  # no way to tell extensions apart
     assert worker.letters() == [] and worker.missed() == []
-
-
-def test_past_the_configured_calls_the_next_caller_hears_busy(
-    start_worker: StartWorker, phone: Phone
-) -> None:
-    worker = start_worker(calls_per_worker=1)
-    holding = threading.Thread(target=phone.call, args=(worker.uri, [Wait(4), HangUp()]))
-    holding.start()
-    time.sleep(1.5)
-    busy = phone.call(worker.uri, [], timeout=10)
-    holding.join(timeout=20)
-    assert busy.status_code == 486
 
 
 def _wait_for_letters(worker: Worker, count: int) -> list:  # type: ignore[type-arg]
