@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Citizen, MissedCall
+
+log = logging.getLogger(__name__)
 
 
 def find_missed(session: Session, source: str, call_id: str) -> MissedCall | None:
@@ -35,3 +39,22 @@ def record_missed(
         )
     )
     return True
+
+
+class MissedCalls:
+    """Writes the callback list for one channel. Never raises: an entry there is not a
+    letter, and failing to write one must not fail the call (or end a worker)."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], source: str, clock: Callable[[], datetime]
+    ) -> None:
+        self.sessions = sessions
+        self.source = source
+        self.clock = clock
+
+    def __call__(self, call: str, caller: str | None, called: str | None, reason: str) -> None:
+        try:
+            with self.sessions.begin() as session:
+                record_missed(session, self.source, call, self.clock(), reason, caller, called)
+        except Exception:
+            log.exception("missed_call_not_recorded source=%s call=%s", self.source, call)

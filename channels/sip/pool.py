@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+from channels.sip.kamailio import Kamailio
 from gateway.config import Config
 from gateway.logs import log_event
 from gateway.processes import WorkerPool
@@ -65,7 +66,7 @@ class SipChannel:
         )
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.kamailio: object | None = None
+        self.kamailio: Kamailio | None = None
 
     async def _healthy(self, number: int) -> bool:
         host, port = self.addresses[number]
@@ -74,8 +75,6 @@ class SipChannel:
     async def start(self) -> None:
         self.task = asyncio.create_task(self.pool.run(self.stopping), name="sip-workers")
         if self.settings.workers > 1:
-            from channels.sip.kamailio import Kamailio
-
             kamailio = Kamailio(self.settings, self.addresses)
             await asyncio.to_thread(kamailio.start)
             self.kamailio = kamailio
@@ -92,4 +91,4 @@ class SipChannel:
         if self.task is not None:
             await self.task
         if self.kamailio is not None:
-            await asyncio.to_thread(self.kamailio.stop)  # type: ignore[attr-defined]
+            await asyncio.to_thread(self.kamailio.stop)

@@ -14,7 +14,7 @@ from gateway.metrics import Metrics
 from gateway.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_sessionmaker
-from store.missed_calls import record_missed
+from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,8 @@ def run_worker(config: Config, index: int) -> int:
         config.zone,
         standing_jobs=(ROUTE,) if config.routing.enabled else (),
     )
-    source = config.channels.sip.source
-
-    def write_missed(call: str, caller: str | None, called: str | None, reason: str) -> None:
-        try:
-            with sessions.begin() as session:
-                record_missed(session, source, call, utcnow(), reason, caller, called)
-        except Exception:
-            # The callback list is not a letter: a failure here must not end the worker.
-            log.exception("sip.missed_call_not_recorded call=%s", call)
-
-    worker = SipWorker(config, index, intake.accept, write_missed)
+    missed = MissedCalls(sessions, config.channels.sip.source, utcnow)
+    worker = SipWorker(config, index, intake.accept, missed)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -26,12 +26,14 @@ from channels.sip.pjthread import PjThread
 from channels.sip.session import CallFacts, CallSession
 from gateway.addresses import in_networks
 from gateway.config import Config
-from gateway.contact import Accept, Attachment, Channel, Citizen, IncomingContact
+from gateway.contact import Accept, Attachment
 from gateway.limits import RateLimiter
 from gateway.logs import log_event
 from ivr import flow
+from ivr.letters import call_letter
 from ivr.prompts import prompt_path
 from ivr.transcription import TRANSCRIBE
+from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
 LOOPBACK = ["127.0.0.0/8", "::1/128"]
@@ -59,7 +61,7 @@ class SipWorker:
         config: Config,
         index: int,
         accept: Accept,
-        write_missed: Any,
+        write_missed: MissedCalls,
     ) -> None:
         self.config = config
         self.settings = settings = config.channels.sip
@@ -206,15 +208,13 @@ class SipWorker:
         seconds: float,
     ) -> None:
         raw = {"called": facts.called, "seconds": round(seconds, 1), "call_id": facts.call_id}
-        contact = IncomingContact(
-            channel=Channel.PHONE,
-            source=self.settings.source,
-            external_id=facts.call_id,
-            received_at=datetime.fromtimestamp(facts.started, UTC),
-            citizen=Citizen(phone=facts.caller),
-            subject="电话留言" if wav is not None else "人工坐席来电",
-            text="" if wav is not None else "（来电已由人工坐席接听，待坐席补充记录。）",
-            category=category,
+        contact = call_letter(
+            self.settings.source,
+            facts.call_id,
+            datetime.fromtimestamp(facts.started, UTC),
+            facts.caller,
+            category,
+            voicemail=wav is not None,
             attachments=(Attachment("voicemail.wav", "audio/wav", wav),) if wav else (),
             jobs=(TRANSCRIBE,) if wav else (),
             raw=json.dumps(raw, ensure_ascii=False),

@@ -28,8 +28,9 @@ from gateway.contact import Accept, Channel, Citizen, IncomingContact
 from gateway.logs import log_event
 from gateway.outbox import record_delivery
 from ivr import flow
+from ivr.letters import call_letter
 from store.letters import find_by_external_id
-from store.missed_calls import find_missed, record_missed
+from store.missed_calls import MissedCalls, find_missed
 from store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class TwilioWebhooks:
         self.accept = accept
         self.sessions = sessions
         self.clock = clock
+        self.missed = MissedCalls(sessions, self.settings.source, clock)
         self.validator = RequestValidator(self.settings.auth_token or "")
         self.public = self.settings.public_url.rstrip("/")
 
@@ -179,20 +181,17 @@ class TwilioWebhooks:
     async def _outcome(self, action: flow.Action, params: Params) -> None:
         call, caller = params["CallSid"], params["From"]
         if isinstance(action, flow.MarkMissed):
-            await asyncio.to_thread(self._missed, call, caller, params.get("To"), action.reason)
+            await asyncio.to_thread(self.missed, call, caller, params.get("To"), action.reason)
             return
         voicemail = isinstance(action, flow.StoreVoicemail)
-        contact = IncomingContact(
-            channel=Channel.PHONE,
-            source=self.settings.source,
-            external_id=call,
-            received_at=self.clock(),
-            citizen=Citizen(phone=caller),
-            subject="电话留言" if voicemail else "人工坐席来电",
-            # An agent's call is a stub the agent completes in the console.
-            text="" if voicemail else "（来电已由人工坐席接听，待坐席补充记录。）",
-            category=action.category if isinstance(action, flow.StoreVoicemail) else None,
-            jobs=(MEDIA_JOB,) if voicemail else (),
+        contact = call_letter(
+            self.settings.source,
+            call,
+            self.clock(),
+            caller,
+            action.category if isinstance(action, flow.StoreVoicemail) else None,
+            voicemail=voicemail,
+            jobs=(MEDIA_JOB,) if voicemail else (),  # the recording follows as a job
             raw=_raw(params),
         )
         accepted = await self.accept(contact)
@@ -203,16 +202,6 @@ class TwilioWebhooks:
             kind="voicemail" if voicemail else "agent",
             tracking_number=accepted.tracking_number,
         )
-
-    def _missed(self, call: str, caller: str, called: str | None, reason: str) -> None:
-        try:
-            with self.sessions.begin() as session:
-                record_missed(
-                    session, self.settings.source, call, self.clock(), reason, caller, called
-                )
-        except Exception:
-            # A callback list entry is not a letter: it must never fail the call's answer.
-            log.exception("twilio.missed_call_not_recorded call=%s", call)
 
     # -- status callbacks ------------------------------------------------------------------
 
@@ -247,7 +236,7 @@ class TwilioWebhooks:
                 session, self.settings.source, call
             ):
                 return
-        self._missed(call, caller or "", called, "hung_up_in_menu")
+        self.missed(call, caller or "", called, "hung_up_in_menu")
 
 
 def _needed(params: Params, name: str) -> str:
