@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from store.models import Letter
-from tests.support.processes import ROOT, free_port, gateway
+from tests.support.processes import ROOT, Child, free_port, gateway
 
 
 class Control:
@@ -59,11 +59,17 @@ def modem() -> Iterator[Control]:
     control.close()
 
 
-def eventually(check: Callable[[], bool], timeout: float = 20) -> None:
-    """The modem lives in another process: ask it until it says yes."""
+def eventually(check: Callable[[], bool], proc: Child, timeout: float = 60) -> None:
+    """The modem lives in another process: ask it until it says yes.
+
+    The limit is generous (a loaded CI machine starts the gateway slowly); on failure the
+    gateway's own log says why.
+    """
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, "the condition never came true"
+        assert time.monotonic() < deadline, "never came true; the gateway said:\n" + "".join(
+            proc.lines
+        )
         time.sleep(0.05)
 
 
@@ -97,11 +103,11 @@ def test_kill_9_after_the_commit_before_the_delete_loses_and_doubles_nothing(
         modem("deliver_text", sender="+8613800138000", text=f"第{n}封短信")
         start = len(modem("commands")["commands"])
         with gateway(config, HOTLINE_DATABASE_URL=database_url) as proc:
-            eventually(deletes_after(start))  # the letter is committed; its delete hangs
+            eventually(deletes_after(start), proc)  # the letter is committed; its delete hangs
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         assert texts(engine) == [f"第{i}封短信" for i in range(n + 1)]
         assert modem("stored")["stored"], "the message must still be on the SIM"
-        with gateway(config, HOTLINE_DATABASE_URL=database_url):
-            eventually(lambda: not modem("stored")["stored"])
+        with gateway(config, HOTLINE_DATABASE_URL=database_url) as proc:
+            eventually(lambda: not modem("stored")["stored"], proc)
         assert texts(engine) == [f"第{i}封短信" for i in range(n + 1)]
