@@ -20,6 +20,7 @@ from gateway.contact import Accepted, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.logs import log_event
 from gateway.metrics import Metrics
+from gateway.redaction import mask
 from gateway.spool import Spool
 from store import jobs, letters
 from store.attachments import AttachmentStore, StoredFile
@@ -113,7 +114,8 @@ class Intake:
             "intake.spooled",
             logging.WARNING,
             source=contact.source,
-            external_id=contact.external_id,
+            # An SMS key starts with the sender's number; an e-mail's may name them.
+            external_id=mask(contact.external_id),
         )
         return Accepted(tracking_number=None, created=False, spooled=True)
 

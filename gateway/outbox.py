@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OutgoingMailConfig
+from gateway.redaction import mask
 from gateway.workers import GiveUp, Handler
 from store import jobs
 from store.letters import record_event
@@ -84,7 +85,9 @@ class Mailer:
                     relay.login(s.username, s.password)
                 relay.send_message(mail)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise GiveUp(f"relay refused the recipient: {exc.recipients}") from exc
+            # Not the address itself: this error is kept in the history and logged.
+            refusals = "; ".join(f"{code} {reason!r}" for code, reason in exc.recipients.values())
+            raise GiveUp(f"relay refused the recipient: {mask(refusals)}") from exc
         except smtplib.SMTPResponseException as exc:
             if 500 <= exc.smtp_code < 600:
                 raise GiveUp(f"relay refused the mail: {exc.smtp_code} {exc.smtp_error!r}") from exc

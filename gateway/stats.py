@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from gateway.config import CATEGORIES
 from gateway.contact import Channel
+from gateway.redaction import scrub
 from gateway.segmentation import Segmenter
-from store.models import Assignment, Department, Event, Letter
+from store.models import Assignment, Citizen, Department, Event, Letter
 
 CHANNELS = tuple(c.value for c in Channel)
 UNCLASSIFIED = "unclassified"
@@ -457,21 +458,24 @@ def hot_topics(
     the period, so a period of a million letters is not read into memory; `sampled` says
     how many were used. Districts are counted over all the period's letters in the database.
     Words are cut by jieba (its stock dictionary plus HOTLINE_WORDS); single characters,
-    numbers and STOPWORDS are dropped.
+    numbers and STOPWORDS are dropped, and so are contact details and the citizen's name
+    (an ID number ending in X, an e-mail's parts or a name would otherwise rank as words).
     """
     _check_period(start, end)
     if top < 1 or sample < 0:
         raise ValueError("top must be at least 1 and sample not negative")
     kept = and_(_received_in(start, end), Letter.status != "rejected")
     recent = session.execute(
-        select(Letter.subject, Letter.text)
+        select(Letter.subject, Letter.text, Citizen.name)
+        .outerjoin(Citizen, Citizen.id == Letter.citizen_id)
         .where(kept)
         .order_by(Letter.received_at.desc(), Letter.id.desc())
         .limit(sample)
     ).all()
     words: Counter[str] = Counter()
-    for subject, text in recent:
-        words.update(w for w in _segment(f"{subject}\n{text}") if _is_topic_word(w))
+    for subject, text, name in recent:
+        clean = scrub(f"{subject}\n{text}", [name])
+        words.update(w for w in _segment(clean) if _is_topic_word(w))
     districts = session.execute(
         select(Letter.district, func.count())
         .where(kept, Letter.district.is_not(None))

@@ -12,6 +12,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from gateway.config import TwilioConfig
+from gateway.redaction import mask
 from gateway.workers import GiveUp
 
 TWILIO_API = "https://api.twilio.com"
@@ -62,6 +63,7 @@ class TwilioSms:
             # 4xx (a bad number, a blocked recipient) will fail the same way next time;
             # 429 and 5xx are Twilio's own trouble and are retried.
             if 400 <= exc.status < 500 and exc.status != 429:
-                raise GiveUp(f"Twilio refused the message: {exc.code} {exc.msg}") from exc
+                # Twilio's message names the number; the error is kept and logged.
+                raise GiveUp(f"Twilio refused the message: {exc.code} {mask(exc.msg)}") from exc
             raise
         return {"twilio_sid": message.sid}

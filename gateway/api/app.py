@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import tracking
 from gateway.api import auth
-from gateway.api.privacy import citizen_view
+from gateway.api.privacy import as_written, citizen_view, redactor, reveals, scrub_detail
 from gateway.api.schemas import (
     Action,
     ActionResult,
@@ -35,6 +35,7 @@ from gateway.config import ApiConfig
 from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.intake import Intake
+from gateway.redaction import scrub
 from gateway.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from store.attachments import AttachmentStore
 from store.db import make_read_sessionmaker
@@ -50,6 +51,9 @@ SUMMARY_COLUMNS = (
     Letter.category,
     Letter.subject,
     Letter.due_at,
+    # Whether a department may ever see the citizen (privacy.reveals).
+    Letter.anonymous,
+    Letter.confidential,
 )
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -166,14 +170,17 @@ def build_api(services: Services) -> FastAPI:
         )
         return {letter_id: code for letter_id, code in rows}
 
-    def summary(letter: Any, lead: str | None) -> dict[str, Any]:
+    def full(who: auth.Principal, letter: Any) -> bool:
+        return reveals(letter, who.can("pii"), who.department)
+
+    def summary(letter: Any, lead: str | None, clean: Callable[[str], str]) -> dict[str, Any]:
         return {
             "tracking_number": letter.tracking_number,
             "channel": letter.channel,
             "received_at": letter.received_at,
             "status": letter.status,
             "category": letter.category,
-            "subject": letter.subject,
+            "subject": clean(letter.subject),
             "department": lead,
             "due_at": letter.due_at,
         }
@@ -216,8 +223,11 @@ def build_api(services: Services) -> FastAPI:
         rows = list(s.execute(query.order_by(Letter.id.desc()).limit(size + 1)))
         more, rows = len(rows) > size, rows[:size]
         lead = leads(s, [r.id for r in rows])
+        # A page has no citizens loaded: its subjects lose the shapes of contact details.
         return {
-            "items": [summary(r, lead.get(r.id)) for r in rows],
+            "items": [
+                summary(r, lead.get(r.id), as_written if full(who, r) else scrub) for r in rows
+            ],
             "next_cursor": _encode_cursor(rows[-1].id) if more and rows else None,
         }
 
@@ -232,9 +242,10 @@ def build_api(services: Services) -> FastAPI:
     ) -> dict[str, Any]:
         require(who, "read")
         letter = load(s, who, tracking_number)
-        full = who.can("pii")
-        citizen = citizen_view(letter, letter.citizen, full)
-        if full and citizen is not None:
+        unmasked = full(who, letter)
+        citizen = citizen_view(letter, letter.citizen, unmasked)
+        clean = redactor(letter, letter.citizen, unmasked)
+        if unmasked and citizen is not None:
             with services.sessions.begin() as audit:  # on record before the PII leaves
                 record_event(
                     audit,
@@ -246,9 +257,9 @@ def build_api(services: Services) -> FastAPI:
                 )
         base = f"/api/v1/letters/{letter.tracking_number}/attachments"
         return {
-            **summary(letter, leads(s, [letter.id]).get(letter.id)),
-            "text": letter.text,
-            "transcript": letter.transcript,
+            **summary(letter, leads(s, [letter.id]).get(letter.id), clean),
+            "text": clean(letter.text),
+            "transcript": letter.transcript and clean(letter.transcript),
             "district": letter.district,
             "mode": letter.mode,
             "reply_type": letter.reply_type,
@@ -256,7 +267,7 @@ def build_api(services: Services) -> FastAPI:
             "attachments": [
                 AttachmentView(
                     id=a.id,
-                    filename=a.filename,
+                    filename=clean(a.filename),
                     media_type=a.media_type,
                     size=a.size,
                     sha256=a.sha256,
@@ -265,7 +276,7 @@ def build_api(services: Services) -> FastAPI:
                 for a in letter.attachments
             ],
             "events": [
-                EventView(at=e.at, actor=e.actor, kind=e.kind, detail=e.detail)
+                EventView(at=e.at, actor=e.actor, kind=e.kind, detail=scrub_detail(e.detail, clean))
                 for e in letter.events
             ],
         }
@@ -287,12 +298,13 @@ def build_api(services: Services) -> FastAPI:
         found = s.get(Attachment, attachment_id)
         if found is None or found.letter_id != letter.id:
             raise HTTPException(404, f"No attachment {attachment_id} on {tracking_number}")
+        filename = redactor(letter, letter.citizen, full(who, letter))(found.filename)
         return Response(
             services.files.read(found.sha256),
             media_type=found.media_type,
             # Never rendered inline: a citizen's upload is not trusted content.
             headers={
-                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(found.filename)}",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
                 "X-Content-Type-Options": "nosniff",
             },
         )

@@ -9,6 +9,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from gateway import tracking
 from gateway.api import auth
 from gateway.api.app import Services
+from gateway.api.privacy import redactor
 from gateway.config import CATEGORIES
 from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
@@ -94,11 +96,14 @@ def _read(services: Services, base: str, query: dict[str, str]) -> tuple[Any, st
         return [{"service_request_id": number, "token": number}], "service_requests", "request"
     who = _principal(services, query.get("api_key"), "read")
     if base.startswith("requests/"):
-        numbers = [base.removeprefix("requests/")]
-    elif base == "requests":
-        numbers = [n for n in query.get("service_request_id", "").split(",") if n]
-    else:
+        number = base.removeprefix("requests/")
+        found = _requests(services, who, [number], query)
+        if not found:  # also when it exists but is another department's
+            raise Open311Error(404, f"no request {number}")
+        return found, "service_requests", "request"
+    if base != "requests":
         raise Open311Error(404, f"no resource {base}")
+    numbers = [n for n in query.get("service_request_id", "").split(",") if n]
     return _requests(services, who, numbers, query), "service_requests", "request"
 
 
@@ -106,7 +111,7 @@ def _requests(
     services: Services, who: auth.Principal, numbers: list[str], query: dict[str, str]
 ) -> list[dict[str, Any]]:
     with services.reads() as session:
-        stmt = select(Letter)
+        stmt = select(Letter).options(selectinload(Letter.citizen))
         if numbers:
             stmt = stmt.where(Letter.tracking_number.in_([tracking.normalize(n) for n in numbers]))
         if query.get("service_code"):
@@ -153,14 +158,17 @@ def _request_view(session: Any, letter: Letter, status: str) -> dict[str, Any]:
     updated = session.scalars(
         select(Event.at).where(Event.letter_id == letter.id).order_by(Event.id.desc())
     ).first()
+    # Civic apps show these to the public: scrubbed as a published letter is (no pii scope
+    # here, whatever the key holds).
+    clean = redactor(letter, letter.citizen, full=False)
     return {
         "service_request_id": letter.tracking_number,
         "status": status,
-        "status_notes": reply or letter.rejection or "",
+        "status_notes": clean(reply) if reply else letter.rejection or "",
         "service_name": NAMES.get(letter.category or "other", letter.category),
         "service_code": letter.category or "other",
         # The citizen's words are theirs: published only with a public reply.
-        "description": letter.subject if reply is None else letter.text,
+        "description": clean(letter.subject if reply is None else letter.text),
         "agency_responsible": lead or "12345市民热线",
         "service_notice": "",
         "requested_datetime": iso_utc(letter.received_at),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gateway.redaction import MASK, scrub
+from collections.abc import Callable
+
+import pytest
+
+from gateway.redaction import MASK, mask_email, mask_id_number, mask_phone, scrub
 
 
 def test_numbers_addresses_and_known_details_are_masked() -> None:
@@ -19,3 +23,25 @@ def test_numbers_addresses_and_known_details_are_masked() -> None:
 def test_ordinary_numbers_stay() -> None:
     text = "2026年11月26日，人民路12号的3盏路灯坏了，已有200户居民反映。"
     assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("masker", "value", "expected"),
+    [
+        (mask_phone, "+86 138-1234-5678", "138****5678"),
+        (mask_phone, "13812345678", "138****5678"),
+        (mask_phone, "0831-2345678", "083****5678"),
+        (mask_phone, "110", "****"),
+        (mask_phone, None, None),
+        (mask_email, "zhao.san@example.com", "z***@example.com"),
+        (mask_email, "no-at-sign", None),
+        (mask_id_number, "110105198002294612", "110***********4612"),
+        (mask_id_number, "44030519921231883X", "440***********883X"),
+        (mask_id_number, "123", "****"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_masked_detail_keeps_its_ends(
+    masker: Callable[[str | None], str | None], value: str | None, expected: str | None
+) -> None:
+    assert masker(value) == expected
