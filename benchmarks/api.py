@@ -32,7 +32,7 @@ from gateway.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter
-from tests.conftest import SHANGHAI, build_intake, make_contact
+from tests.conftest import PII, SHANGHAI, build_intake, make_contact
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -108,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(ROOT / "config.yaml", environ={})
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'api.db'}")
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'api.db'}", pii=PII)
         upgrade(engine)
         parts = build_intake(engine, Path(tmp))
         sessions = make_sessionmaker(engine)
@@ -171,7 +171,7 @@ def webhook_rates(count: int) -> tuple[float, float]:
         "data": {"tracking_number": "202611260000016", "status": "received"},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'hooks.db'}")
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'hooks.db'}", pii=PII)
         upgrade(engine)
         build_intake(engine, Path(tmp)).intake.accept_sync(make_contact(1))
         sessions = make_sessionmaker(engine)

@@ -27,9 +27,12 @@ from gateway.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Assignment, Department, Letter
+from store.pii import Keyring
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# A throwaway key: these databases live for one run.
+PII = Keyring.parse(Keyring.new_key())
 TEXTS = [
     "我要投诉翠屏区人民路的路灯坏了三天，晚上很黑",
     "请问办理居住证需要什么材料",
@@ -60,14 +63,14 @@ def routing_rate(config: Config, n: int) -> tuple[float, float]:
 
 def database(backend: str, workdir: Path) -> tuple[Engine, str | None]:
     if backend == "sqlite":
-        engine = make_engine(f"sqlite:///{workdir / f'core-{uuid.uuid4().hex}.db'}")
+        engine = make_engine(f"sqlite:///{workdir / f'core-{uuid.uuid4().hex}.db'}", pii=PII)
         upgrade(engine)
         return engine, None
     schema = f"hotline_bench_{uuid.uuid4().hex[:8]}"
     with create_engine(POSTGRES).begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = make_engine(url.render_as_string(hide_password=False))
+    engine = make_engine(url.render_as_string(hide_password=False), pii=PII)
     upgrade(engine)
     return engine, schema
 

@@ -22,13 +22,13 @@ from simulators.modem import ModemProfile, ModemSimulator
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Letter
-from tests.conftest import build_intake, count_rows
+from tests.conftest import PII, build_intake, count_rows
 
 REAL_MODEM_PER_MINUTE = 20  # the fast end of what a GSM modem receives
 
 
 async def run(modems: int, messages: int, workdir: Path) -> float:
-    engine = make_engine(f"sqlite:///{workdir / f'gsm-{modems}.db'}")
+    engine = make_engine(f"sqlite:///{workdir / f'gsm-{modems}.db'}", pii=PII)
     upgrade(engine)
     parts = build_intake(engine, workdir / f"m{modems}")
     simulators = [ModemSimulator(ModemProfile(capacity=50)) for _ in range(modems)]

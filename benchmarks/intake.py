@@ -32,14 +32,14 @@ from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Citizen, Event, Letter
-from tests.conftest import SHANGHAI, make_contact
+from tests.conftest import PII, SHANGHAI, make_contact
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def fresh_database(backend: str, workdir: Path) -> tuple[Engine, str | None]:
     if backend == "sqlite":
-        engine = make_engine(f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex}.db'}")
+        engine = make_engine(f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex}.db'}", pii=PII)
         upgrade(engine)
         return engine, None
     schema = f"hotline_bench_{uuid.uuid4().hex[:8]}"
@@ -48,7 +48,7 @@ def fresh_database(backend: str, workdir: Path) -> tuple[Engine, str | None]:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
     url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = make_engine(url.render_as_string(hide_password=False))
+    engine = make_engine(url.render_as_string(hide_password=False), pii=PII)
     upgrade(engine)
     return engine, schema
 

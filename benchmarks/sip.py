@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from channels.sip.kamailio import Kamailio
 from channels.sip.pool import options_ping
 from gateway.config import SipConfig, load_config
+from gateway.keys import pii_keyring
 from store.db import make_engine, make_sessionmaker
 from store.models import Attachment, Job, Letter
 from tests.channels.sip.conftest import short_prompts
@@ -135,7 +136,8 @@ def main() -> None:
                 assert time.monotonic() < until, f"workers on {sorted(waiting)} never came up"
                 waiting = {p for p in waiting if not asyncio.run(options_ping("127.0.0.1", p))}
             time.sleep(3)
-            engine = make_engine(url)
+            # The gateway's own keys: HOTLINE_PII_KEYS, or the key file it made.
+            engine = make_engine(url, pii=pii_keyring(load_config(config).pii))
             sessions = make_sessionmaker(engine)
             for level in levels:
                 with sessions() as s:

@@ -8,12 +8,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.config import RouteRule, RoutingConfig
 from gateway.segmentation import Segmenter
 from store.models import Citizen, Letter
+from store.pii import keyring_of
 
 OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promised")
 
@@ -92,11 +93,15 @@ class Rules:
         with similar text, received within the window: the matter is already in hand."""
         since = now - timedelta(days=self.config.duplicate_window_days)
         citizen = letter.citizen
-        same_person = []
-        if citizen is not None and citizen.phone:
-            same_person.append(Citizen.phone == citizen.phone)
-        if citizen is not None and citizen.email:
-            same_person.append(Citizen.email == citizen.email)
+        same_person: list[ColumnElement[bool]] = []
+        if citizen is not None:
+            # PII is encrypted: the same phone or e-mail is the same keyed hash (under any
+            # key, while a rotation is under way).
+            keyring = keyring_of(session.get_bind().dialect)
+            if citizen.phone and (hashes := keyring.lookup_hashes("phone", citizen.phone)):
+                same_person.append(Citizen.phone_hash.in_(hashes))
+            if citizen.email and (hashes := keyring.lookup_hashes("email", citizen.email)):
+                same_person.append(Citizen.email_hash.in_(hashes))
         if letter.district:
             same_person.append(Letter.district == letter.district)
         if not same_person:

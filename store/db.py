@@ -10,26 +10,45 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.pii import Keyring, attach
+
 
 def make_engine(
-    url: str, *, connect_timeout: float = 5.0, busy_timeout: float = 10.0, pool_size: int = 5
+    url: str,
+    *,
+    pii: Keyring | None = None,
+    connect_timeout: float = 5.0,
+    busy_timeout: float = 10.0,
+    pool_size: int = 5,
 ) -> Engine:
-    """Create an engine; SQLite is set up for durability and one writer at a time."""
+    """Create an engine; SQLite is set up for durability and one writer at a time.
+
+    ``pii`` are the keys citizens' details are encrypted under; without them the engine
+    reads and writes everything else, and any PII value is a clear error (store/pii.py).
+    Errors never quote their statement's parameters: a letter's text and its citizen would
+    reach a log line or a job's recorded error.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            parsed, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+            parsed,
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
+            hide_parameters=True,
         )
         _tune_sqlite(engine, busy_timeout)
-        return engine
-    return create_engine(
-        parsed,
-        pool_size=pool_size,
-        pool_timeout=connect_timeout * 6,
-        connect_args={"connect_timeout": max(1, round(connect_timeout))},
-    )
+    else:
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            pool_timeout=connect_timeout * 6,
+            connect_args={"connect_timeout": max(1, round(connect_timeout))},
+            hide_parameters=True,
+        )
+    if pii is not None:
+        attach(engine, pii)
+    return engine
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import uuid
@@ -23,12 +24,17 @@ from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Base
+from store.pii import ENV, Keyring
 from tests.support.tcp_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get(
     "HOTLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Citizens' details are encrypted at rest: the tests, and every gateway they start (children
+# inherit the environment), use this fixed key unless one is set.
+os.environ.setdefault(ENV, "test:" + base64.urlsafe_b64encode(bytes(range(32))).decode())
+PII = Keyring.parse(os.environ[ENV])
 
 
 def _require(reason: str) -> None:
@@ -59,7 +65,7 @@ def postgres_schema_url() -> Iterator[str]:
         _require(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
     url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
     rendered = url.render_as_string(hide_password=False)
-    engine = make_engine(rendered)
+    engine = make_engine(rendered, pii=PII)
     upgrade(engine)
     engine.dispose()
     yield rendered
@@ -82,7 +88,7 @@ def proxy(postgres_schema_url: str) -> Iterator[TcpProxy]:
 def cut_engine(proxy: TcpProxy, postgres_schema_url: str) -> Iterator[Engine]:
     """An engine whose every connection runs through the proxy (PostgreSQL behind a cable)."""
     url = make_url(postgres_schema_url).set(host="127.0.0.1", port=proxy.port)
-    engine = make_engine(url.render_as_string(hide_password=False), connect_timeout=1)
+    engine = make_engine(url.render_as_string(hide_password=False), pii=PII, connect_timeout=1)
     yield engine
     engine.dispose()
 
@@ -91,7 +97,7 @@ def cut_engine(proxy: TcpProxy, postgres_schema_url: str) -> Iterator[Engine]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'hotline.db'}"
-        engine = make_engine(url)
+        engine = make_engine(url, pii=PII)
         upgrade(engine)
         engine.dispose()
         return url
@@ -106,7 +112,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, pool_size=20)
+    engine = make_engine(database_url, pii=PII, pool_size=20)
     yield engine
     engine.dispose()
 

@@ -17,7 +17,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.requests import Request
 
@@ -77,20 +76,6 @@ class FormTokens:
     def _sign(self, body: str, browser: str) -> str:
         digest = hmac.new(self.secret, f"{body}.{browser}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
-
-
-def load_secret(configured: str | None, path: Path) -> bytes:
-    """The configured secret, or one made once and kept beside the data (mode 0600), so a
-    restart does not invalidate the forms citizens are filling in."""
-    if configured:
-        return configured.encode()
-    if path.exists():
-        return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(32).encode()
-    path.touch(mode=0o600)
-    path.write_bytes(secret)
-    return secret
 
 
 def client_ip(request: Request, trusted_proxies: list[str]) -> str:

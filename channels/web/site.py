@@ -27,7 +27,6 @@ from channels.web.guard import (
     FormTokens,
     TokenError,
     client_ip,
-    load_secret,
     new_browser_id,
 )
 from channels.web.uploads import UploadError, check_upload, size_text
@@ -41,6 +40,7 @@ from channels.web.views import (
 from gateway.config import CATEGORIES, Config
 from gateway.contact import Accept, Attachment
 from gateway.errors import StoreUnavailable
+from gateway.keys import load_secret
 from gateway.labels import CATEGORY_LABELS
 from gateway.limits import RateLimiter
 from gateway.logs import log_event

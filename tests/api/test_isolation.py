@@ -21,7 +21,7 @@ from gateway.workflow import OPERATOR, Actor, Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter
-from tests.conftest import SHANGHAI, build_intake, make_contact
+from tests.conftest import PII, SHANGHAI, build_intake, make_contact
 from tests.gateway.test_workflow import ROUTING
 
 DEPARTMENTS = ["city-admin", "environment", "housing"]
@@ -40,7 +40,7 @@ def test_a_department_token_sees_exactly_the_letters_assigned_to_it(
     assignments: list[list[str]],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'h.db'}")
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'h.db'}", pii=PII)
         upgrade(engine)
         parts = build_intake(engine, Path(tmp))
         workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: NOW)

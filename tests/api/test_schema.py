@@ -20,7 +20,7 @@ from gateway.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter
-from tests.conftest import SHANGHAI, build_intake, make_contact
+from tests.conftest import PII, SHANGHAI, build_intake, make_contact
 from tests.gateway.test_workflow import ROUTING
 
 TOKEN: dict[str, str] = {}
@@ -29,7 +29,7 @@ TOKEN: dict[str, str] = {}
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     root = tmp_path_factory.mktemp("api")
-    engine = make_engine(f"sqlite:///{Path(root) / 'h.db'}")
+    engine = make_engine(f"sqlite:///{Path(root) / 'h.db'}", pii=PII)
     upgrade(engine)
     now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: now)

@@ -32,7 +32,7 @@ from simulators.twilio.api import LoopbackServer
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Job, Letter, MissedCall, OutboxMessage
-from tests.conftest import Parts, count_rows
+from tests.conftest import PII, Parts, count_rows
 from tests.support.processes import free_port, gateway
 
 PUBLIC = "https://hotline.example.cn/12345"
@@ -290,7 +290,7 @@ async def test_hotline_serve_takes_twilio_sms_with_the_token_from_the_environmen
             assert sent.status_code == 200
             forged = await TwilioCaller(TwilioApi(), public).send_sms(CITIZEN, HOTLINE, "x")
             assert forged.status_code == 403
-    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", pii=PII)
     try:
         assert count_rows(engine, Letter) == 1
     finally:

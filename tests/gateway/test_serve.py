@@ -14,7 +14,7 @@ from gateway.metrics import Metrics
 from gateway.spool import Spool
 from store.db import make_engine
 from store.models import Letter
-from tests.conftest import make_contact
+from tests.conftest import PII, make_contact
 from tests.support.processes import free_port, gateway
 from tests.support.tcp_proxy import TcpProxy
 
@@ -59,7 +59,7 @@ def test_serve_stores_what_an_earlier_outage_left_in_the_spool(tmp_path: Path) -
         line = proc.wait_for_line('"event": "spool.drained"')
         assert '"tracking_number": "20261126000001' in line
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["spool_depth"] == 0
-    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", pii=PII)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Letter)).scalar_one() == 1
     engine.dispose()

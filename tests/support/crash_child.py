@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 from store.db import make_engine
-from tests.conftest import build_intake, make_contact
+from tests.conftest import PII, build_intake, make_contact
 
 
 def main() -> None:
     url, root, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    parts = build_intake(make_engine(url), root)
+    parts = build_intake(make_engine(url, pii=PII), root)
     print("ready", flush=True)
     for n in range(count):
         accepted = parts.intake.accept_sync(make_contact(n))

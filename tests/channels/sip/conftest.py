@@ -17,7 +17,7 @@ from ivr.menu import Prompts
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Job, Letter, MissedCall
-from tests.conftest import require_tool
+from tests.conftest import PII, require_tool
 from tests.support.processes import Child, free_port
 
 PROMPT_SECONDS = 0.4
@@ -111,7 +111,7 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     def start(agent: str | None = None, **sip: object) -> Worker:
         port = free_port()
         config = sip_config(tmp_path, port, agent, **sip)
-        engine = make_engine(load_config(config).database.url)
+        engine = make_engine(load_config(config).database.url, pii=PII)
         upgrade(engine)
         child = Child(
             [sys.executable, "-m", "gateway.cli", "--config", str(config), "sip", "worker"],

@@ -18,7 +18,7 @@ from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.channels.sip.conftest import short_prompts
 from tests.channels.sip.test_sipp import FAST
-from tests.conftest import require_tool
+from tests.conftest import PII, require_tool
 from tests.support.processes import Child, free_port, gateway
 from tests.support.sipp import SippResult, run_sipp, scenario
 
@@ -56,7 +56,7 @@ def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-d
 
 
 def letters(config: Path) -> list[Letter]:
-    engine = make_engine(load_config(config).database.url)
+    engine = make_engine(load_config(config).database.url, pii=PII)
     try:
         with make_sessionmaker(engine)() as s:
             rows = list(s.scalars(select(Letter).order_by(Letter.id)))

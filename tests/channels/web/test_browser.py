@@ -14,7 +14,7 @@ from gateway.deadlines import WorkCalendar
 from gateway.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter
-from tests.conftest import SHANGHAI
+from tests.conftest import PII, SHANGHAI
 from tests.gateway.test_workflow import CITY_ADMIN, MONDAY, OPERATOR_ZHANG, ROUTING
 from tests.support.browser import chromium, phone_page, screenshot
 from tests.support.processes import free_port, gateway
@@ -56,7 +56,7 @@ def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path
         assert re.fullmatch(r"\d{14}[\dX]", number) and re.fullmatch(r"\d{6}", code)
 
         # A department answers (the routing core's actions, as the console will call them).
-        engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}")
+        engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", pii=PII)
         workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: MONDAY)
         with make_sessionmaker(engine).begin() as s:
             workflow.sync_departments(s)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import stat
-from pathlib import Path
-
 import pytest
 from starlette.requests import Request
 
-from channels.web.guard import FormTokens, TokenError, client_ip, load_secret
+from channels.web.guard import FormTokens, TokenError, client_ip
 from gateway.limits import RateLimiter
 
 
@@ -68,11 +65,3 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
     # A citizen cannot name an address of their choosing in front of the real one.
     spoofed = request_from("10.0.0.2", "6.6.6.6, 198.51.100.7, 10.0.0.9")
     assert client_ip(spoofed, proxies) == "198.51.100.7"
-
-
-def test_a_made_secret_is_kept_private_and_reused(tmp_path: Path) -> None:
-    path = tmp_path / "var" / "web.secret"
-    first = load_secret(None, path)
-    assert load_secret(None, path) == first and len(first) >= 32
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_secret("configured", path) == b"configured"

@@ -1,0 +1,37 @@
+"""`hotline pii new-key` and `hotline pii rotate` (docs/privacy.md)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.config import Config
+from store.pii import Keyring, keyring_of
+
+
+def add_parsers(commands: Any) -> None:
+    pii = commands.add_parser("pii", help="the keys citizens' details are encrypted under")
+    actions = pii.add_subparsers(dest="action", required=True)
+    actions.add_parser("new-key", help="print a fresh id:base64key for HOTLINE_PII_KEYS")
+    rotate = actions.add_parser(
+        "rotate", help="re-encrypt every PII value under the current (first) key"
+    )
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
+
+
+def pii(config: Config, args: argparse.Namespace) -> int:
+    if args.action == "new-key":
+        print(Keyring.new_key())
+        return 0
+    from gateway.server import engine_for
+    from store.pii_rotation import rotate
+
+    engine = engine_for(config)
+    try:
+        changed = rotate(engine, max(1, args.batch))
+    finally:
+        engine.dispose()
+    current = keyring_of(engine.dialect).current
+    counts = ", ".join(f"{table} {count}" for table, count in changed.items())
+    print(f"re-encrypted under key {current}: {counts} row(s)")
+    return 0
