@@ -18,15 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.sip import cli as sip_cli
-from gateway import stt_cli, tracking
+from gateway import pii_cli, stt_cli, tracking
 from gateway.actions import ACTIONS
 from gateway.actions import add_parser as add_action_parser
 from gateway.config import Config, load_config
+from gateway.console import cli as console_cli
 from gateway.errors import ConfigurationError
 from gateway.logs import configure
 from gateway.views import citizen_view, letter_detail, letter_summary
 from store import letters
 from store.db import is_outage, make_sessionmaker
+from store.pii import PiiError
 
 EXIT_USAGE = 2
 EXIT_NOT_FOUND = 1
@@ -58,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    except PiiError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SQLAlchemyError as exc:
         if not is_outage(exc):
             raise
@@ -83,6 +88,8 @@ def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
         "webhooks": _webhooks,
         "sip": sip_cli.sip,
         "prompts": sip_cli.prompts,
+        "console": console_cli.console,
+        "pii": pii_cli.pii,
     }
 
 
@@ -127,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print JSON instead of text")
     stt_cli.add_parsers(commands)
     sip_cli.add_parsers(commands)
+    console_cli.add_parsers(commands)
+    pii_cli.add_parsers(commands)
     tokens = commands.add_parser("tokens", help="API bearer tokens for integrators")
     token_actions = tokens.add_subparsers(dest="action", required=True)
     create = token_actions.add_parser("create", help="make a token (shown once)")
@@ -170,8 +179,12 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)
     from gateway.server import Gateway, engine_for
     from store.migrate import upgrade
+    from store.pii_rotation import check_keys
 
-    upgrade(engine_for(config))
+    engine = engine_for(config)
+    upgrade(engine)
+    check_keys(engine)
+    engine.dispose()
 
     async def run() -> None:
         gateway = Gateway(config, _config_path(args))

@@ -21,6 +21,7 @@ from pydantic import (
 
 from gateway.errors import ConfigurationError
 from ivr.menu import IvrConfig
+from store.pii import Keyring, PiiError
 
 # Environment variables that override a key: secrets and the database URL stay out of files.
 ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
@@ -28,6 +29,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "HOTLINE_RELAY_PASSWORD": ("outgoing_mail", "password"),
     "HOTLINE_WEB_SECRET": ("channels", "web", "secret"),
     "HOTLINE_TWILIO_AUTH_TOKEN": ("channels", "twilio", "auth_token"),
+    "HOTLINE_PII_KEYS": ("pii", "keys"),
 }
 
 
@@ -41,6 +43,25 @@ class DatabaseConfig(Section):
     # SQLite waits this long for another writer before giving up.
     busy_timeout_seconds: float = Field(default=10.0, gt=0)
     pool_size: int = Field(default=5, ge=1)
+
+
+class PiiConfig(Section):
+    """The keys citizens' details are encrypted under at rest (docs/privacy.md)."""
+
+    # "id:base64key[,id2:base64key2]", the first one encrypting; set HOTLINE_PII_KEYS rather
+    # than writing keys here. Unset, one key is made once and kept in key_file.
+    keys: str | None = None
+    key_file: Path = Path("var/pii.key")
+
+    @field_validator("keys")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                Keyring.parse(value)
+            except PiiError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
 
 class StorageConfig(Section):
@@ -391,6 +412,21 @@ class ApiConfig(Section):
     open311_services: dict[str, str] = {}
 
 
+class ConsoleConfig(Section):
+    """The operator and department console under /console (gateway/console/)."""
+
+    enabled: bool = True
+    # Wrong passwords in a row before an account is locked, and for how long.
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_minutes: float = Field(default=15, gt=0)
+    # A session ends after this long without a request, and after max_session_hours anyway.
+    idle_minutes: float = Field(default=30, gt=0)
+    max_session_hours: float = Field(default=12, gt=0)
+    # Secure cookies always (behind TLS); otherwise whenever the request came over https.
+    secure_cookies: bool = False
+    page_size: int = Field(default=50, ge=10, le=500)
+
+
 class WebhookEndpoint(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     url: str
@@ -423,6 +459,7 @@ class WebhooksConfig(Section):
 class Config(Section):
     timezone: str = "Asia/Shanghai"
     database: DatabaseConfig = DatabaseConfig()
+    pii: PiiConfig = PiiConfig()
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -433,6 +470,7 @@ class Config(Section):
     stt: SttConfig = SttConfig()
     routing: RoutingConfig = RoutingConfig()
     api: ApiConfig = ApiConfig()
+    console: ConsoleConfig = ConsoleConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
     # The phone menu, shared by the SIP and Twilio channels (ivr/flow.py).
@@ -516,6 +554,7 @@ def _anchor(config: Config, base: Path) -> Config:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         url = prefix + str(base / url[len(prefix) :])
     database = config.database.model_copy(update={"url": url})
+    pii = config.pii.model_copy(update={"key_file": base / config.pii.key_file})
     smtp = config.channels.smtp
     smtp = smtp.model_copy(
         update={
@@ -542,5 +581,11 @@ def _anchor(config: Config, base: Path) -> Config:
         update={"model_path": config.stt.model_path and base / config.stt.model_path}
     )
     return config.model_copy(
-        update={"storage": storage, "database": database, "channels": channels, "stt": stt}
+        update={
+            "storage": storage,
+            "database": database,
+            "pii": pii,
+            "channels": channels,
+            "stt": stt,
+        }
     )

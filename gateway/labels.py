@@ -26,3 +26,38 @@ STATUS_LABELS = {
     "replied": "已答复",
     "closed": "已办结",
 }
+REJECTION_LABELS = {
+    "empty": "内容不完整",
+    "malicious": "恶意来信",
+    "advertising": "广告信息",
+    "judicial": "涉诉涉法事项",
+    "unidentified": "举报未留真实身份",
+    "duplicate": "重复来信",
+}
+# The history of a letter as staff read it (events table kinds).
+EVENT_LABELS = {
+    "received": "收件",
+    "classified": "自动分类",
+    "duplicate": "并单",
+    "triage": "待分办",
+    "rejected": "不予受理",
+    "assigned": "交办",
+    "escalated": "呈办",
+    "instructed": "领导批示",
+    "reclassified": "更改类别",
+    "signed": "签收",
+    "replied": "答复",
+    "opinion": "会办意见",
+    "returned": "退件",
+    "extension_requested": "申请延期",
+    "extension_decided": "延期审批",
+    "forced": "强制办理",
+    "visited": "回访",
+    "reopened": "重新办理",
+    "warned": "临期预警",
+    "urged": "催办",
+    "supervised": "督办",
+    "transcribed": "语音转写",
+    "pii_read": "读取来信人信息",
+    "pii.revealed": "查看来信人信息",
+}

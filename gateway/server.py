@@ -21,6 +21,7 @@ from gateway.config import Config
 from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
+from gateway.keys import pii_keyring
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
@@ -41,6 +42,7 @@ def engine_for(config: Config) -> Engine:
     db = config.database
     return make_engine(
         db.url,
+        pii=pii_keyring(config.pii),
         connect_timeout=db.connect_timeout_seconds,
         busy_timeout=db.busy_timeout_seconds,
         pool_size=db.pool_size,
@@ -118,6 +120,11 @@ class Gateway:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
             routes.append(Mount("/api/v1", app=build_api(services)))
             routes.append(Mount("/open311/v2", routes=open311.routes(services)))
+        if config.console.enabled:
+            from gateway.console.app import Console
+
+            console = Console(config, sessions, files, self.workflow, utcnow)
+            routes.extend(console.routes())
         if twilio.enabled:
             from channels.twilio.webhooks import TwilioWebhooks
 

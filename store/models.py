@@ -18,9 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from store.pii import LOOKUPS, Encrypted, keyring_of, lookup_default
 
 # Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING = {
@@ -61,17 +65,34 @@ class Base(DeclarativeBase):
 
 
 class Citizen(Base):
-    """来信人: every column here is PII, kept out of the letters table and its exports."""
+    """来信人: every column here is PII, kept out of the letters table and its exports, and
+    encrypted at rest (store/pii.py). Look a citizen up by ``phone_hash``/``email_hash``
+    (keyed hashes, filled in on insert and on an ORM update of phone or e-mail)."""
 
     __tablename__ = "citizens"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    phone: Mapped[str | None] = mapped_column(String(40))
-    email: Mapped[str | None] = mapped_column(String(320))
-    id_number: Mapped[str | None] = mapped_column(String(40))
-    address: Mapped[str | None] = mapped_column(Text)
-    ip: Mapped[str | None] = mapped_column(String(45))
+    name: Mapped[str | None] = mapped_column(Encrypted("citizens.name"))
+    phone: Mapped[str | None] = mapped_column(Encrypted("citizens.phone"))
+    email: Mapped[str | None] = mapped_column(Encrypted("citizens.email"))
+    id_number: Mapped[str | None] = mapped_column(Encrypted("citizens.id_number"))
+    address: Mapped[str | None] = mapped_column(Encrypted("citizens.address"))
+    ip: Mapped[str | None] = mapped_column(Encrypted("citizens.ip"))
+    phone_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=lookup_default("phone")
+    )
+    email_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=lookup_default("email")
+    )
+
+
+@event.listens_for(Citizen, "before_update")
+def _rehash(_mapper: Any, connection: Any, citizen: Citizen) -> None:
+    state = inspect(citizen)
+    for kind in LOOKUPS:
+        if state.attrs[kind].history.has_changes():
+            keyring = keyring_of(connection.dialect)
+            setattr(citizen, f"{kind}_hash", keyring.lookup_hash(kind, getattr(citizen, kind)))
 
 
 class Letter(Base):
@@ -97,8 +118,9 @@ class Letter(Base):
     # Speech-to-text: mean word confidence, and each word with its timing in the audio.
     transcript_confidence: Mapped[float | None] = mapped_column(Float)
     transcript_words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
-    # The medium's own bytes (SMS PDUs, one per line): evidence, never shown to departments.
-    raw: Mapped[str | None] = mapped_column(Text)
+    # The medium's own bytes (SMS PDUs, one per line): evidence, never shown to departments;
+    # PII (the sender's number is in a PDU), so encrypted at rest.
+    raw: Mapped[str | None] = mapped_column(Encrypted("letters.raw"))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
@@ -323,3 +345,41 @@ class WebhookCursor(Base):
     # Set when the receiver answered 410 Gone: nothing more is sent until re-enabled.
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleUser(Base):
+    """A person who works letters in the console; the password is kept as an Argon2 hash."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # operator, supervisor, leader, department, admin
+    role: Mapped[str] = mapped_column(String(16))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    department: Mapped[Department | None] = relationship()
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id"), index=True)
+    # Every form carries it back (CSRF); a new one with every sign-in.
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    user: Mapped[ConsoleUser] = relationship()

@@ -97,11 +97,13 @@ def progress(
     }
 
 
-PUBLISHED = select(Letter).where(Letter.publish.is_(True))
+# A letter marked confidential after it was published leaves the site at once.
+IS_PUBLISHED = (Letter.publish.is_(True), Letter.confidential.is_(False))
+PUBLISHED = select(Letter).where(*IS_PUBLISHED)
 
 
 def published_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(Letter.publish.is_(True))) or 0)
+    return int(session.scalar(select(func.count()).where(*IS_PUBLISHED)) or 0)
 
 
 def published_page(session: Session, page: int, size: int, zone: ZoneInfo) -> list[dict[str, Any]]:

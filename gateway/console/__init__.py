@@ -1,0 +1,1 @@
+"""The operator and department console: server-rendered pages under /console."""

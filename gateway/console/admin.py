@@ -1,0 +1,477 @@
+"""Administration: console users, departments and their notice contacts, API tokens, and
+the audit log. Every change is written to the events table as a `console.*` event."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import or_, select
+from starlette.responses import Response
+
+from gateway.api import auth
+from gateway.console import accounts
+from gateway.console.accounts import ROLES, AccountError
+from gateway.console.desk import Desk, NotFound
+from gateway.console.scope import PII_READS
+from store.letters import record_event
+from store.models import ApiToken, ConsoleUser, Department, Event, Letter
+
+ROLE_LABELS = {
+    "operator": "话务员",
+    "supervisor": "督办员",
+    "leader": "领导",
+    "department": "承办单位",
+    "admin": "管理员",
+}
+SCOPE_LABELS = {
+    "read": "读取信件",
+    "write": "提交来信",
+    "act": "办理操作",
+    "pii": "来信人信息",
+}
+AUDIT_LABELS = {
+    "console.signed_in": "登录",
+    "console.sign_in_failed": "登录失败",
+    "console.locked": "账号锁定",
+    "console.user_added": "添加用户",
+    "console.user_disabled": "停用用户",
+    "console.user_enabled": "启用用户",
+    "console.user_unlocked": "解除锁定",
+    "console.password_reset": "重置密码",
+    "console.department_changed": "修改单位",
+    "console.departments_synced": "按配置同步单位",
+    "console.token_created": "创建接口令牌",
+    "console.token_revoked": "吊销接口令牌",
+    "console.bulletin_exported": "导出通报",
+    "pii.revealed": "查看来信人信息",
+    "pii_read": "读取来信人信息（接口、命令行或推送）",
+}
+# The detail keys the audit page shows, and how it names them. Anything else an event
+# carries stays off the page: the log must never become a way to read citizens' data.
+DETAIL_LABELS = {
+    "username": "用户",
+    "role": "角色",
+    "department": "单位",
+    "code": "单位",
+    "active": "启用",
+    "contacts": "通知联系人",
+    "generated": "临时密码",
+    "name": "令牌名称",
+    "scopes": "权限",
+    "outcome": "结果",
+    "ip": "IP",
+    "reason": "理由",
+    "format": "格式",
+    "period": "时段",
+}
+OUTCOMES = {"ok": "成功", "wrong": "用户名或密码错误", "locked": "已锁定", "disabled": "已停用"}
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}")
+EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
+MAX_CONTACTS = 20
+DONE = {
+    "added": "已添加用户",
+    "disabled": "已停用用户，其登录会话已全部结束",
+    "enabled": "已启用用户",
+    "unlocked": "已解除锁定",
+    "password": "已重置密码，该用户的登录会话已全部结束",
+    "department": "已保存单位",
+    "synced": "已按配置文件同步单位",
+    "revoked": "已吊销令牌",
+}
+
+
+def _record(desk: Desk, kind: str, **detail: Any) -> None:
+    record_event(desk.db, at=desk.now, actor=f"console:{desk.staff.username}", kind=kind, **detail)
+
+
+def _done(desk: Desk) -> str:
+    done = DONE.get(desk.query("done"), "")
+    return f"{done}：{desk.query('what')}" if done and desk.query("what") else done
+
+
+def _back(desk: Desk, path: str, done: str, what: str) -> Response:
+    return desk.see_other(f"/console/admin/{path}?{urlencode({'done': done, 'what': what})}")
+
+
+def _password(desk: Desk, name: str) -> str:
+    """A password as typed: not stripped (a space may be part of it)."""
+    value = desk.form.get(name) if desk.form is not None else None
+    return value if isinstance(value, str) else ""
+
+
+# -- users --------------------------------------------------------------------------------
+
+
+def users(
+    desk: Desk,
+    status: int = 200,
+    problem: str = "",
+    typed: dict[str, str] | None = None,
+    secret: tuple[str, str] | None = None,
+) -> Response:
+    rows = desk.db.execute(
+        select(ConsoleUser, Department.code, Department.name)
+        .outerjoin(Department, Department.id == ConsoleUser.department_id)
+        .order_by(ConsoleUser.username)
+    ).all()
+    return desk.render(
+        "admin_users.html",
+        status,
+        users=[
+            {
+                "id": user.id,
+                "username": user.username,
+                "name": user.display_name,
+                "role": user.role,
+                "department": name or code,
+                "active": user.active,
+                "locked": user.locked_until is not None and user.locked_until > desk.now,
+                "locked_until": user.locked_until,
+                "failed_logins": user.failed_logins,
+                "last_login_at": user.last_login_at,
+                "me": user.id == desk.staff.user_id,
+            }
+            for user, code, name in rows
+        ],
+        roles=ROLE_LABELS,
+        departments=_active_departments(desk),
+        problem=problem,
+        notice=_done(desk) if status == 200 and not secret else "",
+        typed=typed or {},
+        secret=secret,
+        min_password=accounts.MIN_PASSWORD,
+    )
+
+
+def _active_departments(desk: Desk) -> list[tuple[str, str]]:
+    return [
+        (code, name)
+        for code, name in desk.db.execute(
+            select(Department.code, Department.name)
+            .where(Department.active.is_(True))
+            .order_by(Department.code)
+        )
+    ]
+
+
+def add_user(desk: Desk) -> Response:
+    typed = {k: desk.field(k) for k in ("username", "name", "role", "department")}
+    password = _password(desk, "password")
+    department = typed["department"] if typed["role"] == "department" else None
+    problem = ""
+    if not USERNAME.fullmatch(typed["username"]):
+        problem = "用户名须为 2 至 64 位字母、数字、点、横线或下划线，并以字母或数字开头。"
+    elif not typed["name"] or len(typed["name"]) > 100:
+        problem = "请填写姓名（不超过 100 字）。"
+    elif typed["role"] not in ROLES:
+        problem = "请选择角色。"
+    elif typed["role"] == "department" and not department:
+        problem = "承办单位的用户须选择所属单位。"
+    elif department and department not in dict(_active_departments(desk)):
+        problem = "没有这个单位，或该单位已停用。"
+    elif desk.db.scalar(select(ConsoleUser.id).where(ConsoleUser.username == typed["username"])):
+        problem = "该用户名已被使用。"
+    elif password != _password(desk, "password2"):
+        problem = "两次输入的密码不一致。"
+    if not problem:
+        try:
+            accounts.add_user(
+                desk.db,
+                typed["username"],
+                typed["name"],
+                typed["role"],
+                password,
+                desk.now,
+                department,
+            )
+        except AccountError as exc:
+            problem = _chinese(exc)
+    if problem:
+        return users(desk, 400, problem, typed)
+    _record(
+        desk,
+        "console.user_added",
+        username=typed["username"],
+        role=typed["role"],
+        department=department,
+    )
+    return _back(desk, "users", "added", typed["username"])
+
+
+def _chinese(exc: AccountError) -> str:
+    """accounts' messages for a person at the console (its password rule is Chinese)."""
+    text = str(exc)
+    if "exists" in text:
+        return "该用户名已被使用。"
+    if "department" in text:
+        return "承办单位的用户须选择所属单位，其他角色不属于任何单位。"
+    if "role" in text:
+        return "请选择角色。"
+    return text if re.search(r"[\u4e00-\u9fff]", text) else f"无法保存：{text}"
+
+
+def user_action(desk: Desk) -> Response:
+    user = desk.db.get(ConsoleUser, desk.request.path_params["user_id"])
+    action = desk.request.path_params["action"]
+    if user is None or action not in {"disable", "enable", "unlock", "password"}:
+        raise NotFound
+    who = {"username": user.username}
+    if action == "disable":
+        if user.id == desk.staff.user_id:
+            return users(desk, 400, "不能停用自己的账号。")
+        user.active = False
+        accounts.end_sessions(desk.db, user.id, desk.now)
+        _record(desk, "console.user_disabled", **who)
+        return _back(desk, "users", "disabled", user.username)
+    if action == "enable":
+        user.active = True
+        _record(desk, "console.user_enabled", **who)
+        return _back(desk, "users", "enabled", user.username)
+    if action == "unlock":
+        user.failed_logins, user.locked_until = 0, None
+        _record(desk, "console.user_unlocked", **who)
+        return _back(desk, "users", "unlocked", user.username)
+    password = _password(desk, "password")
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(12)  # 16 characters, 96 bits
+    elif password != _password(desk, "password2"):
+        return users(desk, 400, f"{user.username}：两次输入的密码不一致。")
+    try:
+        accounts.set_password(desk.db, user, password, desk.now)
+    except AccountError as exc:
+        return users(desk, 400, f"{user.username}：{_chinese(exc)}")
+    _record(desk, "console.password_reset", generated=generated, **who)
+    if generated:
+        # Shown on this answer only (never in a URL, a log line or an event).
+        return users(desk, secret=(user.username, password))
+    return _back(desk, "users", "password", user.username)
+
+
+# -- departments --------------------------------------------------------------------------
+
+
+def departments(
+    desk: Desk, status: int = 200, problem: str = "", typed: dict[str, str] | None = None
+) -> Response:
+    configured = {d.code: d for d in desk.tools.workflow.routing.departments}
+    stored = {d.code: d for d in desk.db.scalars(select(Department))}
+    rows = []
+    for code in sorted(configured.keys() | stored.keys()):
+        config, row = configured.get(code), stored.get(code)
+        contacts = list(row.contacts) if row else []
+        rows.append(
+            {
+                "code": code,
+                "name": row.name if row else config.name if config else code,
+                "configured": config is not None,
+                "stored": row is not None,
+                "active": bool(row and row.active),
+                "contacts": contacts,
+                "config_contacts": list(config.contacts) if config else [],
+                "differs": row is not None
+                and (
+                    config is None
+                    or contacts != list(config.contacts)
+                    or row.active != (config is not None)
+                ),
+            }
+        )
+    return desk.render(
+        "admin_departments.html",
+        status,
+        departments=rows,
+        problem=problem,
+        notice=_done(desk) if status == 200 else "",
+        typed=typed or {},
+    )
+
+
+def edit_department(desk: Desk) -> Response:
+    code = desk.request.path_params["code"]
+    row = desk.db.scalars(select(Department).where(Department.code == code)).one_or_none()
+    if row is None:
+        raise NotFound
+    text = desk.field("contacts")
+    active = desk.field("active") == "1"
+    contacts = [c for c in re.split(r"[\s,;，；、]+", text) if c]
+    typed = {"code": code, "contacts": text}
+    bad = [c for c in contacts if not EMAIL.fullmatch(c) or len(c) > 254]
+    configured = {d.code for d in desk.tools.workflow.routing.departments}
+    if bad:
+        return departments(desk, 400, f"{code}：不是电子邮件地址：{'、'.join(bad[:3])}", typed)
+    if len(contacts) > MAX_CONTACTS:
+        return departments(desk, 400, f"{code}：通知联系人最多 {MAX_CONTACTS} 个。", typed)
+    if active and code not in configured:
+        return departments(
+            desk, 400, f"{code}：配置文件中没有这个单位，不能启用（单位以配置文件为准）。", typed
+        )
+    row.contacts = list(dict.fromkeys(contacts))
+    row.active = active
+    _record(desk, "console.department_changed", code=code, active=active, contacts=row.contacts)
+    return _back(desk, "departments", "department", row.name)
+
+
+def sync_departments(desk: Desk) -> Response:
+    desk.tools.workflow.sync_departments(desk.db)
+    _record(desk, "console.departments_synced")
+    return _back(desk, "departments", "synced", "")
+
+
+# -- API tokens ---------------------------------------------------------------------------
+
+
+def tokens(
+    desk: Desk,
+    status: int = 200,
+    problem: str = "",
+    typed: dict[str, Any] | None = None,
+    secret: tuple[str, str] | None = None,
+) -> Response:
+    return desk.render(
+        "admin_tokens.html",
+        status,
+        tokens=desk.db.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all(),
+        configured=desk.tools.config.api.tokens,
+        scopes=SCOPE_LABELS,
+        departments=_active_departments(desk),
+        problem=problem,
+        notice=_done(desk) if status == 200 and not secret else "",
+        typed=typed or {"scopes": ["read"]},
+        secret=secret,
+    )
+
+
+def create_token(desk: Desk) -> Response:
+    name, department = desk.field("name"), desk.field("department") or None
+    scopes = desk.fields("scope")
+    typed: dict[str, Any] = {"name": name, "department": department or "", "scopes": scopes}
+    problem = ""
+    if not name or len(name) > 100:
+        problem = "请填写令牌名称（不超过 100 字），如对接系统的名字。"
+    elif not scopes or not set(scopes) <= set(auth.SCOPES):
+        problem = "请至少选择一项权限。"
+    elif department and department not in dict(_active_departments(desk)):
+        problem = "没有这个单位，或该单位已停用。"
+    if problem:
+        return tokens(desk, 400, problem, typed)
+    token = auth.create(desk.db, name, scopes, department, desk.now)
+    _record(
+        desk, "console.token_created", name=name, scopes=sorted(set(scopes)), department=department
+    )
+    # The token itself is on this answer only; the table keeps its SHA-256.
+    return tokens(desk, secret=(name, token))
+
+
+def revoke_token(desk: Desk) -> Response:
+    row = desk.db.get(ApiToken, desk.request.path_params["token_id"])
+    if row is None:
+        raise NotFound
+    if row.revoked_at is None:
+        row.revoked_at = desk.now
+        _record(desk, "console.token_revoked", name=row.name)
+    return _back(desk, "tokens", "revoked", row.name)
+
+
+# -- the audit log ------------------------------------------------------------------------
+
+
+def audit(desk: Desk) -> Response:
+    """Who did what when, newest first, paged by id (a page never shifts as events arrive)."""
+    zone = desk.tools.config.zone
+    filters = {k: desk.query(k) for k in ("kind", "actor", "from", "to")}
+    before = int(desk.query("before")) if desk.query("before").isdigit() else None
+    kind = filters["kind"]
+    if kind and not (kind.startswith("console.") or kind in PII_READS):
+        kind = filters["kind"] = ""
+    query = select(
+        Event.id, Event.at, Event.actor, Event.kind, Event.detail, Letter.tracking_number
+    ).outerjoin(Letter, Letter.id == Event.letter_id)
+    if kind:
+        query = query.where(Event.kind == kind)
+    else:
+        query = query.where(
+            or_(Event.kind.startswith("console.", autoescape=True), Event.kind.in_(PII_READS))
+        )
+    if filters["actor"]:
+        query = query.where(Event.actor.contains(filters["actor"], autoescape=True))
+    problem = ""
+    for key, bound in (("from", 0), ("to", 1)):
+        if not filters[key]:
+            continue
+        try:
+            day = date.fromisoformat(filters[key]) + timedelta(days=bound)
+        except ValueError:
+            problem, filters[key] = "日期格式应为 年-月-日。", ""
+            continue
+        moment = datetime.combine(day, time(), zone).astimezone(UTC)
+        query = query.where(Event.at >= moment if key == "from" else Event.at < moment)
+    if before is not None:
+        query = query.where(Event.id < before)
+    size = desk.tools.config.console.page_size
+    rows = desk.db.execute(query.order_by(Event.id.desc()).limit(size + 1)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    entries = [
+        {
+            "id": id_,
+            "at": at,
+            "actor": actor,
+            "kind": kind_,
+            "what": AUDIT_LABELS.get(kind_, kind_),
+            "letter": number,
+            "detail": _shown(detail or {}),
+        }
+        for id_, at, actor, kind_, detail, number in rows
+    ]
+    following = {k: v for k, v in filters.items() if v}
+    return desk.render(
+        "audit.html",
+        400 if problem else 200,
+        entries=entries,
+        kinds=AUDIT_LABELS,
+        filters=filters,
+        problem=problem,
+        next_page=urlencode({**following, "before": rows[-1][0]}) if more else "",
+        first_page=urlencode(following) if before is not None else None,
+    )
+
+
+def _shown(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    shown = []
+    for key, label in DETAIL_LABELS.items():
+        if key not in detail or detail[key] is None:
+            continue
+        value = detail[key]
+        if key == "outcome":
+            text = OUTCOMES.get(str(value), str(value))
+        elif key == "role":
+            text = ROLE_LABELS.get(str(value), str(value))
+        elif key == "scopes" and isinstance(value, list):
+            text = "、".join(SCOPE_LABELS.get(str(s), str(s)) for s in value)
+        elif isinstance(value, bool):
+            text = "是" if value else "否"
+        elif isinstance(value, list):
+            text = "、".join(str(v) for v in value) or "（无）"
+        else:
+            text = str(value)
+        shown.append((label, text[:300]))
+    return shown
+
+
+PAGES = (
+    ("/admin/users", ["GET"], "admin", users),
+    ("/admin/users", ["POST"], "admin", add_user),
+    ("/admin/users/{user_id:int}/{action}", ["POST"], "admin", user_action),
+    ("/admin/departments", ["GET"], "admin", departments),
+    ("/admin/departments/sync", ["POST"], "admin", sync_departments),
+    ("/admin/departments/{code}", ["POST"], "admin", edit_department),
+    ("/admin/tokens", ["GET"], "admin", tokens),
+    ("/admin/tokens", ["POST"], "admin", create_token),
+    ("/admin/tokens/{token_id:int}/revoke", ["POST"], "admin", revoke_token),
+    ("/admin/audit", ["GET"], "admin", audit),
+)

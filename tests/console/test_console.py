@@ -1,0 +1,166 @@
+"""The console's promises over real requests: sign-in with lockout, CSRF, roles, the
+dispatch -> sign -> reply path, and confidentiality (masking, reveal with a reason)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from channels.web.views import published_count, published_page
+from gateway.contact import Citizen
+from store.db import make_sessionmaker
+from store.models import Event, Letter
+from tests.conftest import SHANGHAI
+from tests.console.conftest import PASSWORD, Browser, Desk
+
+PHONE = "+8613912340001"
+
+
+async def test_a_wrong_password_is_refused_and_five_lock_the_account(desk: Desk) -> None:
+    browser = Browser(desk.browser())
+    wrong = await browser.sign_in("zhang", "not the password")
+    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.text
+    unknown = await browser.sign_in("nobody", "not the password")
+    assert unknown.status_code == 401 and "用户名或密码错误" in unknown.text  # same answer
+    for _ in range(4):
+        last = await browser.sign_in("zhang", "still wrong!!")
+    assert last.status_code == 403 and "锁定" in last.text
+    locked = await browser.sign_in("zhang", PASSWORD)
+    assert locked.status_code == 403, "the right password does not open a locked account"
+    with make_sessionmaker(desk.engine)() as s:
+        kinds = s.scalars(select(Event.kind).where(Event.actor == "console:zhang")).all()
+    assert kinds.count("console.sign_in_failed") == 4 and "console.locked" in kinds
+
+
+async def test_pages_need_a_session_and_forms_need_the_csrf_token(desk: Desk) -> None:
+    number = desk.letter(1, text="请问办理居住证需要什么材料？")  # waits in triage
+    anonymous = desk.browser()
+    page = await anonymous.get("/console/inbox")
+    assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
+    zhang = await desk.signed_in("zhang")
+    forged = await zhang.client.post(
+        f"/console/letters/{number}/act", data={"action": "reject", "reason": "empty"}
+    )
+    assert forged.status_code == 403
+    with make_sessionmaker(desk.engine)() as s:
+        assert s.scalars(select(Letter.status)).one() == "triage"
+    page = await zhang.get("/console/inbox")
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert "no-store" in page.headers["cache-control"]
+
+
+async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk) -> None:
+    number = desk.letter(1, text="请问办理居住证需要什么材料？")  # no rule: waits in triage
+    zhang = await desk.signed_in("zhang")
+    inbox = await zhang.get("/console/inbox")
+    assert number in inbox.text
+    dispatched = await zhang.post(
+        f"/console/letters/{number}/act",
+        action="assign",
+        department="city-admin",
+        reply_type="time_limited",
+    )
+    assert dispatched.status_code == 303, dispatched.text
+    li = await desk.signed_in("li")
+    queue = await li.get("/console/queue")
+    assert number in queue.text
+    signed = await li.post(f"/console/letters/{number}/act", action="sign")
+    assert signed.status_code == 303
+    replied = await li.post(
+        f"/console/letters/{number}/act", action="reply", kind="final", text="请携带身份证办理。"
+    )
+    assert replied.status_code == 303
+    page = await li.get(f"/console/letters/{number}")
+    assert "已答复" in page.text and "请携带身份证办理。" in page.text
+    # The operator may not act as the department, and the department not as the operator.
+    refused = await zhang.post(f"/console/letters/{number}/act", action="sign")
+    assert refused.status_code == 409
+
+
+async def test_a_clerk_never_sees_another_departments_letter(desk: Desk) -> None:
+    mine = desk.letter(1)  # streetlight: city-admin
+    theirs = desk.letter(2, text="楼下工地夜间噪音扰民。")  # noise: environment
+    li = await desk.signed_in("li")
+    assert (await li.get(f"/console/letters/{mine}")).status_code == 200
+    for url in (
+        f"/console/letters/{theirs}",
+        f"/console/letters/{theirs}/files/1",
+        f"/console/letters/{theirs}/files/2",
+        f"/console/letters/NO-SUCH-{theirs}",
+    ):
+        assert (await li.get(url)).status_code == 404, url
+    for action in ("sign", "reply", "return", "extend", "opinion"):
+        answer = await li.post(
+            f"/console/letters/{theirs}/act", action=action, text="x", reason="x"
+        )
+        assert answer.status_code == 404, action
+    queue = await li.get("/console/queue")
+    assert mine in queue.text and theirs not in queue.text
+    for page in ("/console/inbox", "/console/supervision", "/console/follow-up"):
+        assert (await li.get(page)).status_code == 403, page
+    reveal = await li.post(f"/console/letters/{mine}/reveal", reason="需要联系来信人")
+    assert reveal.status_code == 403
+
+
+async def test_contacts_are_masked_and_a_reveal_needs_a_reason_on_record(desk: Desk) -> None:
+    number = desk.letter(1, citizen=Citizen(name="赵六", phone=PHONE))
+    li = await desk.signed_in("li")
+    page = await li.get(f"/console/letters/{number}")
+    assert "139****0001" in page.text and "13912340001" not in page.text
+    zhang = await desk.signed_in("zhang")
+    page = await zhang.get(f"/console/letters/{number}")
+    assert "13912340001" not in page.text
+    no_reason = await zhang.post(f"/console/letters/{number}/reveal", reason="")
+    assert no_reason.status_code == 400 and "13912340001" not in no_reason.text
+    shown = await zhang.post(f"/console/letters/{number}/reveal", reason="回访需要联系来信人")
+    assert shown.status_code == 200 and "13912340001" in shown.text
+    with make_sessionmaker(desk.engine)() as s:
+        event = s.scalars(select(Event).where(Event.kind == "pii.revealed")).one()
+    assert event.actor == "console:zhang" and event.detail["reason"] == "回访需要联系来信人"
+    # The clerk's history does not show who looked; the operator's does.
+    assert "查看来信人信息" not in (await li.get(f"/console/letters/{number}")).text
+    assert "查看来信人信息" in (await zhang.get(f"/console/letters/{number}")).text
+
+
+async def test_a_reporters_identity_never_reaches_the_department(desk: Desk) -> None:
+    text = "举报翠屏区人民路路灯工程偷工减料。我的电话13912340002，身份证510102199001011234。"
+    number = desk.letter(1, citizen=Citizen(name="钱七", phone="+8613912340002"), text=text)
+    with make_sessionmaker(desk.engine)() as s:
+        letter = s.scalars(select(Letter).where(Letter.tracking_number == number)).one()
+        assert (letter.category, letter.status) == ("report", "assigned")  # streetlights
+    li = await desk.signed_in("li")
+    page = await li.get(f"/console/letters/{number}")
+    assert page.status_code == 200 and "偷工减料" in page.text
+    for canary in ("钱七", "13912340002", "0002", "510102199001011234"):
+        assert canary not in page.text, canary
+    assert re.search(r"不向承办单位提供", page.text)
+
+
+async def test_only_a_public_reply_to_a_letter_not_confidential_is_published(
+    desk: Desk,
+) -> None:
+    places = ("人民路", "南岸街", "西郊路")  # three streetlights (city-admin), not one matter
+    numbers = [
+        desk.letter(n, text=f"{place}的路灯坏了。", citizen=Citizen(phone=f"+861390000000{n}"))
+        for n, place in enumerate(places)
+    ]
+    with make_sessionmaker(desk.engine).begin() as s:
+        s.scalars(
+            select(Letter).where(Letter.tracking_number == numbers[2])
+        ).one().confidential = True
+    li = await desk.signed_in("li")
+    for number, public in zip(numbers, ("yes", "", "yes"), strict=True):
+        await li.post(f"/console/letters/{number}/act", action="sign")
+        done = await li.post(
+            f"/console/letters/{number}/act",
+            action="reply",
+            kind="final",
+            text="已修复。",
+            public=public,
+        )
+        assert done.status_code == 303, done.text
+    with make_sessionmaker(desk.engine)() as s:
+        assert published_count(s) == 1
+        shown = published_page(s, 1, 10, SHANGHAI)
+    assert [p["number"] for p in shown] == numbers[:1]
