@@ -314,7 +314,13 @@ def _letters_per_department(session: Session, start: datetime, end: datetime) ->
         select(Department.code, func.count(Assignment.letter_id.distinct()))
         .join(Assignment, Assignment.department_id == Department.id)
         .join(Letter, Letter.id == Assignment.letter_id)
-        .where(_received_in(start, end), Assignment.status != "returned")
+        .where(
+            _received_in(start, end),
+            Assignment.status != "returned",
+            # Always true (a letter is assigned after it came), and it lets the period's
+            # assignments be found by their index instead of a scan of them all.
+            Assignment.assigned_at >= start,
+        )
         .group_by(Department.code)
     )
     return {code: n for code, n in rows}
@@ -394,18 +400,18 @@ def _handling(
 
 
 def _overdue(session: Session, end: datetime) -> dict[int, int]:
+    """Assignments past due at ``end`` and not replied by then. Counted in two parts, still
+    open and replied late, each on its own index: as one OR, SQLite walked every
+    assignment (half a second at a million letters)."""
     a = Assignment
-    rows = session.execute(
-        select(a.department_id, func.count())
-        .where(
-            a.status != "returned",
-            a.assigned_at < end,
-            a.due_at < end,
-            or_(a.replied_at.is_(None), a.replied_at >= end),
+    due = (a.status != "returned", a.assigned_at < end, a.due_at < end)
+    counts: Counter[int] = Counter()
+    for unreplied in (a.replied_at.is_(None), a.replied_at >= end):
+        rows = session.execute(
+            select(a.department_id, func.count()).where(*due, unreplied).group_by(a.department_id)
         )
-        .group_by(a.department_id)
-    )
-    return {id_: n for id_, n in rows}
+        counts.update({id_: n for id_, n in rows})
+    return dict(counts)
 
 
 def _events(session: Session, start: datetime, end: datetime) -> dict[int, dict[str, int]]:

@@ -206,11 +206,15 @@ class Assignment(Base):
         Index("ix_assignments_open", "status", "due_at"),
         # Statistics select a period's assignments by when they were made.
         Index("ix_assignments_assigned_at", "assigned_at"),
+        # A department's queue: its open ones by deadline, without reading the others.
+        Index("ix_assignments_department_queue", "department_id", "status", "due_at"),
+        # Overdue counts: replied after the period's end (or not at all).
+        Index("ix_assignments_replied_at", "replied_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     mode: Mapped[str] = mapped_column(String(16))
     reply_type: Mapped[str] = mapped_column(String(16))
     lead: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -248,7 +252,11 @@ class Chase(Base):
     nothing)."""
 
     __tablename__ = "chases"
-    __table_args__ = (UniqueConstraint("assignment_id", "kind", name="uq_chases_assignment_kind"),)
+    __table_args__ = (
+        UniqueConstraint("assignment_id", "kind", name="uq_chases_assignment_kind"),
+        # The supervision board starts from the urged (or supervised) ones.
+        Index("ix_chases_kind_assignment", "kind", "assignment_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))

@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 from gateway.config import Config
 from gateway.console import accounts, admin, boards, dashboard, letters
 from gateway.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
+from gateway.console.memo import Memo
 from gateway.console.scope import HOME, may
 from gateway.labels import (
     CATEGORY_LABELS,
@@ -76,7 +77,7 @@ class Console:
             config=config,
         )
         env.filters["local"] = self._local
-        self.tools = Tools(config, workflow, files, self.templates, sessions)
+        self.tools = Tools(config, workflow, files, self.templates, sessions, Memo())
 
     def _local(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return moment.astimezone(self.zone).strftime(fmt) if moment else ""

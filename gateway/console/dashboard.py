@@ -226,6 +226,9 @@ def _share(count: Count, total: int) -> str:
 # -- pages --------------------------------------------------------------------------------
 
 
+TOPICS_OPEN_SECONDS, TOPICS_CLOSED_SECONDS = 300.0, 3600.0
+
+
 def _bulletin(desk: Desk, period: Period) -> Bulletin:
     """stats.build_bulletin, with its three independent parts side by side.
 
@@ -250,7 +253,15 @@ def _bulletin(desk: Desk, period: Period) -> Bulletin:
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard") as pool:
         handling = pool.submit(apart(lambda s: stats.department_figures(s, start, end)))
-        topics = pool.submit(apart(lambda s: stats.hot_topics(s, start, end)))
+        # A past period's words hardly change (a late rejection at most); the current
+        # period's are a few minutes behind at worst.
+        fresh = TOPICS_CLOSED_SECONDS if end <= desk.now else TOPICS_OPEN_SECONDS
+        topics = pool.submit(
+            desk.tools.memo.get,
+            ("hot_topics", start, end),
+            fresh,
+            apart(lambda s: stats.hot_topics(s, start, end)),
+        )
         volume = apart(lambda s: stats.volume(s, start, end, zone))()
         departments = handling.result()
         return Bulletin(

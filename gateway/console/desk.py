@@ -16,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.config import Config
 from gateway.console.accounts import Staff
+from gateway.console.memo import Memo
 from gateway.console.scope import may
 from gateway.workflow import Actor, Workflow
 from store.attachments import AttachmentStore
@@ -47,6 +48,7 @@ class Tools:
     files: AttachmentStore
     templates: Jinja2Templates
     writes: sessionmaker[Session]
+    memo: Memo[Any]
 
 
 @dataclass
