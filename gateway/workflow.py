@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.config import DeadlinesConfig, RoutingConfig
 from gateway.deadlines import WorkCalendar
+from gateway.labels import STATUS_LABELS
 from gateway.logs import log_event
 from gateway.outbox import queue_message
 from gateway.routing import Rules
@@ -65,7 +66,12 @@ _allow(["received", "triage", *_ACTIVE, "escalated"], "reclassify", None, OPERAT
 
 
 class WorkflowError(Exception):
-    """An action the rules do not allow here; nothing was changed."""
+    """An action the rules do not allow here; nothing was changed. ``chinese`` says the
+    same to the staff in the console; str() stays English for the CLI, API and logs."""
+
+    def __init__(self, message: str, chinese: str) -> None:
+        super().__init__(message)
+        self.chinese = chinese
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class Workflow:
     def _department(self, session: Session, code: str) -> Department:
         row = session.scalars(select(Department).where(Department.code == code)).one_or_none()
         if row is None or not row.active:
-            raise WorkflowError(f"no active department {code!r}")
+            raise WorkflowError(f"no active department {code!r}", f"没有在用的单位 {code}")
         return row
 
     # -- the table --------------------------------------------------------------------
@@ -121,10 +127,16 @@ class Workflow:
     def _check(self, letter: Letter, action: str, actor: Actor) -> str:
         allowed = TRANSITIONS.get((letter.status, action))
         if allowed is None:
-            raise WorkflowError(f"cannot {action} a letter that is {letter.status}")
+            raise WorkflowError(
+                f"cannot {action} a letter that is {letter.status}",
+                f"信件当前为「{STATUS_LABELS.get(letter.status, letter.status)}」，不能进行此操作",
+            )
         to, roles = allowed
         if actor.role not in roles:
-            raise WorkflowError(f"a {actor.role} cannot {action} (only {', '.join(sorted(roles))})")
+            raise WorkflowError(
+                f"a {actor.role} cannot {action} (only {', '.join(sorted(roles))})",
+                "您的角色不能进行此操作",
+            )
         return to or letter.status
 
     def _event(
@@ -152,7 +164,8 @@ class Workflow:
             if assignment.department.code == actor.department:
                 return assignment
         raise WorkflowError(
-            f"letter {letter.tracking_number} is not assigned to {actor.department}"
+            f"letter {letter.tracking_number} is not assigned to {actor.department}",
+            "此信件未交办给本单位（或已办结、已退回）",
         )
 
     @staticmethod
@@ -217,7 +230,7 @@ class Workflow:
         """交办 to a lead department (the first) and, for a joint letter, co-departments."""
         status = self._check(letter, "assign", actor)
         if not departments:
-            raise WorkflowError("name at least one department")
+            raise WorkflowError("name at least one department", "请至少选择一个承办单位")
         now = self.clock()
         due = self._deadline(letter, reply_type, now)
         letter.status, letter.mode, letter.reply_type, letter.due_at = status, mode, reply_type, due
@@ -316,10 +329,15 @@ class Workflow:
     ) -> None:
         assignment = self._own_assignment(session, letter, actor)
         if not assignment.lead:
-            raise WorkflowError("only the lead department replies; give an opinion instead")
+            raise WorkflowError(
+                "only the lead department replies; give an opinion instead",
+                "只有牵头单位答复来信人；会办单位请提交会办意见",
+            )
         if not final:
             if promised_at is None:
-                raise WorkflowError("an interim reply commits to a completion date")
+                raise WorkflowError(
+                    "an interim reply commits to a completion date", "阶段性答复须填写承诺办结日期"
+                )
             letter.status = self._check(letter, "reply_interim", actor)
             assignment.status, assignment.promised_at = "promised", promised_at
             letter.due_at = assignment.due_at = promised_at
@@ -332,7 +350,10 @@ class Workflow:
             if not a.lead and a.status != "replied"
         ]
         if missing:
-            raise WorkflowError(f"the co-departments have not given their opinion: {missing}")
+            raise WorkflowError(
+                f"the co-departments have not given their opinion: {missing}",
+                f"会办单位尚未提交意见：{'、'.join(missing)}",
+            )
         assignment.status, assignment.replied_at = "replied", self.clock()
         self._reply(session, letter, assignment.department, "final", text, public, actor)
 
@@ -340,7 +361,10 @@ class Workflow:
         assignment = self._own_assignment(session, letter, actor)
         self._check(letter, "opinion", actor)
         if assignment.lead:
-            raise WorkflowError("the lead department replies; opinions come from co-departments")
+            raise WorkflowError(
+                "the lead department replies; opinions come from co-departments",
+                "牵头单位请直接答复；会办意见由会办单位提交",
+            )
         assignment.status, assignment.replied_at = "replied", self.clock()
         session.add(
             Reply(
@@ -358,10 +382,13 @@ class Workflow:
     def return_letter(self, session: Session, letter: Letter, reason: str, actor: Actor) -> None:
         """退件: only on the working day of assignment, with a reason; back to triage."""
         if not reason.strip():
-            raise WorkflowError("a return needs a reason")
+            raise WorkflowError("a return needs a reason", "退件须说明理由")
         assignment = self._own_assignment(session, letter, actor)
         if not self.calendar.same_working_day(assignment.assigned_at, self.clock()):
-            raise WorkflowError("a letter can only be returned on the working day it came")
+            raise WorkflowError(
+                "a letter can only be returned on the working day it came",
+                "退件只能在交办当个工作日内进行",
+            )
         letter.status = self._check(letter, "return", actor)
         for other in self._assignments(session, letter):
             other.status = "returned"
@@ -374,7 +401,9 @@ class Workflow:
         assignment = self._own_assignment(session, letter, actor)
         self._check(letter, "request_extension", actor)
         if assignment.due_at is not None and self.clock() >= assignment.due_at:
-            raise WorkflowError("an extension must be asked for before the deadline")
+            raise WorkflowError(
+                "an extension must be asked for before the deadline", "延期须在办理期限届满前申请"
+            )
         self._event(
             session, letter, actor, "extension_requested", assignment.department, reason=reason
         )
@@ -385,7 +414,9 @@ class Workflow:
         self._check(letter, "decide_extension", actor)
         lead = next((a for a in self._assignments(session, letter) if a.lead), None)
         if lead is None or lead.due_at is None:
-            raise WorkflowError("the letter has no open assignment with a deadline")
+            raise WorkflowError(
+                "the letter has no open assignment with a deadline", "此信件没有在办的限期交办"
+            )
         if approved:
             due = self.calendar.add_working_days(lead.due_at, self.deadlines.extension_days)
             for assignment in self._assignments(session, letter):

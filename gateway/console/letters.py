@@ -231,7 +231,7 @@ def act(desk: Desk) -> Response:
         ACTIONS[verb](desk.tools.workflow, desk.db, letter, arguments, desk.actor)
     except WorkflowError as exc:
         desk.db.rollback()
-        return letter_page(desk, problem=f"操作未完成：{exc}", status=409)
+        return letter_page(desk, problem=f"操作未完成：{exc.chinese}。", status=409)
     return desk.see_other(f"/console/letters/{letter.tracking_number}?done={verb}")
 
 

@@ -67,6 +67,10 @@ async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk
     assert number in queue.text
     signed = await li.post(f"/console/letters/{number}/act", action="sign")
     assert signed.status_code == 303
+    undated = await li.post(
+        f"/console/letters/{number}/act", action="reply", kind="interim", text="正在办理。"
+    )
+    assert undated.status_code == 409 and "阶段性答复须填写承诺办结日期" in undated.text
     replied = await li.post(
         f"/console/letters/{number}/act", action="reply", kind="final", text="请携带身份证办理。"
     )
