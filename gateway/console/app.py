@@ -76,7 +76,7 @@ class Console:
             rejections=REJECTION_LABELS,
             config=config,
         )
-        env.filters["local"] = self._local
+        env.filters["local"] = env.globals["local"] = self._local
         self.tools = Tools(config, workflow, files, self.templates, sessions, Memo())
 
     def _local(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

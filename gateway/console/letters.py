@@ -17,7 +17,7 @@ from gateway.api.app import SUMMARY_COLUMNS
 from gateway.api.privacy import hidden, scrub_detail
 from gateway.console.desk import HEADERS, Desk, NotFound
 from gateway.console.scope import PII_READS, citizen_view, find_letter, may, own_letters, words
-from gateway.labels import STATUS_LABELS
+from gateway.labels import CATEGORY_LABELS, REJECTION_LABELS, STATUS_LABELS
 from gateway.logs import log_event
 from gateway.redaction import scrub
 from gateway.workflow import TRANSITIONS, WorkflowError
@@ -132,7 +132,56 @@ def letter_page(
         done=desk.query("done"),
         can_reveal=may(staff, "reveal") and citizen is not None and not revealed,
         revealed=revealed,
+        history=history,
     )
+
+
+# What the history shows of an event's detail, in staff's words; other keys stay out.
+DETAIL_LABELS = {
+    "reason": "理由",
+    "note": "说明",
+    "instruction": "批示",
+    "category": "类别",
+    "old": "原类别",
+    "new": "新类别",
+    "original": "原信件",
+    "reply_type": "答复类型",
+    "due_at": "期限",
+    "lead": "牵头",
+    "approved": "同意",
+    "satisfied": "满意",
+    "public": "可选登",
+    "reply": "答复",
+}
+
+
+VALUE_LABELS = {
+    "final": "办理结果",
+    "interim": "阶段性答复",
+    "time_limited": "限时件",
+    "promised": "承诺件",
+    "joint": "会签件",
+    "urgent": "紧急件",
+    **CATEGORY_LABELS,
+    **REJECTION_LABELS,
+}
+
+
+def history(detail: dict[str, Any], local: Any) -> list[tuple[str, str]]:
+    """An event's detail as label and text: dates in the city's time, yes/no in Chinese."""
+    shown = []
+    for key, label in DETAIL_LABELS.items():
+        value = detail.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool):
+            text = "是" if value else "否"
+        elif key == "due_at":
+            text = local(datetime.fromisoformat(value))
+        else:
+            text = VALUE_LABELS.get(str(value), str(value))
+        shown.append((label, text))
+    return shown
 
 
 def _letter(desk: Desk) -> Letter:
@@ -148,11 +197,15 @@ def _voice(media_type: str) -> bool:
 
 def available(desk: Desk, letter: Letter) -> set[str]:
     """The verbs this person may take on this letter now (the workflow still decides)."""
-    return {
+    verbs = {
         VERBS.get(action, action)
         for (state, action), (_, roles) in TRANSITIONS.items()
         if state == letter.status and desk.staff.role in roles and action != "process"
     }
+    asked = [e.kind for e in letter.events if e.kind.startswith("extension_")]
+    if not asked or asked[-1] != "extension_requested":
+        verbs.discard("decide-extension")  # nothing asked, or already decided
+    return verbs
 
 
 def countdown(desk: Desk, due: datetime | None) -> dict[str, Any] | None:

@@ -168,3 +168,23 @@ async def test_only_a_public_reply_to_a_letter_not_confidential_is_published(
         assert published_count(s) == 1
         shown = published_page(s, 1, 10, SHANGHAI)
     assert [p["number"] for p in shown] == numbers[:1]
+
+
+async def test_an_extension_asked_by_the_clerk_is_decided_by_the_operator(desk: Desk) -> None:
+    number = desk.letter(1)  # streetlight: assigned to city-admin
+    zhang = await desk.signed_in("zhang")
+    assert 'id="act-decide-extension"' not in (await zhang.get(f"/console/letters/{number}")).text
+    li = await desk.signed_in("li")
+    asked = await li.post(f"/console/letters/{number}/act", action="extend", reason="需协调施工")
+    assert asked.status_code == 303, asked.text
+    page = await zhang.get(f"/console/letters/{number}")
+    assert 'id="act-decide-extension"' in page.text and "需协调施工" in page.text
+    with make_sessionmaker(desk.engine)() as s:
+        before = s.scalars(select(Letter.due_at)).one()
+    decided = await zhang.post(
+        f"/console/letters/{number}/act", action="decide-extension", approve="yes"
+    )
+    assert decided.status_code == 303, decided.text
+    with make_sessionmaker(desk.engine)() as s:
+        assert s.scalars(select(Letter.due_at)).one() > before
+    assert 'id="act-decide-extension"' not in (await zhang.get(f"/console/letters/{number}")).text
