@@ -232,7 +232,7 @@ class Workflow:
         if not departments:
             raise WorkflowError("name at least one department", "请至少选择一个承办单位")
         now = self.clock()
-        due = self._deadline(letter, reply_type, now)
+        due = self.deadline(letter, reply_type, now)
         letter.status, letter.mode, letter.reply_type, letter.due_at = status, mode, reply_type, due
         made = []
         for n, code in enumerate(departments):
@@ -261,7 +261,8 @@ class Workflow:
             )
         return made
 
-    def _deadline(self, letter: Letter, reply_type: str, now: datetime) -> datetime:
+    def deadline(self, letter: Letter, reply_type: str, now: datetime) -> datetime:
+        """When a letter assigned now with this reply type is due (the console previews it)."""
         d = self.deadlines
         if reply_type == "urgent":
             return self.calendar.add_working_hours(now, d.urgent_hours)

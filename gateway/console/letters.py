@@ -105,6 +105,7 @@ def letter_page(
     files = [
         a for a in letter.attachments if not (clerk and hidden(letter) and _voice(a.media_type))
     ]
+    actions = available(desk, letter)
     departments = db.execute(
         select(Department.code, Department.name)
         .where(Department.active.is_(True))
@@ -126,13 +127,19 @@ def letter_page(
             a for a in files if not _voice(a.media_type) and not a.media_type.startswith("image/")
         ],
         countdown=countdown(desk, letter.due_at),
-        actions=available(desk, letter),
+        actions=actions,
         departments=departments,
         problem=problem,
         done=desk.query("done"),
         can_reveal=may(staff, "reveal") and citizen is not None and not revealed,
         revealed=revealed,
         history=history,
+        due_if={
+            kind: desk.tools.workflow.deadline(letter, kind, desk.now)
+            for kind in ("time_limited", "promised", "joint", "urgent")
+        }
+        if "assign" in actions or "instruct" in actions
+        else {},
     )
 
 
