@@ -8,7 +8,7 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
@@ -59,11 +59,15 @@ def inbox(desk: Desk) -> Response:
     if q:
         like = f"%{q.replace('%', '').replace('_', '')}%"
         where.append(or_(Letter.tracking_number == q, Letter.subject.like(like)))
-    counts = dict(
-        desk.db.execute(
-            select(Letter.channel, func.count()).where(*where).group_by(Letter.channel)
-        ).all()
-    )
+    # Grouped by an expression: with statistics (ANALYZE), SQLite would walk the channel
+    # index of every letter for the group order instead of taking the new ones by status.
+    channel_of = (Letter.channel + literal_column("''")).label("channel")
+    counts = {
+        row.channel: row.count
+        for row in desk.db.execute(
+            select(channel_of, func.count().label("count")).where(*where).group_by(channel_of)
+        )
+    }
     if channel:
         where.append(Letter.channel == channel)
     if before is not None:

@@ -54,7 +54,7 @@ async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk
     number = desk.letter(1, text="请问办理居住证需要什么材料？")  # no rule: waits in triage
     zhang = await desk.signed_in("zhang")
     inbox = await zhang.get("/console/inbox")
-    assert number in inbox.text
+    assert number in inbox.text and "<span>短信 1</span>" in inbox.text  # new letters by channel
     dispatched = await zhang.post(
         f"/console/letters/{number}/act",
         action="assign",
