@@ -177,14 +177,7 @@ class Console:
             token=value,
             next=_safe_next(request.query_params.get("next", "")),
         )
-        response.set_cookie(
-            LOGIN_COOKIE,
-            value,
-            httponly=True,
-            samesite="strict",
-            secure=self._secure(request),
-            path="/console",
-        )
+        self._set_cookie(request, response, LOGIN_COOKIE, value)
         return response
 
     async def login(self, request: Request) -> Response:
@@ -211,14 +204,7 @@ class Console:
             return self._login_form(request, 401 if outcome == "wrong" else 403, problem, username)
         target = _safe_next(form.get("next", "")) or "/console/"
         response = RedirectResponse(target, 303, headers=HEADERS)
-        response.set_cookie(
-            COOKIE,
-            cookie,
-            httponly=True,
-            samesite="strict",
-            secure=self._secure(request),
-            path="/console",
-        )
+        self._set_cookie(request, response, COOKIE, cookie)
         response.delete_cookie(LOGIN_COOKIE, path="/console")
         return response
 
@@ -250,8 +236,13 @@ class Console:
         response.delete_cookie(COOKIE, path="/console")
         return response
 
-    def _secure(self, request: Request) -> bool:
-        return self.settings.secure_cookies or request.url.scheme == "https"
+    def _set_cookie(self, request: Request, response: Response, name: str, value: str) -> None:
+        """Never read by script, never sent from another site, only to the console, and
+        Secure whenever the browser came over https (or always, when configured)."""
+        secure = self.settings.secure_cookies or request.url.scheme == "https"
+        response.set_cookie(
+            name, value, httponly=True, samesite="strict", secure=secure, path="/console"
+        )
 
 
 def _safe_next(target: object) -> str:

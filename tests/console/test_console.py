@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from sqlalchemy import select
 
 from channels.web.views import published_count, published_page
@@ -188,3 +189,16 @@ async def test_an_extension_asked_by_the_clerk_is_decided_by_the_operator(desk: 
     with make_sessionmaker(desk.engine)() as s:
         assert s.scalars(select(Letter.due_at)).one() > before
     assert 'id="act-decide-extension"' not in (await zhang.get(f"/console/letters/{number}")).text
+
+
+async def test_the_session_cookie_is_http_only_strict_and_secure_over_https(desk: Desk) -> None:
+    transport = httpx.ASGITransport(app=desk.app, client=("198.51.100.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://hotline.test") as client:
+        browser = Browser(client)
+        answer = await browser.sign_in("zhang", PASSWORD)
+    (cookie,) = [
+        c.lower() for c in answer.headers.get_list("set-cookie") if c.startswith("hotline_console=")
+    ]
+    assert answer.status_code == 303
+    for flag in ("httponly", "samesite=strict", "secure", "path=/console"):
+        assert flag in cookie, flag
