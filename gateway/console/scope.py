@@ -20,6 +20,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     "queue": frozenset({"department"}),
     "supervision": frozenset({"operator", "supervisor", "leader"}),
     "follow_up": frozenset({"operator", "supervisor"}),
+    # 漏接回拨: calling a citizen back needs their number (each reveal audited).
+    "callbacks": frozenset({"operator"}),
     "dashboard": frozenset({"operator", "supervisor", "leader", "admin"}),
     # Seeing a citizen's full details, with a reason written to the audit log.
     "reveal": frozenset({"operator", "supervisor", "leader"}),

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from channels.web.views import published_count, published_page
 from gateway.contact import Citizen
 from store.db import make_sessionmaker
+from store.missed_calls import record_missed
 from store.models import Event, Letter
 from tests.conftest import SHANGHAI
 from tests.console.conftest import PASSWORD, Browser, Desk
@@ -202,3 +203,27 @@ async def test_the_session_cookie_is_http_only_strict_and_secure_over_https(desk
     assert answer.status_code == 303
     for flag in ("httponly", "samesite=strict", "secure", "path=/console"):
         assert flag in cookie, flag
+
+
+async def test_a_missed_call_is_called_back_with_its_number_shown_once_on_record(
+    desk: Desk,
+) -> None:
+    with make_sessionmaker(desk.engine).begin() as s:
+        record_missed(
+            s, "sip", "call-1@trunk", desk.clock(), "hung_up_in_menu", "+8613912340003", "12345"
+        )
+    li = await desk.signed_in("li")
+    assert (await li.get("/console/missed-calls")).status_code == 403
+    zhang = await desk.signed_in("zhang")
+    listed = await zhang.get("/console/missed-calls")
+    assert "139****0003" in listed.text and "13912340003" not in listed.text
+    (call_id,) = re.findall(r"/console/missed-calls/(\d+)/call", listed.text)
+    calling = await zhang.post(f"/console/missed-calls/{call_id}/call")
+    assert calling.status_code == 200 and "+8613912340003" in calling.text
+    with make_sessionmaker(desk.engine)() as s:
+        event = s.scalars(select(Event).where(Event.kind == "pii.revealed")).one()
+    assert event.actor == "console:zhang" and event.detail["missed_call"] == int(call_id)
+    done = await zhang.post(f"/console/missed-calls/{call_id}/done")
+    assert done.status_code == 303
+    assert "139****0003" not in (await zhang.get("/console/missed-calls")).text
+    assert "语音菜单中挂断" in (await zhang.get("/console/missed-calls?tab=done")).text
