@@ -110,6 +110,11 @@ def console_config() -> Config:
 
 @pytest.fixture
 async def desk(engine: Engine, parts: Parts, tmp_path: Path) -> AsyncIterator[Desk]:
+    yield open_desk(engine, parts)
+
+
+def open_desk(engine: Engine, parts: Parts) -> Desk:
+    """The console on this engine, with every kind of staff member signed up."""
     clock = Clock(MONDAY)
     workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), clock)
     sessions = make_sessionmaker(engine)
@@ -134,4 +139,4 @@ async def desk(engine: Engine, parts: Parts, tmp_path: Path) -> AsyncIterator[De
             )
     console = Console(console_config(), sessions, parts.files, workflow, clock)
     app = Starlette(routes=console.routes())
-    yield Desk(app, engine, clock, workflow, parts)
+    return Desk(app, engine, clock, workflow, parts)

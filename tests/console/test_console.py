@@ -4,17 +4,20 @@ dispatch -> sign -> reply path, and confidentiality (masking, reveal with a reas
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Engine, select
 
 from channels.web.views import published_count, published_page
 from gateway.contact import Citizen
 from store.db import make_sessionmaker
 from store.missed_calls import record_missed
 from store.models import Event, Letter
-from tests.conftest import SHANGHAI
-from tests.console.conftest import PASSWORD, Browser, Desk
+from tests.conftest import SHANGHAI, build_intake
+from tests.console.conftest import PASSWORD, Browser, Desk, open_desk
+from tests.support.tcp_proxy import TcpProxy
 
 PHONE = "+8613912340001"
 
@@ -227,3 +230,23 @@ async def test_a_missed_call_is_called_back_with_its_number_shown_once_on_record
     assert done.status_code == 303
     assert "139****0003" not in (await zhang.get("/console/missed-calls")).text
     assert "语音菜单中挂断" in (await zhang.get("/console/missed-calls?tab=done")).text
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_with_the_database_down_pages_say_so_and_come_back_after(
+    database_url: str, engine: Engine, cut_engine: Engine, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    desk = open_desk(cut_engine, build_intake(cut_engine, tmp_path))
+    number = desk.letter(1, text="请问办理居住证需要什么材料？")
+    zhang = await desk.signed_in("zhang")
+    proxy.down()
+    for answer in (
+        await zhang.get("/console/inbox"),
+        await zhang.post(f"/console/letters/{number}/act", action="reject", reason="empty"),
+        await Browser(desk.browser()).sign_in("li", PASSWORD),
+    ):
+        assert answer.status_code == 503 and "暂时无法访问数据库" in answer.text
+    proxy.up()
+    assert number in (await zhang.get("/console/inbox")).text
+    with make_sessionmaker(engine)() as s:
+        assert s.scalars(select(Letter.status)).one() == "triage"  # nothing half-done
