@@ -8,6 +8,8 @@ by call number, to play, record, connect or hang up, and gets plain values back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,13 @@ import pjsua2 as pj
 
 from channels.sip.line import Line, LineEvent, hang_up
 from channels.sip.pjthread import PjThread
+
+# How long a finished or replaced prompt player is kept before it is destroyed. pjmedia
+# delivers a player's end-of-file on its event thread, to the C++ object's address: a player
+# destroyed just as its file ended was called after it was gone (segfaults in
+# AudioMediaPlayer::eof_cb at 60-80 calls, found with a core dump). Kept a moment, its last
+# event finds it alive; cut from the call, it reads no further and ends no more.
+PLAYER_GRACE_SECONDS = 2.0
 
 
 def wav_seconds(path: Path) -> float:
@@ -32,6 +41,8 @@ class Bridge:
         self.counter = 0
         self.players: dict[int, pj.AudioMediaPlayer] = {}
         self.recorders: dict[int, pj.AudioMediaRecorder] = {}
+        # Players no longer heard, each with when it may be destroyed (PJSIP thread only).
+        self.retired: list[tuple[float, pj.AudioMediaPlayer]] = []
 
     # -- on the PJSIP thread (called from pjsua2 callbacks) -------------------------------
 
@@ -45,9 +56,24 @@ class Bridge:
         return number
 
     def _forget(self, number: int) -> None:
-        for store in (self.players, self.recorders):
-            store.pop(number, None)
+        self._retire(number)
+        self.recorders.pop(number, None)
         self.lines.pop(number, None)
+
+    def _retire(self, number: int) -> None:
+        """Take the call's player out of service now (silent, and no longer read towards
+        its end); destroy it only after the grace."""
+        now = time.monotonic()
+        player = self.players.pop(number, None)
+        if player is not None:
+            line = self.lines.get(number)
+            media = line.audio() if line is not None else None
+            if media is not None:
+                with contextlib.suppress(pj.Error):  # not connected any more
+                    player.stopTransmit(media)
+            self.retired.append((now + PLAYER_GRACE_SECONDS, player))
+        # Past their grace: destroyed here, on the PJSIP thread.
+        self.retired = [(until, p) for until, p in self.retired if until > now]
 
     # -- from the asyncio side -------------------------------------------------------------
 
@@ -64,7 +90,7 @@ class Bridge:
         the caller: onEof2 runs on the clock thread and may not touch PJSIP)."""
 
         def job() -> float:
-            self.players.pop(number, None)  # a new prompt replaces the last one
+            self._retire(number)  # a new prompt replaces the last one
             line = self.lines.get(number)
             media = line.audio() if line is not None else None
             if media is None:
@@ -78,7 +104,7 @@ class Bridge:
         return await self.pjsip.run(job)
 
     async def stop_playing(self, number: int) -> None:
-        await self.pjsip.run(lambda: self._drop(self.players, number))
+        await self.pjsip.run(lambda: self._retire(number))
 
     async def record(self, number: int, path: Path) -> bool:
         def job() -> bool:
@@ -156,6 +182,7 @@ class Bridge:
         for line in list(self.lines.values()):
             hang_up(line)
         self.players.clear()
+        self.retired.clear()
         self.recorders.clear()
         self.lines.clear()
         self.account = None
