@@ -287,6 +287,7 @@ class Phone:
         self._pj: PjThread | None = None
         self._account: pj.Account | None = None
         self._sessions: set[_Session] = set()  # touched on the PJ thread only
+        self._retired: list[tuple[float, pj.AudioMediaPlayer]] = []
 
     def start(self) -> None:
         """Raises PhoneError when a pjsua2 Endpoint already runs here: one per process."""
@@ -514,6 +515,12 @@ class Phone:
             raise
 
     def _release(self, session: _Session) -> None:
+        # A player is destroyed 2 s after its call: pjmedia delivers its end-of-file on
+        # another thread to the object's address, and one destroyed just then was called
+        # after it was gone (the gateway's SIP workers crashed so; channels/sip/bridge.py).
+        now = time.monotonic()
+        self._retired = [(until, p) for until, p in self._retired if until > now]
+        self._retired += [(now + 2.0, player) for player in session.players]
         session.release()
         self._sessions.discard(session)
 
@@ -521,6 +528,7 @@ class Phone:
         for session in list(self._sessions):
             session.hang_up()
             self._release(session)
+        self._retired.clear()
         self._account = None
 
 
