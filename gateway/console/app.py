@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from gateway.config import Config
-from gateway.console import accounts, admin, boards, callbacks, dashboard, letters
+from gateway.console import accounts, admin, audit, boards, callbacks, dashboard, letters
 from gateway.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
 from gateway.console.memo import Memo
 from gateway.console.scope import HOME, may
@@ -46,7 +46,14 @@ HERE = Path(__file__).parent
 COOKIE = "hotline_console"
 LOGIN_COOKIE = "hotline_console_login"  # the sign-in form's own CSRF value
 # (path, methods, right, handler) from each page module.
-PAGES = (*letters.PAGES, *boards.PAGES, *callbacks.PAGES, *dashboard.PAGES, *admin.PAGES)
+PAGES = (
+    *letters.PAGES,
+    *boards.PAGES,
+    *callbacks.PAGES,
+    *dashboard.PAGES,
+    *admin.PAGES,
+    *audit.PAGES,
+)
 
 
 class Console:
