@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.config import DeadlinesConfig, RoutingConfig
+from gateway.config import CATEGORIES, REJECTIONS, REPLY_TYPES, DeadlinesConfig, RoutingConfig
 from gateway.deadlines import WorkCalendar
 from gateway.labels import STATUS_LABELS
 from gateway.logs import log_event
@@ -72,6 +72,15 @@ class WorkflowError(Exception):
     def __init__(self, message: str, chinese: str) -> None:
         super().__init__(message)
         self.chinese = chinese
+
+
+def _known(value: str, known: Sequence[str], what: str, chinese: str) -> None:
+    """Codes come from forms and the command line as well as the core: refuse a stranger
+    before it is stored (one check for the CLI, the API and the console)."""
+    if value not in known:
+        raise WorkflowError(
+            f"unknown {what} {value!r}; known: {', '.join(known)}", f"未知的{chinese}：{value}"
+        )
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ class Workflow:
     # -- the hotline centre -------------------------------------------------------------
 
     def reject(self, session: Session, letter: Letter, reason: str, actor: Actor) -> None:
+        _known(reason, REJECTIONS, "rejection reason", "不予受理理由")
         letter.status = self._check(letter, "reject", actor)
         letter.rejection = reason
         self._event(session, letter, actor, "rejected", reason=reason)
@@ -228,6 +238,7 @@ class Workflow:
         actor: Actor,
     ) -> list[Assignment]:
         """交办 to a lead department (the first) and, for a joint letter, co-departments."""
+        _known(reply_type, REPLY_TYPES, "reply type", "答复类型")
         status = self._check(letter, "assign", actor)
         if not departments:
             raise WorkflowError("name at least one department", "请至少选择一个承办单位")
@@ -305,6 +316,7 @@ class Workflow:
         )
 
     def reclassify(self, session: Session, letter: Letter, category: str, actor: Actor) -> None:
+        _known(category, CATEGORIES, "category", "类别")
         self._check(letter, "reclassify", actor)
         self._event(session, letter, actor, "reclassified", old=letter.category, new=category)
         letter.category = category

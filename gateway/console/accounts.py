@@ -104,18 +104,49 @@ class SignIn:
     token: str = ""
 
 
-def sign_in(
-    session: Session, settings: ConsoleConfig, username: str, password: str, now: datetime
-) -> SignIn:
-    user = session.scalars(
-        select(ConsoleUser).where(ConsoleUser.username == username).with_for_update()
-    ).one_or_none()
-    if user is None:
+@dataclass(frozen=True)
+class Attempt:
+    """A password checked outside any transaction: Argon2 is slow on purpose, and on SQLite
+    a write transaction held that long would hold back intake with every guess."""
+
+    user_id: int | None
+    checked_hash: str = ""  # the hash the password was checked against
+    matched: bool = False
+    new_hash: str | None = None  # the same password under the hasher's current parameters
+
+
+def check(session: Session, username: str, password: str, now: datetime) -> Attempt:
+    """Read the account, close the read, then verify (an unknown name costs the same)."""
+    with session:
+        found = session.execute(
+            select(ConsoleUser.id, ConsoleUser.password_hash, ConsoleUser.locked_until).where(
+                ConsoleUser.username == username
+            )
+        ).one_or_none()
+    if found is None:
         _verify(_DUMMY_HASH, password)
+        return Attempt(None)
+    if found.locked_until is not None and found.locked_until > now:
+        return Attempt(found.id, found.password_hash)  # not even checked while locked
+    matched = _verify(found.password_hash, password)
+    rehash = matched and _HASHER.check_needs_rehash(found.password_hash)
+    return Attempt(
+        found.id, found.password_hash, matched, _HASHER.hash(password) if rehash else None
+    )
+
+
+def sign_in(session: Session, settings: ConsoleConfig, attempt: Attempt, now: datetime) -> SignIn:
+    """Settle a checked attempt in one short write: count a failure (locking the account
+    after too many), or open a session."""
+    if attempt.user_id is None:
+        return SignIn(None, "wrong")
+    user = session.get(ConsoleUser, attempt.user_id, with_for_update=True)
+    if user is None:
         return SignIn(None, "wrong")
     if user.locked_until is not None and user.locked_until > now:
         return SignIn(user, "locked")
-    if not _verify(user.password_hash, password):
+    # A password reset since the check makes the checked password worthless.
+    if not attempt.matched or user.password_hash != attempt.checked_hash:
         user.failed_logins += 1
         if user.failed_logins >= settings.max_failed_logins:
             user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
@@ -124,8 +155,8 @@ def sign_in(
         return SignIn(user, "wrong")
     if not user.active:
         return SignIn(user, "disabled")
-    if _HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = _HASHER.hash(password)
+    if attempt.new_hash is not None:
+        user.password_hash = attempt.new_hash
     user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
     token = secrets.token_urlsafe(32)
     session.add(

@@ -112,7 +112,8 @@ class Console:
 
     def _endpoint(self, handler: Handler, right: str | None) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
-            form = await request.form(max_files=10) if request.method == "POST" else None
+            # The console's forms carry no files: one sent is refused (400) unread.
+            form = await request.form(max_files=0) if request.method == "POST" else None
             return await run_in_threadpool(self._serve, request, form, handler, right)
 
         return endpoint
@@ -217,8 +218,9 @@ class Console:
 
     def _sign_in(self, username: str, password: str, ip: str) -> tuple[str, str]:
         now = self.clock()
+        attempt = accounts.check(self.reads(), username, password, now)
         with self.sessions() as db:
-            result = accounts.sign_in(db, self.settings, username, password, now)
+            result = accounts.sign_in(db, self.settings, attempt, now)
             kind = {"ok": "console.signed_in", "locked": "console.locked"}.get(
                 result.outcome, "console.sign_in_failed"
             )

@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from channels.web.views import published_count, published_page
+from gateway.console import accounts
 from gateway.contact import Citizen
 from store.db import make_sessionmaker
 from store.missed_calls import record_missed
-from store.models import Event, Letter
+from store.models import ConsoleUser, Event, Letter
 from tests.conftest import SHANGHAI, build_intake
-from tests.console.conftest import PASSWORD, Browser, Desk, open_desk
+from tests.console.conftest import PASSWORD, Browser, Desk, console_config, open_desk
 from tests.support.tcp_proxy import TcpProxy
 
 PHONE = "+8613912340001"
@@ -60,6 +61,14 @@ async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk
     zhang = await desk.signed_in("zhang")
     inbox = await zhang.get("/console/inbox")
     assert number in inbox.text and "<span>短信 1</span>" in inbox.text  # new letters by channel
+    forged = await zhang.post(
+        f"/console/letters/{number}/act",
+        action="assign",
+        department="city-admin",
+        reply_type="tomorrow",
+    )
+    assert forged.status_code == 409 and "未知的答复类型" in forged.text
+    assert "已交办" not in forged.text
     dispatched = await zhang.post(
         f"/console/letters/{number}/act",
         action="assign",
@@ -250,3 +259,18 @@ async def test_with_the_database_down_pages_say_so_and_come_back_after(
     assert number in (await zhang.get("/console/inbox")).text
     with make_sessionmaker(engine)() as s:
         assert s.scalars(select(Letter.status)).one() == "triage"  # nothing half-done
+
+
+async def test_a_password_reset_while_a_sign_in_is_checked_makes_that_check_worthless(
+    desk: Desk,
+) -> None:
+    sessions = make_sessionmaker(desk.engine)
+    attempt = accounts.check(sessions(), "zhang", PASSWORD, desk.clock())
+    assert attempt.matched  # checked, outside any transaction, against the old hash
+    with sessions.begin() as s:
+        user = s.scalars(select(ConsoleUser).where(ConsoleUser.username == "zhang")).one()
+        accounts.set_password(s, user, "a brand new password", desk.clock())
+    with sessions.begin() as s:
+        assert accounts.sign_in(s, console_config().console, attempt, desk.clock()).outcome == (
+            "wrong"
+        )

@@ -187,6 +187,26 @@ def test_a_department_cannot_act_on_another_departments_letter(core: Core) -> No
     assert core.get(letter_id).status == "assigned"
 
 
+@pytest.mark.parametrize(
+    ("action", "args", "refusal"),
+    [
+        ("assign", (["city-admin"], "assign", "tomorrow", OPERATOR_ZHANG), "unknown reply type"),
+        ("reclassify", ("gossip", OPERATOR_ZHANG), "unknown category"),
+        ("reject", ("boring", OPERATOR_ZHANG), "unknown rejection reason"),
+    ],
+    ids=["reply-type", "category", "rejection"],
+)
+def test_an_unknown_code_from_a_form_or_the_command_line_is_refused_unstored(
+    core: Core, action: str, args: tuple[object, ...], refusal: str
+) -> None:
+    letter_id = core.letter("请问办理居住证需要什么材料")  # waits in triage
+    with pytest.raises(WorkflowError, match=refusal):
+        core.act(letter_id, action, *args)
+    letter = core.get(letter_id)
+    assert (letter.status, letter.category, letter.reply_type) == ("triage", "inquiry", None)
+    assert core.events(letter_id) == ["received", "classified", "triage"]
+
+
 def test_a_return_is_allowed_the_same_working_day_only(core: Core) -> None:
     today = core.letter("路灯坏了")
     core.clock.now += timedelta(hours=2)
