@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gateway.actions import ACTIONS
 from gateway.api.app import SUMMARY_COLUMNS
 from gateway.api.privacy import hidden, scrub_detail
+from gateway.console.accounts import Staff
 from gateway.console.desk import HEADERS, Desk, NotFound
 from gateway.console.scope import PII_READS, citizen_view, find_letter, may, own_letters, words
 from gateway.labels import CATEGORY_LABELS, REJECTION_LABELS, STATUS_LABELS
@@ -22,7 +23,7 @@ from gateway.logs import log_event
 from gateway.redaction import scrub
 from gateway.workflow import TRANSITIONS, WorkflowError
 from store.letters import record_event
-from store.models import Assignment, Department, Letter, Reply
+from store.models import Assignment, Attachment, Department, Letter, Reply
 
 log = logging.getLogger(__name__)
 NEW = ("received", "triage")
@@ -57,8 +58,7 @@ def inbox(desk: Desk) -> Response:
     if category:
         where.append(Letter.category == category)
     if q:
-        like = f"%{q.replace('%', '').replace('_', '')}%"
-        where.append(or_(Letter.tracking_number == q, Letter.subject.like(like)))
+        where.append(or_(Letter.tracking_number == q, Letter.subject.contains(q, autoescape=True)))
     # Grouped by an expression: with statistics (ANALYZE), SQLite would walk the channel
     # index of every letter for the group order instead of taking the new ones by status.
     channel_of = (Letter.channel + literal_column("''")).label("channel")
@@ -106,9 +106,7 @@ def letter_page(
         for event in letter.events
         if not (clerk and event.kind in PII_READS)
     ]
-    files = [
-        a for a in letter.attachments if not (clerk and hidden(letter) and _voice(a.media_type))
-    ]
+    files = [a for a in letter.attachments if _shown_to(staff, letter, a)]
     actions = available(desk, letter)
     departments = db.execute(
         select(Department.code, Department.name)
@@ -206,6 +204,11 @@ def _voice(media_type: str) -> bool:
     return media_type.startswith("audio/")
 
 
+def _shown_to(staff: Staff, letter: Letter, file: Attachment) -> bool:
+    """Every file of the letter, but a hidden citizen's voice never to a department."""
+    return not (staff.role == "department" and hidden(letter) and _voice(file.media_type))
+
+
 def available(desk: Desk, letter: Letter) -> set[str]:
     """The verbs this person may take on this letter now (the workflow still decides)."""
     verbs = {
@@ -240,9 +243,7 @@ def letter_file(desk: Desk) -> Response:
     letter = _letter(desk)
     wanted = desk.request.path_params["file_id"]
     found = next((a for a in letter.attachments if a.id == wanted), None)
-    if found is None or (
-        desk.staff.role == "department" and hidden(letter) and _voice(found.media_type)
-    ):
+    if found is None or not _shown_to(desk.staff, letter, found):
         raise NotFound
     shown = (
         found.media_type.startswith(("image/", "audio/")) or found.media_type == "application/pdf"

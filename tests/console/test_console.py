@@ -61,6 +61,9 @@ async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk
     zhang = await desk.signed_in("zhang")
     inbox = await zhang.get("/console/inbox")
     assert number in inbox.text and "<span>短信 1</span>" in inbox.text  # new letters by channel
+    assert number in (await zhang.get("/console/inbox?q=路灯")).text  # the subject
+    assert number in (await zhang.get(f"/console/inbox?q={number}")).text
+    assert number not in (await zhang.get("/console/inbox?q=%25")).text  # a literal %
     forged = await zhang.post(
         f"/console/letters/{number}/act",
         action="assign",
