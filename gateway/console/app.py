@@ -84,7 +84,7 @@ class Console:
             config=config,
         )
         env.filters["local"] = env.globals["local"] = self._local
-        self.tools = Tools(config, workflow, files, self.templates, sessions, Memo())
+        self.tools = Tools(config, workflow, files, self.templates, sessions, self.reads, Memo())
 
     def _local(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return moment.astimezone(self.zone).strftime(fmt) if moment else ""

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -23,7 +22,6 @@ from gateway.console.desk import HEADERS, Desk
 from gateway.deadlines import TenDays, parse_period
 from gateway.labels import CHANNEL_LABELS
 from gateway.stats import Bulletin, Count
-from store.db import make_read_sessionmaker
 
 # A longer period is a report to run from the command line, not a page to wait for.
 MAX_DAYS = 366
@@ -230,19 +228,13 @@ TOPICS_OPEN_SECONDS, TOPICS_CLOSED_SECONDS = 300.0, 3600.0
 
 
 def _bulletin(desk: Desk, period: Period) -> Bulletin:
-    """stats.build_bulletin, with its three independent parts side by side.
-
-    Each part is a few grouped scans of the period, whatever the number of letters (the
-    hot words sample at most 5,000), so the database does the work and two more pool
-    connections cut the wait from the sum of the parts to the longest. They read in
-    sessions of their own, read-only: on SQLite the request's session would hold the write
-    lock (BEGIN IMMEDIATE) for the seconds a month of a million letters takes, and intake
-    would wait behind the dashboard.
+    """stats.build_bulletin, with its independent parts side by side (each in a read
+    session of its own: a session is not shared between threads) and the hot words from
+    the memo. Each part is a few grouped scans of the period, so the wait is the longest
+    part rather than their sum.
     """
     start, end, zone = period.start, period.end, desk.tools.config.zone
-    engine = desk.db.get_bind()
-    assert isinstance(engine, Engine), "the console's sessions are bound to the engine"
-    reads = make_read_sessionmaker(engine)
+    reads = desk.tools.reads
 
     def apart(part: Callable[[Session], _T]) -> Callable[[], _T]:
         def run() -> _T:

@@ -48,6 +48,7 @@ class Tools:
     files: AttachmentStore
     templates: Jinja2Templates
     writes: sessionmaker[Session]
+    reads: sessionmaker[Session]
     memo: Memo[Any]
 
 
