@@ -224,16 +224,27 @@ class SipConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5060, ge=0, le=65535)
     transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
-    # pjsua2-python is built with PJSUA_MAX_CALLS=4: one process holds 4 calls.
     workers: int = Field(default=1, ge=1, le=64)
-    calls_per_worker: int = Field(default=4, ge=1, le=4)
+    # pjsua's default is 4 calls a process; the wheel is built with PJSUA_MAX_CALLS=32,
+    # the most one process may hold (a held call costs far less than a process).
+    calls_per_worker: int = Field(default=4, ge=1, le=32)
     # Worker n listens on 127.0.0.1:(worker_base_port + n) when there is more than one.
     worker_base_port: int = Field(default=5070, ge=1024, le=65000)
     # Where RTP is sent and received (Kamailio relays signalling only): by default the
     # address callers reach, `host`.
     media_address: str | None = None
     # Who may call: addresses or networks of the trunks/PBXs (the packet's source).
+    # Every listener applies it: Kamailio, and each worker to what reaches it directly.
     allowed_sources: list[str] = ["127.0.0.0/8", "::1/128"]
+    # Whose P-Asserted-Identity is believed (RFC 3325: only from a trust domain); from
+    # anyone else the caller is the From. Empty: nobody's.
+    trusted_identity_sources: list[str] = ["127.0.0.0/8", "::1/128"]
+    # The one name a worker and Kamailio give in User-Agent/Server: nothing a scanner
+    # could match to a version.
+    user_agent: str = "12345"
+    # How long a stopped recorder may take to write its file's last samples and header
+    # (pjmedia closes it on the conference clock thread, after the recorder is dropped).
+    recording_close_timeout_seconds: float = Field(default=5, gt=0)
     # A source refused this often within a minute is ignored for a while (no answer).
     throttle_after_failures: int = Field(default=10, ge=1)
     throttle_seconds: float = Field(default=60, gt=0)

@@ -88,6 +88,14 @@ def _worker_sockets(settings: SipConfig, workers: list[Worker]) -> dict[str, str
     return sockets
 
 
+def front_address(settings: SipConfig, worker_host: str) -> tuple[str, int]:
+    """Where Kamailio's requests reach a worker from: the only source a worker behind it
+    admits (another local process must not call a worker port directly)."""
+    if "udp" in settings.transports and _same_loopback(settings.host, worker_host):
+        return settings.host, settings.port
+    return worker_host, settings.port
+
+
 def _same_loopback(front: str, worker: str) -> bool:
     try:
         a, b = ipaddress.ip_address(front), ipaddress.ip_address(worker)
