@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import secrets
 import select
 import shutil
@@ -48,6 +49,9 @@ _KEPT_LINES = 2000
 # The readiness probe is retransmitted like a SIP request (RFC 3261 §17.1.2.2), T1 capped.
 _PROBE_FIRST_WAIT = 0.05
 _PROBE_MAX_WAIT = 0.5
+# What Server and User-Agent may say: RFC 3261 product tokens and comments, no quotes or
+# line breaks (the value goes into a quoted core parameter of kamailio.cfg).
+_USER_AGENT = re.compile(r"[A-Za-z0-9!%*_+`'~./() -]{1,64}")
 
 
 def render(settings: SipConfig, workers: list[Worker]) -> tuple[str, str]:
@@ -105,15 +109,37 @@ def _same_loopback(front: str, worker: str) -> bool:
 
 
 def _allowed_networks(settings: SipConfig) -> str:
+    networks = _networks("allowed_sources", settings.allowed_sources)
+    if not networks:
+        raise ConfigurationError("channels.sip.allowed_sources is empty: no trunk could call")
+    return networks
+
+
+def _networks(key: str, entries: list[str]) -> str:
     networks = []
-    for entry in settings.allowed_sources:
+    for entry in entries:
         try:
             networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
         except ValueError as exc:
-            raise ConfigurationError(f"channels.sip.allowed_sources: {exc}") from None
-    if not networks:
-        raise ConfigurationError("channels.sip.allowed_sources is empty: no trunk could call")
+            raise ConfigurationError(f"channels.sip.{key}: {exc}") from None
     return ",".join(networks)
+
+
+def _trusted_identity(settings: SipConfig) -> str:
+    """The #!define naming the RFC 3325 trust domain; none at all trusts nobody."""
+    networks = _networks("trusted_identity_sources", settings.trusted_identity_sources)
+    if not networks:
+        return "# (empty: every P-Asserted-Identity from outside is removed)"
+    return f'#!define TRUSTED_IDENTITY "{networks}"'
+
+
+def _user_agent(settings: SipConfig) -> str:
+    if not _USER_AGENT.fullmatch(settings.user_agent):
+        raise ConfigurationError(
+            f"channels.sip.user_agent: {settings.user_agent!r} must be 1-64 characters of"
+            " letters, digits, spaces and !%*_+`'~./()-"
+        )
+    return settings.user_agent
 
 
 def _sip_host(host: str) -> str:
@@ -153,6 +179,7 @@ def _config(settings: SipConfig, dispatcher_list: Path, worker_sockets: list[str
         listen.append("disable_tcp=yes")
     listen_lines = "\n".join(listen)
     throttle = max(1, math.ceil(settings.throttle_seconds))
+    user_agent = _user_agent(settings)
     values = f"""\
 #!KAMAILIO
 #
@@ -165,6 +192,8 @@ def _config(settings: SipConfig, dispatcher_list: Path, worker_sockets: list[str
 #!define DISPATCHER_LIST "{dispatcher_list}"
 # channels.sip.allowed_sources: who may call, checked on the packet's source address.
 #!define ALLOWED_SOURCES "{_allowed_networks(settings)}"
+# channels.sip.trusted_identity_sources: whose P-Asserted-Identity is believed (RFC 3325).
+{_trusted_identity(settings)}
 # channels.sip.throttle_after_failures / throttle_seconds.
 #!define THROTTLE_AFTER {settings.throttle_after_failures}
 #!define THROTTLED_TABLE "throttled=>size=8;autoexpire={throttle};"
@@ -188,8 +217,11 @@ children={k.children}
 auto_aliases=no
 dns=no
 rev_dns=no
-# A scanner learns nothing about the software from our replies.
-server_signature=no
+# A scanner learns nothing about the software: replies and our own requests (pings) carry
+# channels.sip.user_agent, the name the workers give too; no Warning header.
+server_signature=yes
+server_header="Server: {user_agent}"
+user_agent_header="User-Agent: {user_agent}"
 sip_warning=0
 # A caller's idle TCP connection is kept as long as the longest call: the worker's BYE
 # goes back on it.
@@ -258,8 +290,18 @@ request_route {
 		exit;
 	}
 
+	# Answers go back where the request came from, whatever its Via says: a Via without
+	# rport (RFC 4475's messages, many trunks behind NAT) would send them to port 5060.
+	force_rport();
+
 	if (!mf_process_maxfwd_header("10")) {
 		sl_send_reply("483", "Too Many Hops");
+		exit;
+	}
+
+	# A Request-URI we cannot even read (RFC 3261 8.2.2.1; RFC 4475 unkscm, novelsc).
+	if (!is_method("ACK") && !($ru =~ "^(sip|sips|tel):")) {
+		sl_send_reply("416", "Unsupported URI Scheme");
 		exit;
 	}
 
@@ -284,6 +326,17 @@ request_route {
 		exit;
 	}
 
+	# RFC 3325: an asserted identity is believed only from the trust domain; from anyone
+	# else the caller is the From, so a forged one never reaches a worker.
+#!ifdef TRUSTED_IDENTITY
+	if (!ds_is_from_list("1") && !is_in_subnet("$si", TRUSTED_IDENTITY)) {
+#!else
+	if (!ds_is_from_list("1")) {
+#!endif
+		remove_hf("P-Asserted-Identity");
+		remove_hf("P-Preferred-Identity");
+	}
+
 	if (is_method("CANCEL")) {
 		if (t_check_trans()) {
 			route(RELAY);
@@ -302,6 +355,13 @@ request_route {
 
 	if (has_totag()) {
 		route(IN_DIALOG);
+	}
+
+	# No extension is supported here (RFC 3261 16.3 item 3; RFC 4475 bext01).
+	if (is_present_hf("Proxy-Require") && !is_method("ACK|CANCEL")) {
+		append_to_reply("Unsupported: $hdr(Proxy-Require)\r\n");
+		sl_send_reply("420", "Bad Extension");
+		exit;
 	}
 
 	# We take calls, nothing else: no REGISTER, MESSAGE, SUBSCRIBE or stray ACK.
@@ -339,7 +399,15 @@ route[IN_DIALOG] {
 			# From a worker toward the caller, across a real network: 64*T1.
 			t_set_fr(0, 32000);
 		}
-		route(RELAY);
+		if (!t_relay()) {
+			# Not even sent (a caller's Contact that does not resolve or refuses the
+			# connection): no failure route runs, and the call is over all the same.
+			if (is_method("BYE")) {
+				ds_load_unset();
+			}
+			sl_reply_error();
+		}
+		exit;
 	}
 	if (is_method("ACK")) {
 		# The ACK for a negative reply belongs to its INVITE transaction.
@@ -363,7 +431,11 @@ route[DISPATCH] {
 	record_route();
 	t_on_reply("INVITE_REPLY");
 	t_on_failure("INVITE_FAILED");
-	route(RELAY);
+	if (!t_relay()) {
+		ds_load_unset();
+		sl_reply_error();
+	}
+	exit;
 }
 
 route[RELAY] {
@@ -371,6 +443,14 @@ route[RELAY] {
 		sl_reply_error();
 	}
 	exit;
+}
+
+# A response belongs to one of our transactions or to nobody: stray ones (RFC 4475 bcast,
+# with a Via to 255.255.255.255) are dropped, never forwarded along their Via.
+reply_route {
+	if (!t_check_trans()) {
+		drop;
+	}
 }
 
 onreply_route[INVITE_REPLY] {

@@ -413,7 +413,8 @@ def test_a_source_not_allowed_gets_one_uniform_403_then_silence(
 
     assert replies[0] is not None and replies[0].startswith("SIP/2.0 403 Forbidden ")
     assert replies == [replies[0]] * 3
-    assert "server" not in replies[0].split()
+    # Only the configured name (test_kamailio_answers_as_one_server_that_names_no_software).
+    assert "server" in replies[0].split()
     assert (after_limit, options_after_limit) == (None, None)
     assert other_source == replies[0]
     kamailio.wait_for_output("throttling 127.0.0.1 after 3 refusals", timeout=WAIT)
@@ -529,3 +530,143 @@ def test_stop_leaves_no_kamailio_process_behind(tmp_path: Path, kamailios: list[
     assert not kamailio.alive()
     with pytest.raises(ProcessLookupError):
         os.killpg(group, 0)
+
+
+def invite(source: socket.socket, port: int, contact: str, *extra: str) -> tuple[bytes, str]:
+    """An INVITE from ``source`` to Kamailio with this Contact; the bytes and its Call-ID."""
+    host, local_port = source.getsockname()[:2]
+    tag = os.urandom(4).hex()
+    call_id = f"{tag}@{host}"
+    sdp = (
+        f"v=0\r\no=- 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
+        "m=audio 9 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+    )
+    lines = [
+        f"INVITE sip:12345@127.0.0.1:{port} SIP/2.0",
+        f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK{tag};rport",
+        "Max-Forwards: 70",
+        f'From: "Citizen" <sip:13800138000@{host}>;tag={tag}',
+        f"To: <sip:12345@127.0.0.1:{port}>",
+        f"Call-ID: {call_id}",
+        "CSeq: 1 INVITE",
+        f"Contact: {contact}",
+        *extra,
+        "Content-Type: application/sdp",
+        f"Content-Length: {len(sdp)}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n" + sdp).encode(), call_id
+
+
+def final_status(source: socket.socket, call_id: str, timeout: float = WAIT) -> str:
+    """The status line of the first final response for this Call-ID."""
+    source.settimeout(timeout)
+    while True:
+        reply = source.recv(65535).decode("utf-8", "replace")
+        status = reply.split("\r\n", 1)[0]
+        if call_id in reply and status.startswith("SIP/2.0 ") and status[8] != "1":
+            return status
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        # .invalid never resolves (RFC 2606): t_relay() of the BYE fails at once.
+        "<sip:13800138000@no-such-host.invalid>",
+        # A TCP port nobody listens on: the BYE's transaction fails after sending.
+        "<sip:13800138000@127.0.0.1:1;transport=tcp>",
+    ],
+    ids=["unresolvable-contact", "unreachable-contact"],
+)
+def test_a_worker_bye_that_cannot_be_relayed_still_frees_the_slot(
+    sipp: str, tmp_path: Path, workers: list[Worker], kamailios: list[Kamailio], contact: str
+) -> None:
+    # One worker, one slot: the second call is answered only if the first one's slot came
+    # back when the worker hung up, not after call_slot_expire_seconds.
+    sip = settings(tmp_path, calls_per_worker=1)
+    worker = start_worker(workers, sipp, tmp_path, "kamailio_uas_hangs_up_unacked.xml")
+    front_door(kamailios, sip, [worker])
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+        caller.bind(("127.0.0.1", 0))
+        request, call_id = invite(caller, sip.port, contact)
+        caller.sendto(request, ("127.0.0.1", sip.port))
+        # Answered, never acknowledged: the worker's BYE goes to a Contact out of reach.
+        assert final_status(caller, call_id) == "SIP/2.0 200 OK"
+    worker.wait_for("HUNG-UP", 1)
+
+    again = place_calls(sipp, sip, tmp_path, calls=1, scenario=HUNG_UP)
+
+    assert finished(again, tmp_path) == 0
+    assert worker.count("HUNG-UP") == 2
+
+
+def test_an_identity_asserted_by_an_untrusted_source_never_reaches_the_worker(
+    sipp: str, tmp_path: Path, workers: list[Worker], kamailios: list[Kamailio]
+) -> None:
+    # 127.0.0.1 may call (allowed_sources) but is not in the trust domain (RFC 3325).
+    sip = settings(tmp_path, trusted_identity_sources=["10.0.0.0/8"])
+    worker = start_worker(workers, sipp, tmp_path, "kamailio_uas.xml")
+    front_door(kamailios, sip, [worker])
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+        caller.bind(("127.0.0.1", 0))
+        request, call_id = invite(
+            caller,
+            sip.port,
+            "<sip:13800138000@127.0.0.1:9>",
+            'P-Asserted-Identity: "tel:120" <sip:120@trunk.example>',
+            "p-preferred-identity: <sip:110@trunk.example>",
+        )
+        caller.sendto(request, ("127.0.0.1", sip.port))
+        assert final_status(caller, call_id) == "SIP/2.0 200 OK"
+
+    [seen] = [line for line in worker.lines if line.startswith("INVITE ")]
+    assert '"Citizen" <sip:13800138000@127.0.0.1>' in seen
+    assert "120" not in seen and "110" not in seen
+
+
+def test_a_trusted_source_keeps_its_asserted_identity(
+    sipp: str, tmp_path: Path, workers: list[Worker], kamailios: list[Kamailio]
+) -> None:
+    sip = settings(tmp_path, trusted_identity_sources=["127.0.0.0/8"])
+    worker = start_worker(workers, sipp, tmp_path, "kamailio_uas.xml")
+    front_door(kamailios, sip, [worker])
+
+    assert finished(place_calls(sipp, sip, tmp_path, calls=1), tmp_path) == 0
+
+    [seen] = [line for line in worker.lines if line.startswith("INVITE ")]
+    assert "<sip:+8613800138000@trunk.example>" in seen
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "status"),
+    [
+        ("OPTIONS", "nobodyKnowsThisScheme:totallyopaquecontent", "416"),
+        ("INVITE", "soap.beep://192.0.2.103:3002", "416"),
+        ("OPTIONS", "sip:127.0.0.1:{port}", "200"),
+        ("REGISTER", "sip:127.0.0.1:{port}", "403"),
+    ],
+    ids=["unknown-scheme", "novel-scheme", "options-to-us", "register"],
+)
+def test_kamailio_answers_as_one_server_that_names_no_software(
+    tmp_path: Path, kamailios: list[Kamailio], method: str, uri: str, status: str
+) -> None:
+    sip = settings(tmp_path, user_agent="12345-hotline")
+    kamailio = Kamailio(sip, [("127.0.0.1", free_port())])
+    kamailios.append(kamailio)
+    kamailio.start()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as scanner:
+        scanner.bind(("127.0.0.1", 0))
+        scanner.sendto(
+            sip_request(method, uri.format(port=sip.port), scanner, sip.port),
+            ("127.0.0.1", sip.port),
+        )
+        scanner.settimeout(WAIT)
+        reply = scanner.recv(65535).decode()
+
+    head = reply.split("\r\n\r\n")[0].split("\r\n")
+    assert head[0].split()[1] == status
+    named = [h for h in head[1:] if h.split(":")[0].lower() in ("server", "user-agent")]
+    assert named == ["Server: 12345-hotline"]
+    assert "kamailio" not in reply.lower()
