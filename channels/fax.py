@@ -102,4 +102,6 @@ def as_fax(contact: IncomingContact, headers: Message) -> IncomingContact:
         citizen=Citizen(phone=number),
         attachments=pages,
         jobs=(*contact.jobs, "ocr"),
+        # The mail's subject and body are the fax server's; the citizen's words are on the pages.
+        text_source="ocr",
     )

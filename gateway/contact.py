@@ -6,7 +6,11 @@ import enum
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+# Where a letter's words come from when they are not typed: a voicemail's transcription, a
+# fax's OCR. Such a letter is routed on that text once its job has written it.
+TextSource = Literal["transcription", "ocr"]
 
 
 class Channel(enum.StrEnum):
@@ -66,6 +70,10 @@ class IncomingContact:
     # Background work the letter needs once stored, e.g. "ocr" for fax pages; queued in
     # the letter's own transaction so it exists exactly when the letter does.
     jobs: tuple[str, ...] = ()
+    # Set when the citizen's words are still to be read off the attachments (a voicemail's
+    # recording, a fax's pages) by one of ``jobs``: the subject and text are then the medium's
+    # labels, not the citizen's words, and routing waits for that job.
+    text_source: TextSource | None = None
     # The medium's own bytes as they came (an SMS's PDUs), kept for inspection; never shown.
     raw: str = ""
 

@@ -16,6 +16,7 @@ from gateway.deadlines import WorkCalendar
 from gateway.logs import log_event
 from gateway.workers import GiveUp, Handler
 from gateway.workflow import Workflow
+from store.letters import record_event
 from store.models import Job, Letter
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,22 @@ def workflow_for(config: Config, clock: Callable[[], datetime]) -> Workflow:
 
 
 class RouteHandler(Handler):
+    """Routes a new letter, unless its words are still to come from a job this gateway runs
+    (``awaited``: "transcription", "ocr"). That job queues a new route job in the
+    transaction that writes the text or records its failure (gateway.workers.LetterJob), so
+    a letter left waiting here is always routed, whenever a process dies."""
+
     kind = ROUTE
 
-    def __init__(self, sessions: sessionmaker[Session], workflow: Workflow) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        workflow: Workflow,
+        awaited: frozenset[str] = frozenset(),
+    ) -> None:
         self.sessions = sessions
         self.workflow = workflow
+        self.awaited = awaited
 
     def run(self, job: Job) -> None:
         with self.sessions.begin() as session:
@@ -50,6 +62,21 @@ class RouteHandler(Handler):
                 raise GiveUp(f"letter {job.letter_id} does not exist")
             if letter.status != "received":
                 return  # routed already (a retried job after a lost answer)
+            if letter.text_pending:
+                if letter.text_source in self.awaited:
+                    log_event(log, "routing.awaiting_text", letter=job.letter_id)
+                    return
+                # Nothing here will read it (transcription off, no model, no OCR): route on
+                # what is known; with no words it is never taken for a duplicate.
+                letter.text_pending = False
+                record_event(
+                    session,
+                    at=self.workflow.clock(),
+                    actor="system:routing",
+                    kind="text_unavailable",
+                    letter=letter,
+                    source=letter.text_source,
+                )
             status = self.workflow.process(session, letter)
         log_event(log, "routing.done", letter=job.letter_id, status=status)
 

@@ -258,6 +258,8 @@ class Intake:
                 "subject": contact.subject,
                 "text": contact.text,
                 "transcript": None,
+                "text_source": contact.text_source,
+                "text_pending": contact.text_source is not None,
                 "raw": contact.raw or None,
                 "anonymous": contact.anonymous,
                 "confidential": contact.confidential,

@@ -54,7 +54,14 @@ class OcrHandler(LetterJob[OcrConfig]):
         if not pages:
             raise GiveUp("no page to read: the fax has no image or PDF attachment")
         text = tidy("\n\n".join(pages))
-        self.update(job, "ocr_done", {"transcript": text}, pages=len(pages), characters=len(text))
+        self.update(
+            job,
+            "ocr_done",
+            {"transcript": text},
+            settles_text=True,
+            pages=len(pages),
+            characters=len(text),
+        )
 
     def _read(self, image: Path) -> str:
         done = subprocess.run(

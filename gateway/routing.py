@@ -17,6 +17,25 @@ from store.models import Citizen, Letter
 from store.pii import keyring_of
 
 OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promised")
+# What a new letter may repeat: a matter already judged (routed or by hand), not closed.
+# Not one still "received": two copies routed at once on two nodes would link each other.
+IN_HAND = ("triage", "assigned", "signed", "escalated", "promised", "replied")
+
+
+def content(letter: Letter) -> str:
+    """Everything the citizen wrote or said: the subject and text they typed, or for a
+    voicemail or fax (``text_source``) its transcript or OCR text alone, since their subject
+    and text are the medium's labels ("电话留言", a fax server's cover note). Empty while
+    that text is not known: such a letter is never judged on its labels."""
+    if letter.text_source is None:
+        return f"{letter.subject}\n{letter.text}\n{letter.transcript or ''}"
+    return letter.transcript or ""
+
+
+def body(letter: Letter) -> str:
+    """The text routing rules and districts are looked for in: the typed text, or the
+    transcript / OCR text, counted exactly alike."""
+    return letter.text if letter.text_source is None else letter.transcript or ""
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,7 @@ class Rules:
         """The reason a letter is outside the hotline's scope (非受理范围), if it can be
         decided automatically; None leaves it to the normal flow."""
         s = self.config.screening
-        text = f"{letter.subject}\n{letter.text}\n{letter.transcript or ''}"
+        text = content(letter)
         if not text.strip() and attachments == 0:
             return "empty"
         if any(w in text for w in s.abusive):
@@ -89,8 +108,13 @@ class Rules:
         )
 
     def find_duplicate(self, session: Session, letter: Letter, now: datetime) -> Letter | None:
-        """An open letter from the same citizen (phone or e-mail) or about the same place,
-        with similar text, received within the window: the matter is already in hand."""
+        """A letter in hand (judged, not closed) from the same citizen (phone or e-mail) or
+        about the same place, with similar text, received within the window.
+        Only words are compared: a letter with none (a voicemail or fax not yet read, or
+        read as nothing) repeats nothing and is repeated by nothing."""
+        mine = content(letter)
+        if not mine.strip():
+            return None
         since = now - timedelta(days=self.config.duplicate_window_days)
         citizen = letter.citizen
         same_person: list[ColumnElement[bool]] = []
@@ -113,16 +137,14 @@ class Rules:
                 Letter.id != letter.id,
                 Letter.received_at >= since,
                 Letter.duplicate_of_id.is_(None),
-                Letter.status.in_((*OPEN_STATES, "replied")),
+                Letter.status.in_(IN_HAND),
                 or_(*same_person),
             )
             .order_by(Letter.received_at)
             .limit(200)
         )
-        mine = f"{letter.subject} {letter.text} {letter.transcript or ''}"
         for other in candidates:
-            theirs = f"{other.subject} {other.text} {other.transcript or ''}"
-            ratio = difflib.SequenceMatcher(None, mine, theirs).ratio()
+            ratio = difflib.SequenceMatcher(None, mine, content(other)).ratio()
             if ratio >= self.config.duplicate_similarity:
                 return other
         return None

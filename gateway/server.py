@@ -19,6 +19,7 @@ from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
 from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
+from gateway.errors import ConfigurationError
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
 from gateway.keys import pii_keyring
@@ -31,6 +32,7 @@ from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
 from gateway.workers import Handler, JobRunner
+from ivr.transcription import transcription_expected
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_engine, make_read_sessionmaker, make_sessionmaker
 from store.jobs import JobQueue
@@ -47,6 +49,19 @@ def engine_for(config: Config) -> Engine:
         busy_timeout=db.busy_timeout_seconds,
         pool_size=db.pool_size,
     )
+
+
+def awaited_texts(config: Config, ocr: OcrHandler) -> frozenset[str]:
+    """The texts routing waits for: those this deployment reads (no model, no Tesseract:
+    the letters are routed on what is known instead of waiting for ever)."""
+    awaited = {"transcription"} if transcription_expected(config.stt) else set()
+    try:
+        ocr.ready()
+    except ConfigurationError:
+        pass
+    else:
+        awaited.add("ocr")
+    return frozenset(awaited)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -95,15 +110,20 @@ class Gateway:
         if wiring.modem_status is not None:
             self.metrics.watch_modems(wiring.modem_status)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
+        # A voicemail or fax is routed once its text is written (or will never be).
+        route = (ROUTE,) if config.routing.enabled else ()
+        ocr = OcrHandler(sessions, files, config.ocr, utcnow, after_text=route)
         handlers: dict[str, Handler] = {
-            OcrHandler.kind: OcrHandler(sessions, files, config.ocr, utcnow),
+            OcrHandler.kind: ocr,
             DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
-            ROUTE: RouteHandler(sessions, self.workflow),
+            ROUTE: RouteHandler(sessions, self.workflow, awaited_texts(config, ocr)),
         }
         if twilio.enabled:
             from channels.twilio.media import MediaHandler
 
-            handlers[MediaHandler.kind] = MediaHandler(sessions, files, twilio, utcnow)
+            handlers[MediaHandler.kind] = MediaHandler(
+                sessions, files, twilio, utcnow, after_text=route
+            )
         self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
         # Webhooks run on their own schedule (retries for about a day), apart from SMS/e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None

@@ -16,9 +16,16 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
-from gateway.contact import Accepted, Attachment, Channel, Citizen, IncomingContact
+from gateway.contact import (
+    Accepted,
+    Attachment,
+    Channel,
+    Citizen,
+    IncomingContact,
+    TextSource,
+)
 from gateway.errors import StoreUnavailable
 from gateway.logs import log_event
 from gateway.metrics import Metrics
@@ -44,6 +51,7 @@ def encode_contact(contact: IncomingContact) -> bytes:
         "confidential": contact.confidential,
         "publish_consent": contact.publish_consent,
         "jobs": list(contact.jobs),
+        "text_source": contact.text_source,
         "raw": contact.raw,
         "attachments": [
             {
@@ -77,6 +85,7 @@ def decode_contact(raw: bytes) -> IncomingContact:
             confidential=bool(doc["confidential"]),
             publish_consent=doc.get("publish_consent"),
             jobs=tuple(str(kind) for kind in doc["jobs"]),
+            text_source=_text_source(doc.get("text_source")),
             raw=str(doc.get("raw", "")),
             attachments=tuple(
                 Attachment(
@@ -89,6 +98,13 @@ def decode_contact(raw: bytes) -> IncomingContact:
         )
     except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"damaged spool file: {exc!r}") from exc
+
+
+def _text_source(value: object) -> TextSource | None:
+    # Absent from files spooled before letters knew it: typed text.
+    if value is None or value in get_args(TextSource):
+        return cast("TextSource | None", value)
+    raise ValueError(f"damaged spool file: text_source {value!r}")
 
 
 class Spool:

@@ -81,6 +81,7 @@ def _evaluate(config: Config, directory: Path) -> int:
 
 
 def _worker(config: Config) -> int:
+    from gateway.dispatch import ROUTE
     from gateway.intake import utcnow
     from gateway.server import engine_for
     from gateway.workers import JobRunner
@@ -91,7 +92,12 @@ def _worker(config: Config) -> int:
 
     sessions = make_sessionmaker(engine_for(config))
     handler = TranscribeHandler(
-        sessions, AttachmentStore(config.storage.attachments_dir), config.stt, utcnow
+        sessions,
+        AttachmentStore(config.storage.attachments_dir),
+        config.stt,
+        utcnow,
+        # The voicemail is routed once its transcript is written.
+        after_text=(ROUTE,) if config.routing.enabled else (),
     )
     settings = config.jobs.model_copy(update={"lease_seconds": config.stt.lease_seconds})
     runner = JobRunner(JobQueue(sessions), {TRANSCRIBE: handler}, settings)

@@ -17,7 +17,7 @@ from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
 from store.attachments import AttachmentStore
-from store.jobs import JobQueue
+from store.jobs import JobQueue, enqueue
 from store.letters import record_event
 from store.models import Job, Letter
 
@@ -155,7 +155,12 @@ async def _first(*events: asyncio.Event) -> None:
 class LetterJob(Handler, Generic[S]):
     """A job about one letter (OCR, transcription): it reads the letter's files and writes
     its result back with an event; a final failure is an event too, and the letter keeps
-    its files for a person to read or hear. ``S`` is its config section."""
+    its files for a person to read or hear. ``S`` is its config section.
+
+    A letter waiting for its words (``text_pending``) is released by the job that writes
+    them (``update(..., settles_text=True)``) or by any job of it that gives up: in that
+    same transaction the flag is cleared and ``after_text`` is queued (routing: "route"),
+    so the letter is routed exactly when its text is known, or known never to come."""
 
     actor: str
     failed_event: str
@@ -166,11 +171,13 @@ class LetterJob(Handler, Generic[S]):
         files: AttachmentStore,
         settings: S,
         clock: Callable[[], datetime],
+        after_text: tuple[str, ...] = (),
     ) -> None:
         self.sessions = sessions
         self.files = files
         self.settings = settings
         self.clock = clock
+        self.after_text = after_text
 
     def files_of(self, job: Job) -> list[tuple[str, str, str]]:
         """(filename, media type, sha256) of every attachment of the job's letter."""
@@ -180,9 +187,17 @@ class LetterJob(Handler, Generic[S]):
                 raise GiveUp(f"letter {job.letter_id} does not exist")
             return [(a.filename, a.media_type, a.sha256) for a in letter.attachments]
 
-    def update(self, job: Job, event: str, changes: Mapping[str, Any], **detail: Any) -> None:
+    def update(
+        self,
+        job: Job,
+        event: str,
+        changes: Mapping[str, Any],
+        *,
+        settles_text: bool = False,
+        **detail: Any,
+    ) -> None:
         with self.sessions.begin() as session:
-            letter = session.get(Letter, job.letter_id)
+            letter = session.get(Letter, job.letter_id, with_for_update=True)
             if letter is None:
                 return
             for column, value in changes.items():
@@ -190,6 +205,11 @@ class LetterJob(Handler, Generic[S]):
             record_event(
                 session, at=self.clock(), actor=self.actor, kind=event, letter=letter, **detail
             )
+            if settles_text and letter.text_pending:
+                letter.text_pending = False
+                for kind in self.after_text:
+                    enqueue(session, kind, letter_id=letter.id, at=self.clock())
 
     def gave_up(self, job: Job, error: str) -> None:
-        self.update(job, self.failed_event, {}, error=error)
+        # No text will come from this letter's files now: route it on what is known.
+        self.update(job, self.failed_event, {}, settles_text=True, error=error)

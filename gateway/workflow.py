@@ -22,7 +22,7 @@ from gateway.deadlines import WorkCalendar
 from gateway.labels import STATUS_LABELS
 from gateway.logs import log_event
 from gateway.outbox import queue_message
-from gateway.routing import Rules
+from gateway.routing import Rules, body, content
 from store.letters import record_event
 from store.models import Assignment, Chase, Department, Letter, Reply
 
@@ -193,11 +193,11 @@ class Workflow:
         """Classify, screen, link duplicates and route a new letter; returns its status."""
         system = Actor(SYSTEM, "routing")
         self._check(letter, "process", system)
-        words = self.rules.words(f"{letter.subject}\n{letter.text}\n{letter.transcript or ''}")
+        words = self.rules.words(content(letter))
         if letter.category is None and (category := self.rules.classify(words)):
             letter.category = category
             self._event(session, letter, system, "classified", category=category)
-        letter.district = letter.district or self.rules.district(letter.text)
+        letter.district = letter.district or self.rules.district(body(letter))
         reason = self.rules.screen(letter, words, letter.citizen, len(letter.attachments))
         if reason is not None:
             self.reject(session, letter, reason, system)
@@ -208,7 +208,7 @@ class Workflow:
             letter.duplicate_of_id, letter.status = original.id, "duplicate"
             self._event(session, letter, system, "duplicate", original=original.tracking_number)
             return letter.status
-        decision = self.rules.route(letter.category, letter.text, letter.district)
+        decision = self.rules.route(letter.category, body(letter), letter.district)
         letter.status = "triage"
         if decision is None:
             self._event(session, letter, system, "triage")

@@ -30,6 +30,8 @@ def call_letter(
         subject="电话留言" if voicemail else "人工坐席来电",
         text="" if voicemail else "（来电已由人工坐席接听，待坐席补充记录。）",
         category=category if voicemail else None,
+        # What the caller said is in the recording: the letter is judged on its transcript.
+        text_source="transcription" if voicemail else None,
         attachments=attachments,
         jobs=jobs,
         raw=raw,

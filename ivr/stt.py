@@ -48,7 +48,7 @@ class Recogniser:
     """One loaded model (hundreds of MB: load it once per worker process)."""
 
     def __init__(self, model_path: Path, grammar: list[str] | None = None) -> None:
-        if not (model_path / "am").is_dir() or not (model_path / "conf").is_dir():
+        if not is_model(model_path):
             raise ConfigurationError(
                 f"stt.model_path: {model_path} is not a Vosk model (it needs am/ and conf/); "
                 "install one, e.g. vosk-model-small-cn-0.22 (see README)"
@@ -83,6 +83,11 @@ class Recogniser:
             for w in result.get("result", [])
         )
         return Transcript(join_words([w.word for w in words]), words, audio.seconds)
+
+
+def is_model(path: Path) -> bool:
+    """Whether the directory looks like a Vosk model (it may still fail to load)."""
+    return (path / "am").is_dir() and (path / "conf").is_dir()
 
 
 def _model_rate(model_path: Path) -> int:

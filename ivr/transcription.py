@@ -15,7 +15,7 @@ from gateway.errors import ConfigurationError
 from gateway.logs import log_event
 from gateway.workers import GiveUp, LetterJob
 from ivr.audio import AudioError, read_wav
-from ivr.stt import Recogniser
+from ivr.stt import Recogniser, Transcript, is_model
 from store.models import Job
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,13 @@ TRANSCRIBE = "transcribe"
 
 def is_audio(media_type: str, filename: str) -> bool:
     return media_type.startswith("audio/") or filename.lower().endswith(".wav")
+
+
+def transcription_expected(settings: SttConfig) -> bool:
+    """Whether voicemails will be transcribed here: enabled, with a model in place. When
+    not, routing does not wait for their transcripts (a broken model is a configuration
+    error the workers report, and the letters show they wait)."""
+    return settings.enabled and settings.model_path is not None and is_model(settings.model_path)
 
 
 class TranscribeHandler(LetterJob[SttConfig]):
@@ -54,6 +61,10 @@ class TranscribeHandler(LetterJob[SttConfig]):
             ]
         except AudioError as exc:
             raise GiveUp(f"unreadable recording: {exc}") from exc
+        self.record(job, transcripts)
+
+    def record(self, job: Job, transcripts: list[Transcript]) -> None:
+        """Write what the recordings said onto the letter, which routing then judges on it."""
         words = [w for t in transcripts for w in t.words]
         confidence = sum(w.confidence for w in words) / len(words) if words else None
         changes = {
@@ -68,6 +79,7 @@ class TranscribeHandler(LetterJob[SttConfig]):
             job,
             "transcribed",
             changes,
+            settles_text=True,
             seconds=round(sum(t.seconds for t in transcripts), 2),
             words=len(words),
             confidence=None if confidence is None else round(confidence, 3),

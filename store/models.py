@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -114,7 +115,13 @@ class Letter(Base):
     category: Mapped[str | None] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    # The words read off a voicemail (speech-to-text) or a fax's pages (OCR).
     transcript: Mapped[str | None] = mapped_column(Text)
+    # "transcription" or "ocr" when the citizen's words are the transcript (a voicemail, a
+    # fax): its subject and text are then the medium's labels. None: typed text.
+    text_source: Mapped[str | None] = mapped_column(String(16))
+    # True until that job has written the transcript or given up: routing waits for it.
+    text_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Speech-to-text: mean word confidence, and each word with its timing in the audio.
     transcript_confidence: Mapped[float | None] = mapped_column(Float)
     transcript_words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

