@@ -24,6 +24,7 @@ from gateway.actions import add_parser as add_action_parser
 from gateway.config import Config, load_config
 from gateway.console import cli as console_cli
 from gateway.errors import ConfigurationError
+from gateway.labels import AWAITING_TEXT_LABELS
 from gateway.logs import configure
 from gateway.views import citizen_view, letter_detail, letter_summary
 from store import letters
@@ -265,10 +266,12 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
     print(
         f"收到: {local:%Y-%m-%d %H:%M:%S}  状态: {view['status']}  类别: {view['category'] or '-'}"
     )
+    if view["awaiting_text"]:
+        print(AWAITING_TEXT_LABELS[view["awaiting_text"]])
     print(f"主题: {view['subject']}")
     print(view["text"])
     if view["transcript"]:
-        print(f"转写: {view['transcript']}")
+        print(f"{'识别' if view['text_source'] == 'ocr' else '转写'}: {view['transcript']}")
     for item in view["attachments"]:
         print(f"附件: {item['filename']} ({item['media_type']}, {item['size']} B)")
     if "citizen" in view:

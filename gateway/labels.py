@@ -26,6 +26,8 @@ STATUS_LABELS = {
     "replied": "已答复",
     "closed": "已办结",
 }
+# A voicemail or fax waiting for the words its job reads (letters.text_pending).
+AWAITING_TEXT_LABELS = {"transcription": "待转写", "ocr": "待识别"}
 REJECTION_LABELS = {
     "empty": "内容不完整",
     "malicious": "恶意来信",
@@ -58,6 +60,10 @@ EVENT_LABELS = {
     "urged": "催办",
     "supervised": "督办",
     "transcribed": "语音转写",
+    "transcribe_failed": "语音转写失败",
+    "ocr_done": "传真文字识别",
+    "ocr_failed": "传真文字识别失败",
+    "text_unavailable": "无法转写或识别，按已知信息分办",
     "pii_read": "读取来信人信息",
     "pii.revealed": "查看来信人信息",
 }

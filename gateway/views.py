@@ -12,6 +12,12 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def awaiting_text(letter: Any) -> str | None:
+    """Where a voicemail's or fax's words will come from (transcription, ocr) while routing
+    waits for them, else None. ``letter`` is a Letter or a row with its columns."""
+    return letter.text_source if letter.text_pending else None
+
+
 def _basics(letter: Letter) -> dict[str, Any]:
     return {
         "tracking_number": letter.tracking_number,
@@ -20,6 +26,7 @@ def _basics(letter: Letter) -> dict[str, Any]:
         # external_id stays out: a medium's key often carries PII (an SMS originator).
         "received_at": iso_utc(letter.received_at),
         "status": letter.status,
+        "awaiting_text": awaiting_text(letter),
         "category": letter.category,
         "subject": letter.subject,
     }
@@ -34,6 +41,7 @@ def letter_detail(letter: Letter) -> dict[str, Any]:
         **_basics(letter),
         "text": letter.text,
         "transcript": letter.transcript,
+        "text_source": letter.text_source,
         "anonymous": letter.anonymous,
         "confidential": letter.confidential,
         "attachments": [

@@ -36,6 +36,7 @@ from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.intake import Intake
 from gateway.redaction import scrub
+from gateway.views import awaiting_text
 from gateway.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from store.attachments import AttachmentStore
 from store.db import make_read_sessionmaker
@@ -51,6 +52,9 @@ SUMMARY_COLUMNS = (
     Letter.category,
     Letter.subject,
     Letter.due_at,
+    # Whether a voicemail's or fax's words are still to be read (awaiting_text).
+    Letter.text_source,
+    Letter.text_pending,
     # Whether a department may ever see the citizen (privacy.reveals).
     Letter.anonymous,
     Letter.confidential,
@@ -179,6 +183,7 @@ def build_api(services: Services) -> FastAPI:
             "channel": letter.channel,
             "received_at": letter.received_at,
             "status": letter.status,
+            "awaiting_text": awaiting_text(letter),
             "category": letter.category,
             "subject": clean(letter.subject),
             "department": lead,
@@ -260,6 +265,7 @@ def build_api(services: Services) -> FastAPI:
             **summary(letter, leads(s, [letter.id]).get(letter.id), clean),
             "text": clean(letter.text),
             "transcript": letter.transcript and clean(letter.transcript),
+            "text_source": letter.text_source,
             "district": letter.district,
             "mode": letter.mode,
             "reply_type": letter.reply_type,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Category = Literal["complaint", "help", "suggestion", "inquiry", "report", "opinion", "other"]
+TextSource = Literal["transcription", "ocr"]
 
 
 class Model(BaseModel):
@@ -51,6 +52,10 @@ class LetterSummary(Model):
     channel: str
     received_at: datetime
     status: str
+    awaiting_text: TextSource | None = Field(
+        description="transcription: a voicemail waiting for its transcript; ocr: a fax "
+        "waiting for its pages to be read. Routing waits for these words; null otherwise"
+    )
     category: str | None
     subject: str
     department: str | None = Field(description="the lead department, once assigned")
@@ -59,7 +64,13 @@ class LetterSummary(Model):
 
 class LetterDetail(LetterSummary):
     text: str
-    transcript: str | None
+    transcript: str | None = Field(
+        description="the words read off a voicemail (speech-to-text) or a fax's pages (OCR)"
+    )
+    text_source: TextSource | None = Field(
+        description="transcription or ocr when the citizen's words are the transcript (the "
+        "subject and text are then the medium's labels); null for typed text"
+    )
     district: str | None
     mode: str | None
     reply_type: str | None

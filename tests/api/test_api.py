@@ -21,6 +21,7 @@ from store.db import make_sessionmaker
 from store.models import Event, Letter
 from tests.conftest import SHANGHAI, Parts, make_contact
 from tests.gateway.test_workflow import ROUTING
+from tests.support.routing import Switchboard
 
 
 @dataclass
@@ -222,3 +223,38 @@ async def test_the_openapi_document_is_served(api: Api) -> None:
 
 
 _ = (itertools, OPERATOR, Actor)
+
+
+async def test_a_voicemail_reads_awaiting_transcription_until_its_transcript_routes_it(
+    api: Api, engine: Engine
+) -> None:
+    board = Switchboard(api.parts, engine)
+    voicemail = board.voicemail(b"\x01" * 64)
+    board.route()
+    number = board.number(voicemail)
+    typed = letter(api.parts, api.workflow, 9, "南溪区的路灯坏了")
+    reader = bearer(api, "reader")
+
+    listed = (await api.client.get("/letters", headers=reader)).json()["items"]
+    assert [(i["tracking_number"], i["status"], i["awaiting_text"]) for i in listed] == [
+        (typed, "assigned", None),
+        (number, "received", "transcription"),
+    ]
+    detail = (await api.client.get(f"/letters/{number}", headers=reader)).json()
+    assert (detail["awaiting_text"], detail["text_source"], detail["transcript"]) == (
+        "transcription",
+        "transcription",
+        None,
+    )
+
+    board.transcribe(voicemail, "翠屏区人民路的路灯坏了三天，请尽快修理")
+    board.route()
+
+    detail = (await api.client.get(f"/letters/{number}", headers=reader)).json()
+    assert (detail["status"], detail["department"], detail["awaiting_text"]) == (
+        "assigned",
+        "city-admin",
+        None,
+    )
+    assert detail["text_source"] == "transcription"
+    assert detail["transcript"] == "翠屏区人民路的路灯坏了三天，请尽快修理"

@@ -21,6 +21,7 @@ SUMMARY_KEYS = {
     "source",
     "received_at",
     "status",
+    "awaiting_text",
     "category",
     "subject",
     "attachments",
@@ -28,6 +29,7 @@ SUMMARY_KEYS = {
 DETAIL_KEYS = SUMMARY_KEYS | {
     "text",
     "transcript",
+    "text_source",
     "anonymous",
     "confidential",
     "events",
@@ -64,6 +66,7 @@ def test_letters_list_json_has_the_documented_shape(database_url: str, stored: l
     assert all(set(r) == SUMMARY_KEYS for r in rows)
     assert rows[0]["received_at"] == "2026-11-26T06:30:00Z"
     assert rows[0]["attachments"] == 1
+    assert rows[0]["awaiting_text"] is None  # typed: nothing to wait for
 
 
 def test_letters_list_filters_by_channel_and_since(database_url: str, stored: list[str]) -> None:
