@@ -28,6 +28,7 @@ from gateway.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
 from gateway.console.memo import Memo
 from gateway.console.scope import HOME, may
 from gateway.labels import (
+    AWAITING_TEXT_LABELS,
     CATEGORY_LABELS,
     CHANNEL_LABELS,
     EVENT_LABELS,
@@ -79,6 +80,7 @@ class Console:
             channels=CHANNEL_LABELS,
             categories=CATEGORY_LABELS,
             statuses=STATUS_LABELS,
+            awaiting=AWAITING_TEXT_LABELS,
             events_labels=EVENT_LABELS,
             rejections=REJECTION_LABELS,
             config=config,
