@@ -54,6 +54,10 @@ class MediaHandler(LetterJob[TwilioConfig]):
                 raise GiveUp(f"letter {job.letter_id} does not exist")
             wanted = media_of(json.loads(letter.raw or "{}"))
             have = {a.filename for a in letter.attachments}
+            awaits_recording = letter.text_pending
+        if awaits_recording and not any(name.endswith(".wav") for _, name in wanted):
+            # Routing waits for a transcript no recording will give: let it go (gave_up).
+            raise GiveUp("Twilio named no recording for this voicemail")
         for url, filename in wanted:
             if filename not in have:  # a retried job does not fetch twice
                 self._fetch(job, url, filename)

@@ -20,18 +20,19 @@ from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from twilio.base.exceptions import TwilioRestException
 
-from channels.twilio.media import MediaHandler
+from channels.twilio.media import MEDIA_JOB, MediaHandler
 from channels.twilio.rest import TwilioSms
 from channels.twilio.webhooks import TwilioWebhooks
 from gateway.config import Config, JobsConfig, TwilioConfig
 from gateway.outbox import DeliveryHandler, queue_message
 from gateway.workers import GiveUp, JobRunner
+from ivr.letters import call_letter
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import DialOutcome, HangUp, Press, Silence, Speak, TwilioApi, TwilioCaller
 from simulators.twilio.api import LoopbackServer
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobQueue
-from store.models import Job, Letter, MissedCall, OutboxMessage
+from store.models import Event, Job, Letter, MissedCall, OutboxMessage
 from tests.conftest import PII, Parts, count_rows
 from tests.support.processes import free_port, gateway
 
@@ -175,6 +176,29 @@ async def test_a_call_through_the_menu_to_a_voicemail_becomes_a_complaint_with_i
         assert parts.files.path_of(attachment.sha256).read_bytes() == message
         kinds = [j.kind for j in s.scalars(select(Job).where(Job.letter_id == letter.id))]
         assert "transcribe" in kinds
+        # Routing waits for what the caller said, not for the recording alone.
+        assert (stored.text_source, stored.text_pending) == ("transcription", True)
+
+
+async def test_a_voicemail_twilio_named_no_recording_for_is_routed_without_waiting(
+    hotline: Hotline, parts: Parts
+) -> None:
+    contact = call_letter(
+        "twilio", "CA0001", _now(), CITIZEN, "help", voicemail=True, jobs=(MEDIA_JOB,), raw="{}"
+    )
+    parts.intake.accept_sync(contact)
+    sessions = make_sessionmaker(hotline.engine)
+    media = MediaHandler(sessions, parts.files, hotline.settings, _now, after_text=("route",))
+
+    await asyncio.to_thread(hotline.run_jobs, media)
+
+    with sessions() as s:
+        letter = s.scalars(select(Letter)).one()
+        jobs = s.execute(select(Job.kind, Job.status).order_by(Job.id)).all()
+        events = s.scalars(select(Event.kind).order_by(Event.id)).all()
+    assert letter.text_pending is False
+    assert [tuple(j) for j in jobs] == [(MEDIA_JOB, "failed"), ("route", "queued")]
+    assert events == ["received", "media_fetch_failed"]
 
 
 async def test_a_retried_recording_callback_is_still_one_letter(hotline: Hotline) -> None:
