@@ -26,6 +26,8 @@ from channels.sip.pjthread import PjThread
 # AudioMediaPlayer::eof_cb at 60-80 calls, found with a core dump). Kept a moment, its last
 # event finds it alive; cut from the call, it reads no further and ends no more.
 PLAYER_GRACE_SECONDS = 2.0
+# The conference bridge's frame (pjsua's default audio frame ptime).
+FRAME_SECONDS = 0.020
 
 
 def wav_seconds(path: Path) -> float:
@@ -121,14 +123,37 @@ class Bridge:
         return await self.pjsip.run(job)
 
     async def stop_recording(self, number: int) -> None:
-        """Destroying the recorder writes the WAV header: only then is the file whole."""
-        await self.pjsip.run(lambda: self._drop(self.recorders, number))
+        """Cut the recorder from the call and drop it: pjmedia then writes the WAV's last
+        samples and header and closes it, on its clock thread (closing.ClosedFiles says
+        when)."""
 
-    @staticmethod
-    def _drop(store: dict[int, Any], number: int) -> None:
-        """Dropped here, on the PJSIP thread; returned, the object would be destroyed on
-        the asyncio side with the job's result, and PJSIP would abort the process."""
-        store.pop(number, None)
+        def job() -> None:
+            recorder = self.recorders.pop(number, None)
+            line = self.lines.get(number)
+            media = line.audio() if line is not None else None
+            if recorder is not None and media is not None:
+                with contextlib.suppress(pj.Error):  # the call's media already went
+                    media.stopTransmit(recorder)
+
+        await self.pjsip.run(job)
+
+    async def buffered_seconds(self, number: int) -> float:
+        """How much of what the caller already sent still waits in the call's jitter
+        buffer: a key ends a message at once (RFC 4733 events skip the buffer), the
+        audio before it reaches the recorder only after this."""
+
+        def job() -> float:
+            line = self.lines.get(number)
+            if line is None:
+                return 0.0
+            info = line.getInfo()
+            for index, media in enumerate(info.media):
+                if media.type == pj.PJMEDIA_TYPE_AUDIO:
+                    with contextlib.suppress(pj.Error):
+                        return int(line.getStreamStat(index).jbuf.size) * FRAME_SECONDS
+            return 0.0
+
+        return await self.pjsip.run(job)
 
     async def level(self, number: int) -> int:
         """The caller's voice level as the bridge hears it (0-255). pjsua2 names it the

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # G.711 only: 8 kHz end to end (a 16 kHz bridge doubled the CPU in measurements here).
 CODECS = ("PCMA/8000", "PCMU/8000")
+# PJSUA_MAX_CALLS in the pjsua2-python wheel.
+MAX_CALLS = 32
 
 
 class PjThread:
@@ -32,10 +34,12 @@ class PjThread:
         name: str = "pjsip",
         configure: Callable[[pj.EpConfig], None] | None = None,
         log_level: int = 1,
+        user_agent: str = "12345",
     ) -> None:
         self.name = name
         self.configure = configure
         self.log_level = log_level
+        self.user_agent = user_agent
         self.endpoint: pj.Endpoint | None = None
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -114,7 +118,14 @@ class PjThread:
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
-        config.uaConfig.userAgent = "hotline"
+        # One name, no version: nothing a scanner could match to a known flaw.
+        config.uaConfig.userAgent = self.user_agent
+        # pjsua writes the NAT type it detected into every SDP (a=X-nat): not a caller's
+        # business, and a fingerprint.
+        config.uaConfig.natTypeInSdp = 0
+        # pjsua's default is 4 calls; the wheel is built for PJSUA_MAX_CALLS = 32. The
+        # worker admits channels.sip.calls_per_worker callers; the rest are agent legs.
+        config.uaConfig.maxCalls = MAX_CALLS
         config.medConfig.clockRate = 8000
         config.medConfig.sndClockRate = 8000
         config.medConfig.channelCount = 1

@@ -52,6 +52,11 @@ def repaired(wav: Path) -> bytes:
     return header + b"data" + struct.pack("<I", len(data)) + data
 
 
+def wav_seconds(wav: bytes) -> float:
+    """The length of a WAV made by ``repaired``."""
+    return max(0, len(wav) - HEADER_BYTES) / (RATE * CHANNELS * WIDTH)
+
+
 def discard(leftover_wav: Path) -> None:
     leftover_wav.unlink(missing_ok=True)
     leftover_wav.with_suffix(".json").unlink(missing_ok=True)

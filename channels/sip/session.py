@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from channels.sip.bridge import Bridge
+from channels.sip.bridge import FRAME_SECONDS, Bridge
 from channels.sip.line import Connected, Disconnected, DtmfDigit, LineEvent, MediaReady
 from ivr import flow
 from ivr.menu import IvrConfig
@@ -31,8 +31,9 @@ LEVEL_POLL_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class CallFacts:
-    number: int  # pjsua2's call id in this worker
-    call_id: str  # SIP Call-ID: the letter's idempotency key
+    number: int  # the bridge's own number for the call in this worker
+    call_id: str  # SIP Call-ID, for the logs
+    dialog: str  # the letter's idempotency key (identity.dialog_key)
     caller: str | None
     called: str | None
     started: float  # time.time() when answered
@@ -166,7 +167,8 @@ class CallSession:
             await self._play("beep")
         if self.gone.is_set():
             return flow.RecordingEnded(0, "hangup")
-        path = self.recordings / f"{_safe(self.facts.call_id)}.wav"
+        # Named by the worker's own call number and time: two callers may send one Call-ID.
+        path = self.recordings / f"{int(self.facts.started * 1000)}-{self.facts.number}.wav"
         self._write_note(path)
         self._clear_digits()
         started = time.monotonic()
@@ -190,6 +192,10 @@ class CallSession:
                     self.digits.get(), timeout=min(LEVEL_POLL_SECONDS, left)
                 )
                 if digit == record.finish_key:
+                    # What was said just before the key is still in the jitter buffer.
+                    with contextlib.suppress(HungUp):
+                        buffered = await self.bridge.buffered_seconds(self.facts.number)
+                        await self._until_gone(asyncio.sleep(buffered + FRAME_SECONDS))
                     return "key"
             except HungUp:
                 return "hangup"
@@ -255,6 +261,7 @@ class CallSession:
         """Beside the recording: whose call it is, for recovery after a crash."""
         note = {
             "call_id": self.facts.call_id,
+            "dialog": self.facts.dialog,
             "caller": self.facts.caller,
             "called": self.facts.called,
             "category": self.state.category,
@@ -266,7 +273,3 @@ class CallSession:
 async def _until_disconnected(events: asyncio.Queue[LineEvent]) -> None:
     while not isinstance(await events.get(), Disconnected):
         pass
-
-
-def _safe(call_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in call_id)[:120]

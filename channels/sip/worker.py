@@ -20,7 +20,9 @@ import pjsua2 as pj
 
 from channels.sip import recovery
 from channels.sip.bridge import Bridge
+from channels.sip.closing import ClosedFiles
 from channels.sip.identity import parties
+from channels.sip.kamailio import front_address
 from channels.sip.line import Line, LineEvent, answer
 from channels.sip.pjthread import PjThread
 from channels.sip.session import CallFacts, CallSession
@@ -36,7 +38,6 @@ from ivr.transcription import TRANSCRIBE
 from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
-LOOPBACK = ["127.0.0.0/8", "::1/128"]
 
 
 def worker_address(config: Config, index: int) -> tuple[str, int]:
@@ -69,11 +70,15 @@ class SipWorker:
         self.accept = accept
         self.write_missed = write_missed
         self.host, self.port = worker_address(config, index)
-        # Behind Kamailio only Kamailio talks to us; it checks the trunks' addresses.
-        self.allowed = settings.allowed_sources if settings.workers == 1 else LOOPBACK
+        # Behind Kamailio only Kamailio may call, from its one forwarding socket: it checks
+        # the trunks' addresses and strips identities they may not assert.
+        self.front = None if settings.workers == 1 else front_address(settings, self.host)
         self.refusals = RateLimiter(settings.throttle_after_failures, 60)
         self.recordings = settings.recordings_dir / f"worker-{index}"
-        self.pjsip = PjThread(name=f"pjsip-{index}", log_level=settings.log_level)
+        self.closed: ClosedFiles | None = None
+        self.pjsip = PjThread(
+            name=f"pjsip-{index}", log_level=settings.log_level, user_agent=settings.user_agent
+        )
         self.bridge = Bridge(self.pjsip)
         self.calls: dict[int, CallSession] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -84,6 +89,8 @@ class SipWorker:
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()
         self.recordings.mkdir(parents=True, exist_ok=True)
+        self.closed = ClosedFiles(self.recordings)
+        self.closed.start(self.loop)
         await self.recover()
         self.pjsip.start()
         ports = [
@@ -97,6 +104,7 @@ class SipWorker:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=10)
         self.pjsip.stop(before=self.bridge.hang_up_all)
+        self.closed.stop()
         log_event(log, "sip.worker.stopped", index=self.index)
 
     def _create_account(self) -> None:
@@ -119,8 +127,8 @@ class SipWorker:
         line = Line(account, prm.callId, self.loop, lambda e: None)
         number = self.bridge.adopt(line)
         line.on_event = lambda event: self._event(number, event)
-        source = str(prm.rdata.srcAddress).rsplit(":", 1)[0]
-        if not in_networks(source, self.allowed):
+        source, port = _host_port(str(prm.rdata.srcAddress))
+        if not self._admitted(source, port):
             # One answer for every refused INVITE, whatever it asked for: nothing to probe.
             throttled = self.refusals.blocked(source)
             self.refusals.hit(source)
@@ -136,14 +144,24 @@ class SipWorker:
             log_event(log, "sip.busy", logging.WARNING, index=self.index)
             answer(line, 486)
             return
-        who = parties(str(prm.rdata.wholeMsg))
+        # Behind Kamailio the identity was vetted there (RFC 3325 trust boundary).
+        trusted = self.front is not None or in_networks(
+            source, self.settings.trusted_identity_sources
+        )
+        who = parties(str(prm.rdata.wholeMsg), trust_asserted=trusted)
+        call_id = str(line.getInfo().callIdString)
         facts = CallFacts(
-            number, str(line.getInfo().callIdString), who.caller, who.called, time.time()
+            number, call_id, who.dialog or call_id, who.caller, who.called, time.time()
         )
         self.loop.call_soon_threadsafe(self._begin, facts)
         # 200 at once, no 180: Kamailio's processes may forward a 180 after the 200, and
         # an IVR has no ringing to announce.
         answer(line, 200)
+
+    def _admitted(self, source: str, port: int) -> bool:
+        if self.front is None:
+            return in_networks(source, self.settings.allowed_sources)
+        return (source, port) == self.front
 
     # -- on the asyncio loop ------------------------------------------------------------
 
@@ -185,20 +203,33 @@ class SipWorker:
     ) -> None:
         if isinstance(action, flow.MarkMissed):
             await asyncio.to_thread(
-                self.write_missed, facts.call_id, facts.caller, facts.called, action.reason
+                self.write_missed, facts.dialog, facts.caller, facts.called, action.reason
             )
             if recording is not None:
-                recovery.discard(recording)
+                self._discard(recording)
             return
         if isinstance(action, flow.StoreVoicemail):
             assert recording is not None
-            # pjsua2 finishes the header on its clock thread some time after the recorder
-            # is dropped, with nothing to wait on: the header is made here from the audio.
-            data = await asyncio.to_thread(recovery.repaired, recording)
-            await self._store(facts, action.category, data, seconds)
-            recovery.discard(recording)
+            data = await self._whole(recording)
+            await self._store(facts, action.category, data, recovery.wav_seconds(data))
+            self._discard(recording)
         elif isinstance(action, flow.StoreAgentStub):
             await self._store(facts, None, None, seconds)
+
+    async def _whole(self, recording: Path) -> bytes:
+        """The recording once pjmedia has written its last samples and closed it."""
+        assert self.closed is not None
+        timeout = self.settings.recording_close_timeout_seconds
+        if not await self.closed.wait(recording, timeout):
+            # Stored as far as it got rather than lost; the log says it may be short.
+            log_event(log, "sip.recording_not_closed", logging.ERROR, file=recording.name)
+        # The header is made from the audio: right for a closed file and a cut one alike.
+        return await asyncio.to_thread(recovery.repaired, recording)
+
+    def _discard(self, recording: Path) -> None:
+        if self.closed is not None:
+            self.closed.forget(recording)
+        recovery.discard(recording)
 
     async def _store(
         self,
@@ -207,10 +238,10 @@ class SipWorker:
         wav: bytes | None,
         seconds: float,
     ) -> None:
-        raw = {"called": facts.called, "seconds": round(seconds, 1), "call_id": facts.call_id}
+        raw = {"called": facts.called, "seconds": round(seconds, 3), "call_id": facts.call_id}
         contact = call_letter(
             self.settings.source,
-            facts.call_id,
+            facts.dialog,
             datetime.fromtimestamp(facts.started, UTC),
             facts.caller,
             category,
@@ -235,6 +266,7 @@ class SipWorker:
             facts = CallFacts(
                 -1,
                 note["call_id"],
+                note.get("dialog") or note["call_id"],
                 note.get("caller"),
                 note.get("called"),
                 float(note.get("started") or time.time()),
@@ -242,10 +274,16 @@ class SipWorker:
             seconds = left.seconds
             if seconds < self.config.ivr.voicemail.min_seconds:
                 await asyncio.to_thread(
-                    self.write_missed, facts.call_id, facts.caller, facts.called, "short_recording"
+                    self.write_missed, facts.dialog, facts.caller, facts.called, "short_recording"
                 )
             else:
                 wav = await asyncio.to_thread(recovery.repaired, left.wav)
                 await self._store(facts, note.get("category") or "other", wav, seconds)
             recovery.discard(left.wav)
             log_event(log, "sip.recovered", call=facts.call_id, seconds=round(seconds, 1))
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """pjsip's "1.2.3.4:5060" or "[::1]:5060"."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0

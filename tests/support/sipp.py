@@ -38,6 +38,10 @@ Transport = Literal["u1", "t1"]
 # What the shipped prompts (ivr/prompts/) and the default IvrConfig take, in milliseconds.
 DEFAULT_KEYS: dict[str, str] = {
     "caller": "13800138000",
+    # The From's display name: only a name, whatever it looks like.
+    "display": "13800138000",
+    # The number the P-Asserted-Identity names (believed from a trusted source only).
+    "asserted": "13800138000",
     # Into welcome (3.6 s) and menu (13.3 s) before the first key: the menu takes a key
     # while it plays.
     "menu_wait": "1000",
@@ -71,7 +75,7 @@ _DTMF_PCAPS = {digit: f"dtmf_2833_{digit}" for digit in "0123456789"} | {
 
 # The XML, built from small blocks. Every UAC shares one From, one dialog and one SDP offer.
 
-_FROM = '"[caller]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]'
+_FROM = '"[display]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]'
 _TO = "<sip:[service]@[remote_ip]:[remote_port]>"
 _CONTACT = "<sip:[caller]@[local_ip]:[local_port];transport=[transport]>"
 _UAS_CONTACT = "<sip:[local_ip]:[local_port];transport=[transport]>"
@@ -217,7 +221,7 @@ def _invite() -> str:
         f"To: {_TO}",
         "Call-ID: [call_id]",
         f"Contact: {_CONTACT}",
-        "P-Asserted-Identity: <sip:[caller]@[local_ip];user=phone>",
+        "P-Asserted-Identity: <sip:[asserted]@[local_ip];user=phone>",
         "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY",
         "Content-Type: application/sdp",
         sdp=True,
@@ -506,39 +510,39 @@ KINDS: dict[str, Kind] = {
     "call_menu_voicemail": Kind(
         "Chooses a category, speaks g711a.pcap (7.1 s) after the beep, presses #, and waits "
         "for the gateway's BYE (after its thanks prompt).",
-        ("caller", "menu_wait", "record_wait"),
+        ("caller", "display", "asserted", "menu_wait", "record_wait"),
         _menu_voicemail,
         {"digit": "1"},
     ),
     "call_menu_voicemail_hangup": Kind(
         "Chooses a category, speaks g711a.pcap (7.1 s) after the beep and hangs up instead "
         "of pressing #: the gateway keeps the recording and sends no BYE.",
-        ("caller", "menu_wait", "record_wait"),
+        ("caller", "display", "asserted", "menu_wait", "record_wait"),
         _menu_voicemail_hangup,
         {"digit": "1"},
     ),
     "call_invalid_digit": Kind(
         "Presses a key the menu does not have, then a category while the gateway replays "
         "the menu; speaks, presses #, waits for the gateway's BYE.",
-        ("caller", "menu_wait", "retry_wait", "record_wait"),
+        ("caller", "display", "asserted", "menu_wait", "retry_wait", "record_wait"),
         _invalid_digit,
         {"invalid": "8", "digit": "1"},
     ),
     "call_no_input": Kind(
         "Presses nothing: waits silent_wait for the menu to time out into voicemail as "
         "'other' (about 73 s with the default IvrConfig), speaks, hangs up.",
-        ("caller", "silent_wait"),
+        ("caller", "display", "asserted", "silent_wait"),
         _no_input,
     ),
     "call_hangup_in_prompt": Kind(
         "Hangs up hangup_wait after the ACK, during the welcome prompt: a missed call.",
-        ("caller", "hangup_wait"),
+        ("caller", "display", "asserted", "hangup_wait"),
         _hangup_in_prompt,
     ),
     "call_hangup_in_recording": Kind(
         "Chooses a category, speaks for speak_ms after the beep and hangs up mid-message "
         "(by default 1 s: shorter than min_seconds, a missed call).",
-        ("caller", "menu_wait", "record_wait", "speak_ms"),
+        ("caller", "display", "asserted", "menu_wait", "record_wait", "speak_ms"),
         _hangup_in_recording,
         {"digit": "1"},
     ),
@@ -547,18 +551,18 @@ KINDS: dict[str, Kind] = {
         "with a 200 sipfrag as if the transfer had succeeded) and its BYE, or stays in the "
         "bridged call until the gateway's BYE. Takes no re-INVITE. Does not call the "
         "Refer-To target itself.",
-        ("caller", "menu_wait"),
+        ("caller", "display", "asserted", "menu_wait"),
         _agent_call,
         {"digit": "9"},
     ),
     "call_rejected": Kind(
         "Expects the INVITE to be refused with 403 (a caller not allowed), and ACKs it.",
-        ("caller",),
+        ("caller", "display", "asserted"),
         lambda: _rejected("403"),
     ),
     "call_busy": Kind(
         "Expects the INVITE to be refused with 486 Busy Here, and ACKs it.",
-        ("caller",),
+        ("caller", "display", "asserted"),
         lambda: _rejected("486"),
     ),
     "call_agent_uas": Kind(
@@ -578,7 +582,7 @@ KINDS: dict[str, Kind] = {
     "cancel_uac": Kind(
         "Test stand-in for a gateway whose agent does not answer: INVITE, CANCEL after "
         "the 180 and 500 ms, then the 487 and its ACK.",
-        ("caller",),
+        ("caller", "display", "asserted"),
         _cancel_uac,
     ),
     "rtp_sink_uas": Kind(

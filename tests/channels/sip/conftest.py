@@ -109,7 +109,9 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     started: list[Worker] = []
 
     def start(agent: str | None = None, **sip: object) -> Worker:
-        port = free_port()
+        """The worker's port: the channel's own with one worker; with more (behind a
+        Kamailio the test stands in for, at ``port``) worker 0's loopback port."""
+        port = int(sip.pop("port", 0)) or free_port()  # type: ignore[call-overload]
         config = sip_config(tmp_path, port, agent, **sip)
         engine = make_engine(load_config(config).database.url, pii=PII)
         upgrade(engine)
@@ -118,7 +120,8 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
             dict(os.environ),
         )
         child.wait_for_line("sip.worker.ready")
-        worker = Worker(child, port, engine, tmp_path)
+        listening = int(sip["worker_base_port"]) if sip.get("workers", 1) != 1 else port  # type: ignore[call-overload]
+        worker = Worker(child, listening, engine, tmp_path)
         started.append(worker)
         return worker
 

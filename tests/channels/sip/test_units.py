@@ -6,8 +6,10 @@ import json
 import wave
 from pathlib import Path
 
+import pytest
+
 from channels.sip import recovery
-from channels.sip.identity import Parties, parties
+from channels.sip.identity import parties
 
 INVITE = (
     "INVITE sip:12345@10.0.0.5:5060;user=phone SIP/2.0\r\n"
@@ -21,7 +23,79 @@ INVITE = (
 
 
 def test_the_caller_is_the_asserted_identity_and_the_called_the_request_uri() -> None:
-    assert parties(INVITE) == Parties(caller="+8613912345678", called="12345")
+    found = parties(INVITE)
+    assert (found.caller, found.called) == ("+8613912345678", "12345")
+
+
+def _invite(from_: str, *extra: str, call_id: str = "a84b4c76e66710@pc33") -> str:
+    return "\r\n".join(
+        [
+            "INVITE sip:12345@10.0.0.5 SIP/2.0",
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1",
+            f"From: {from_}",
+            "To: <sip:12345@10.0.0.5>",
+            f"Call-ID: {call_id}",
+            *extra,
+            "",
+            "",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("from_", "extra", "caller"),
+    [
+        # A display name that looks like a URI is only a name (RFC 3261 §25.1).
+        ('"sip:110" <sip:13912345678@trunk.example>;tag=1', (), "13912345678"),
+        ('"tel:120 \\" <sip:110@x>" <sip:13912345678@t>;tag=1', (), "13912345678"),
+        ("sip:110 <sip:13912345678@t>;tag=1", (), "13912345678"),
+        ("Anonymous <sip:13912345678@t>;tag=1", (), "13912345678"),
+        ("sip:13912345678@trunk.example;tag=1", (), "13912345678"),
+        # The asserted identity, parsed the same way.
+        ("<sip:1@t>;tag=1", ('P-Asserted-Identity: "tel:120" <sip:13712345678@t>',), "13712345678"),
+        ("<sip:1@t>;tag=1", ("P-Asserted-Identity: <sip:anonymous.invalid>",
+                              "P-Asserted-Identity: <tel:+86-139-1234-5678>"), "+8613912345678"),
+        # Escapes are the characters they stand for (§19.1.2), not dropped.
+        ("<sip:%31%33%39%31%32%33%34%35%36%37%38@t>;tag=1", (), "13912345678"),
+        ("<sip:139-1234-5678@t;user=phone>;tag=1", (), "13912345678"),
+        # Folded headers are one header (§7.3.1).
+        ("<sip:1@t>;tag=1", ("P-Asserted-Identity:\r\n <sip:13612345678@t>",), "13612345678"),
+        # Nobody: an unknown scheme, a host without a user, a quote left open.
+        ("<mailto:13912345678@t>;tag=1", (), None),
+        ("<sip:trunk.example>;tag=1", (), None),
+        ('"sip:13912345678@t <sip:1@t>', (), None),
+    ],
+    ids=[
+        "display-name-uri", "escaped-quote-name", "token-name", "anonymous-name", "addr-spec",
+        "pai-display-name", "second-pai", "percent-escapes", "visual-separators", "folded",
+        "unknown-scheme", "no-user", "open-quote",
+    ],
+)  # fmt: skip
+def test_the_caller_is_read_from_the_uri_never_from_the_display_name(
+    from_: str, extra: tuple[str, ...], caller: str | None
+) -> None:
+    assert parties(_invite(from_, *extra)).caller == caller
+
+
+def test_an_asserted_identity_from_outside_the_trust_domain_is_ignored() -> None:
+    message = _invite("<sip:13912345678@t>;tag=1", "P-Asserted-Identity: <tel:110>")
+    assert parties(message, trust_asserted=True).caller == "110"
+    assert parties(message, trust_asserted=False).caller == "13912345678"
+
+
+def test_a_dialog_is_the_call_id_with_the_callers_from_and_tag() -> None:
+    one = parties(_invite("<sip:13912345678@t>;tag=1")).dialog
+    assert one.startswith("a84b4c76e66710@pc33;from=")
+    assert parties(_invite("<sip:13912345678@t>;tag=1")).dialog == one  # delivered again
+    others = {
+        parties(_invite("<sip:13712345678@t>;tag=1")).dialog,  # another caller, same Call-ID
+        parties(_invite("<sip:13912345678@t>;tag=2")).dialog,  # another dialog of the phone
+        parties(_invite("<sip:13912345678@t>;tag=1", call_id="x@pc33")).dialog,
+    }
+    assert one not in others and len(others) == 3
+    assert "13912345678" not in one  # no number in the key (letters.external_id)
+    long = parties(_invite("<sip:1@t>;tag=1", call_id="c" * 1000)).dialog
+    assert len(long) < 255
 
 
 def test_without_an_asserted_identity_the_from_names_the_caller() -> None:
