@@ -157,8 +157,8 @@ def _dispatcher_list(settings: SipConfig, workers: list[Worker], sockets: dict[s
         "# flags 9 = inactive + probing: a worker takes calls once it has answered a ping.",
         "# Priority falls with the worker's number: Kamailio keeps the set ordered by it",
         "# (equal priorities come out reversed), and ties in load go to the first worker.",
-        f"# maxload = channels.sip.calls_per_worker ({settings.calls_per_worker}): pjsua2 is",
-        "# built with PJSUA_MAX_CALLS=4 and answers 486 past it.",
+        f"# maxload = channels.sip.calls_per_worker ({settings.calls_per_worker}): a worker",
+        "# answers 486 past it.",
     ]
     for n, (host, port) in enumerate(workers, start=1):
         attrs = f"duid=w{n};maxload={settings.calls_per_worker}"

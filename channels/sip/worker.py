@@ -1,4 +1,4 @@
-"""A SIP worker process: one pjsua2 endpoint holding up to four calls, storing letters.
+"""A SIP worker process: one pjsua2 endpoint holding `calls_per_worker` calls, storing letters.
 
 `hotline sip worker --index N` runs it; `hotline serve` keeps the pool running. With one
 worker it listens on the SIP port itself; with more, each listens on its own loopback
