@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -82,6 +82,32 @@ class IncomingContact:
             raise ValueError("a contact needs a source and an external_id")
         if self.received_at.tzinfo is None:
             raise ValueError("received_at must be timezone-aware")
+
+
+# PostgreSQL's text type cannot hold U+0000 (SQLite can): a NUL a sender slipped in would
+# make the letter fail to store on one database and not the other.
+NUL, NUL_SHOWN = "\x00", "\ufffd"
+
+
+def storable(contact: IncomingContact) -> IncomingContact:
+    """The contact with every NUL in the text a database keeps shown as U+FFFD (�); the
+    original stays in ``raw`` (sealed at rest, so any character is safe there)."""
+    fields = ("external_id", "subject", "text", "category", "district")
+    dirty = {name: getattr(contact, name) for name in fields}
+    dirty = {name: value for name, value in dirty.items() if value and NUL in value}
+    files = tuple(
+        replace(
+            a,
+            filename=a.filename.replace(NUL, NUL_SHOWN),
+            media_type=a.media_type.replace(NUL, NUL_SHOWN),
+        )
+        for a in contact.attachments
+    )
+    if not dirty and files == contact.attachments:
+        return contact
+    raw = contact.raw or contact.text
+    cleaned = {name: value.replace(NUL, NUL_SHOWN) for name, value in dirty.items()}
+    return replace(contact, **cleaned, attachments=files, raw=raw)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import tracking
 from gateway.batching import GroupCommit
-from gateway.contact import Accepted, IncomingContact
+from gateway.contact import Accepted, IncomingContact, storable
 from gateway.errors import StoreUnavailable
 from gateway.logs import log_event
 from gateway.metrics import Metrics
@@ -84,6 +84,7 @@ class Intake:
 
     async def accept_or_refuse(self, contact: IncomingContact) -> Accepted:
         """Store the contact or raise StoreUnavailable, for senders that retry (SMTP 451)."""
+        contact = storable(contact)
         with self._failures(contact):
             files = await asyncio.to_thread(self._put_files, contact) if contact.attachments else []
             # Awaited, not waited for in a thread: a busy hour's sessions all fit in one batch.
@@ -98,6 +99,7 @@ class Intake:
 
     def store(self, contact: IncomingContact) -> Accepted:
         """One letter per (source, external_id), committed before this returns."""
+        contact = storable(contact)
         with self._failures(contact):
             accepted = self.writer.submit((contact, self._put_files(contact))).result()
         return self._counted(contact, accepted)

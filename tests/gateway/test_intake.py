@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select
 
 from gateway import tracking
+from gateway.contact import Attachment as File
 from gateway.contact import IncomingContact
+from store.db import make_sessionmaker
 from store.models import Attachment, Citizen, Event, Job, Letter
 from tests.conftest import Parts, count_rows, make_contact
 
@@ -54,6 +56,28 @@ async def test_the_same_contact_delivered_again_is_the_same_letter(
     assert not again.created
     assert count_rows(engine, Letter) == 1
     assert count_rows(engine, Attachment) == 1
+
+
+async def test_a_nul_in_what_the_sender_wrote_is_stored_on_every_database(
+    parts: Parts, engine: Engine
+) -> None:
+    """PostgreSQL refuses U+0000 in text (psycopg DataError: the modem thread died on it
+    and re-read the SMS at every restart). Shown as U+FFFD, the original kept in raw."""
+    contact = make_contact(
+        external_id="8613800138000:26112614300032:\x00",
+        subject="路灯\x00不亮",
+        text="人民路\x00路灯坏了",
+        attachments=(File("照\x00片.jpg", "image/jpeg", b"\xff\xd8\xff\x00"),),
+    )
+    first = await parts.intake.accept(contact)
+    again = await parts.intake.accept(contact)
+
+    assert first.created and not first.spooled and again.tracking_number == first.tracking_number
+    with make_sessionmaker(engine)() as session:
+        letter = session.scalars(select(Letter)).one()
+        assert (letter.subject, letter.text) == ("路灯\ufffd不亮", "人民路\ufffd路灯坏了")
+        assert letter.external_id.endswith(":\ufffd") and letter.raw == "人民路\x00路灯坏了"
+        assert [a.filename for a in letter.attachments] == ["照\ufffd片.jpg"]
 
 
 async def test_sequence_numbers_count_per_local_day(parts: Parts) -> None:
