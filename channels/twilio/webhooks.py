@@ -22,9 +22,11 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.twilio.media import MEDIA_JOB, media_of
+from channels.twilio.sids import check_sids
 from channels.twilio.voice import twiml
 from gateway.config import Config
 from gateway.contact import Accept, Channel, Citizen, IncomingContact
+from gateway.errors import PayloadError
 from gateway.logs import log_event
 from gateway.outbox import record_delivery
 from ivr import flow
@@ -49,10 +51,6 @@ MESSAGE_OUTCOMES = {
     "failed": "undelivered",
 }
 CALL_ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
-
-
-class BadRequest(Exception):
-    """Not a request Twilio would send: answered 400 with the reason."""
 
 
 class TwilioWebhooks:
@@ -109,9 +107,16 @@ class TwilioWebhooks:
                 )
                 return PlainTextResponse("invalid X-Twilio-Signature", status_code=403)
             try:
+                check_sids(params)
                 return await handler(params, request)
-            except BadRequest as exc:
-                log_event(log, "twilio.bad_request", logging.WARNING, reason=str(exc))
+            except PayloadError as exc:  # not a request Twilio would send
+                log_event(
+                    log,
+                    "twilio.bad_request",
+                    logging.WARNING,
+                    path=request.url.path,
+                    reason=str(exc),
+                )
                 return PlainTextResponse(str(exc), status_code=400)
 
         return endpoint
@@ -155,7 +160,7 @@ class TwilioWebhooks:
         try:
             state = flow.CallState.decode(encoded or "")
         except ValueError as exc:
-            raise BadRequest(f"the call state {encoded!r} is not one we issued") from exc
+            raise PayloadError(f"the call state {encoded!r} is not one we issued") from exc
         if step == "digit":
             digits = params.get("Digits", "")
             return state, flow.Digit(digits[:1]) if digits else flow.NoInput()
@@ -242,7 +247,7 @@ class TwilioWebhooks:
 def _needed(params: Params, name: str) -> str:
     value = params.get(name)
     if not value:
-        raise BadRequest(f"missing parameter {name}")
+        raise PayloadError(f"missing parameter {name}")
     return value
 
 

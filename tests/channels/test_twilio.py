@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
+from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import pytest
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
 
 from channels.twilio.media import MEDIA_JOB, MediaHandler
 from channels.twilio.rest import TwilioSms
@@ -340,3 +342,89 @@ async def test_the_twiml_asks_for_one_digit_then_records_until_the_hash_key(
         "true",
     )
     assert chosen.find("Redirect") is not None  # nothing recorded at all comes back to us
+
+
+def _sid(prefix: str) -> str:
+    return prefix + "0123456789abcdef" * 2
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, object]]:
+    return [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == event]
+
+
+async def test_a_replayed_sms_with_its_sid_lengthened_is_refused_though_its_signature_holds(
+    hotline: Hotline, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = await hotline.caller.send_sms(CITIZEN, HOTLINE, "人民路的路灯坏了三天。")
+    params = dict(parse_qsl(sent.request.content.decode(), keep_blank_values=True))
+    signature = sent.request.headers["x-twilio-signature"]
+    # Twilio signs names and values run together: "…MessageSidSM…NumMedia0NumSegments1…".
+    del params["NumMedia"]
+    params["MessageSid"] += "NumMedia0"
+    assert RequestValidator(hotline.api.auth_token).validate(
+        PUBLIC + "/twilio/sms", params, signature
+    )
+
+    with caplog.at_level(logging.WARNING):
+        replayed = await hotline.caller.post("/twilio/sms", params, signature=signature)
+
+    assert replayed.status_code == 400 and "MessageSid" in replayed.text
+    assert len(hotline.letters()) == 1
+    [logged] = _logged(caplog, "twilio.bad_request")
+    assert logged["path"] == "/twilio/sms" and "MessageSid" in str(logged["reason"])
+
+
+SMS_SIDS = [
+    pytest.param({"MessageSid": _sid("CA")}, "MessageSid", id="a-call-sid-as-message-sid"),
+    pytest.param({"MessageSid": _sid("SM")[:-1]}, "MessageSid", id="31-hex-digits"),
+    pytest.param({"MessageSid": _sid("SM")[:-1] + "g"}, "MessageSid", id="not-hex"),
+    pytest.param({"MessageSid": "SM1"}, "MessageSid", id="short"),
+    pytest.param({"SmsSid": _sid("SM") + "x"}, "SmsSid", id="sms-sid-lengthened"),
+    pytest.param({"AccountSid": _sid("AC") + "0"}, "AccountSid", id="account-sid-lengthened"),
+    pytest.param({"AccountSid": ""}, "AccountSid", id="no-account-sid"),
+]
+
+
+@pytest.mark.parametrize(("changes", "named"), SMS_SIDS)
+async def test_an_sms_with_a_sid_not_of_twilios_shape_gets_400_and_no_letter(
+    hotline: Hotline, caplog: pytest.LogCaptureFixture, changes: dict[str, str], named: str
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        refused = await hotline.caller.send_sms(CITIZEN, HOTLINE, "伪造", extra=changes)
+    assert refused.status_code == 400 and named in refused.text
+    assert hotline.letters() == []
+    [logged] = _logged(caplog, "twilio.bad_request")
+    assert named in str(logged["reason"])
+
+
+@pytest.mark.parametrize("prefix", ["SM", "MM"], ids=["sms", "mms"])
+async def test_message_sids_of_both_documented_kinds_are_letters(
+    hotline: Hotline, prefix: str
+) -> None:
+    sid = prefix + "ABCDEF0123456789" * 2  # Twilio's pattern allows either case
+    sent = await hotline.caller.send_sms(CITIZEN, HOTLINE, "井盖丢了", message_sid=sid)
+    assert sent.status_code == 200
+    assert [letter.external_id for letter in hotline.letters()] == [sid]
+
+
+CALL_SIDS = [
+    pytest.param("CallSid", _sid("SM"), id="a-message-sid-as-call-sid"),
+    pytest.param("CallSid", _sid("CA") + "Digits1", id="call-sid-lengthened"),
+    pytest.param("RecordingSid", "RE/../../etc/passwd", id="recording-sid-a-path"),
+    pytest.param("RecordingSid", _sid("CA"), id="a-call-sid-as-recording-sid"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), CALL_SIDS)
+async def test_a_recording_callback_with_a_sid_not_of_twilios_shape_gets_400_and_no_letter(
+    hotline: Hotline, caplog: pytest.LogCaptureFixture, name: str, value: str
+) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("1"), Speak(wav(3))])
+    recorded = next(e for e in result.exchanges if "/recorded" in e.url)
+    params = {**recorded.params, "CallSid": _sid("CA"), name: value}
+    with caplog.at_level(logging.WARNING):
+        refused = await hotline.caller.post(recorded.url.removeprefix(PUBLIC), params)
+    assert refused.status_code == 400 and name in refused.text
+    assert [letter.external_id for letter in hotline.letters()] == [result.call_sid]
+    [logged] = _logged(caplog, "twilio.bad_request")
+    assert name in str(logged["reason"])
