@@ -230,6 +230,8 @@ def parse_pdu(pdu_hex: str) -> Sms:
         length = min(length, needed * 8 // 7)
         header, skip = b"", 0
         if has_header:
+            if not rest or rest[0] + 1 > needed:  # a length byte and nothing after it
+                raise PduError("user data header is longer than the user data")
             header = rest[1 : 1 + rest[0]]
             skip = (1 + rest[0]) * 8
             skip += (7 - skip % 7) % 7  # fill bits up to a septet boundary

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from serial import SerialException
 from channels.gsm.assembly import Stored, parse_listing, sort_out
 from gateway.config import GsmConfig, ModemConfig
 from gateway.contact import Accept
+from gateway.errors import TransientError
 from gateway.logs import log_event
 from store.attachments import write_durably
 
@@ -81,6 +83,7 @@ class ModemWorker:
         self.connected = threading.Event()
         self.outgoing: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
         self.failures = 0
+        self.set_aside = 0  # messages kept on disk instead of stored, since the start
         self.signal = -1  # the last +CSQ reading (0-31, 99 unknown), -1 before one
         self.first_seen: dict[str, datetime] = {}
         self._last_send = 0.0
@@ -122,8 +125,10 @@ class ModemWorker:
                 self.connected.set()
                 self._log_status(modem)
                 self._serve(modem)
-            except (GsmModemException, SerialException, OSError) as exc:
+            except Exception as exc:  # the thread's boundary: it reconnects, never ends
                 self.failures += 1
+                if not isinstance(exc, GsmModemException | SerialException | OSError):
+                    log.exception("gsm.modem_crashed modem=%s", self.name)  # a bug: traceback
                 log_event(
                     log,
                     "gsm.modem_failed",
@@ -169,13 +174,20 @@ class ModemWorker:
             storage_full=total > 0 and used >= total,
         )
         for entry, reason in found.malformed:
-            self._set_aside(modem, entry, reason)
+            self._set_aside(modem, [entry], reason)
         for message in found.messages:
-            contact = message.contact(self.name, now)
-            # Hand the letter to the event loop and wait for the commit before deleting.
-            accepted = asyncio.run_coroutine_threadsafe(self.accept(contact), self.loop).result(
-                timeout=self.common.command_timeout_seconds * 6
-            )
+            try:
+                contact = message.contact(self.name, now)
+                # Hand the letter to the event loop and wait for the commit before deleting.
+                accepted = asyncio.run_coroutine_threadsafe(self.accept(contact), self.loop).result(
+                    timeout=self.common.command_timeout_seconds * 6
+                )
+            except (TimeoutError, TransientError):
+                raise  # not the message's fault: it stays on the SIM for the next sweep
+            except Exception as exc:  # this message only: kept aside, the rest go on
+                entries = [Stored(index, 1, pdu) for index, _, pdu in message.parts]
+                self._set_aside(modem, entries, f"not stored: {exc!r}")
+                continue
             for index in message.indexes:
                 self._write(modem, f"AT+CMGD={index},0")
             log_event(
@@ -204,12 +216,18 @@ class ModemWorker:
                     break
         return 0, 0
 
-    def _set_aside(self, modem: _Modem, entry: Stored, reason: str) -> None:
-        """Keep an undecodable PDU on disk for inspection, then free its SIM slot."""
+    def _set_aside(self, modem: _Modem, entries: list[Stored], reason: str) -> None:
+        """Keep what could not become a letter on disk for inspection (fsynced), then free
+        its SIM slots. One file per event, never overwritten: named by time and a random
+        part, as several may be set aside in the same second."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = Path(self.common.malformed_dir) / f"{self.name}-{stamp}-{entry.index}.pdu"
-        write_durably(path, f"{entry.pdu}\n# {reason}\n".encode())
-        self._write(modem, f"AT+CMGD={entry.index},0")
+        name = f"{self.name}-{stamp}-{uuid.uuid4().hex[:12]}.pdu"
+        path = Path(self.common.malformed_dir) / name
+        pdus = "".join(f"{entry.pdu}\n" for entry in entries)
+        write_durably(path, f"{pdus}# {reason}\n".encode())
+        for entry in entries:
+            self._write(modem, f"AT+CMGD={entry.index},0")
+        self.set_aside += 1
         log_event(
             log, "gsm.malformed", logging.ERROR, modem=self.name, file=str(path), reason=reason
         )

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from channels.gsm import GsmChannel
 from channels.sms_pdu import parse_pdu
 from gateway.config import GsmConfig, JobsConfig, ModemConfig
+from gateway.contact import Accepted, IncomingContact
 from gateway.notifications import Receipts
 from gateway.outbox import DeliveryHandler, DeliveryReports
 from gateway.workers import JobRunner
@@ -168,6 +169,59 @@ async def test_a_malformed_pdu_is_kept_for_inspection_and_the_channel_goes_on(
     assert letters(engine) == [("sms", "后面这条照常收到", CITIZEN)]
     kept = list((tmp_path / "malformed").iterdir())
     assert len(kept) == 1 and kept[0].read_text().startswith("0791683108100005F0040D91683108")
+
+
+# A UDH flag, a user data length and no user data: the decoder read past the end
+# (IndexError), the modem thread ended and the SIM filled up while /healthz said ok.
+NO_UDH = "0891683108100005F0440D91683108108300F000006221400100002305"
+
+
+async def test_bad_pdus_in_one_sweep_are_each_kept_apart_and_the_next_sms_is_read(
+    gsm: Running, engine: Engine, tmp_path: Path
+) -> None:
+    bad = [NO_UDH, "0791683108100005F0040D91683108", *[NO_UDH] * 9]
+    for pdu in bad:
+        gsm.modem.deliver_pdu(pdu)
+    await gsm.deleted(len(bad))
+    gsm.modem.deliver_text(CITIZEN, "后面这条照常收到")
+    await gsm.deleted()
+
+    assert letters(engine) == [("sms", "后面这条照常收到", CITIZEN)]
+    assert gsm.modem.stored() == {}
+    kept = sorted((tmp_path / "malformed").iterdir())
+    assert len(kept) == len(bad)  # one file each, none overwritten in the same second
+    assert sorted(k.read_text().splitlines()[0] for k in kept) == sorted(bad)
+    worker = gsm.channel.workers[0]
+    assert worker.connected.is_set() and worker.set_aside == len(bad)
+
+
+async def test_a_message_that_fails_to_store_is_kept_apart_and_the_channel_goes_on(
+    modem: ModemSimulator, parts: Parts, engine: Engine, tmp_path: Path
+) -> None:
+    """Whatever goes wrong with one message (here the intake port refuses it with an error
+    nobody foresaw), that message is kept on disk and the modem keeps reading."""
+
+    async def accept(contact: IncomingContact) -> Accepted:
+        if "毒" in contact.text:
+            raise RuntimeError("a fault nobody foresaw")
+        return await parts.intake.accept(contact)
+
+    device = modem.device
+    assert device is not None
+    channel = GsmChannel(settings(device, tmp_path), accept, {"modem-1": device})
+    await channel.start()
+    try:
+        running = Running(channel, modem, parts)
+        modem.deliver_text(CITIZEN, "有毒的短信")
+        await running.deleted()
+        modem.deliver_text(CITIZEN, "下一条照常收到")
+        await running.deleted()
+        assert letters(engine) == [("sms", "下一条照常收到", CITIZEN)]
+        [kept] = (tmp_path / "malformed").iterdir()
+        assert "RuntimeError" in kept.read_text() and modem.stored() == {}
+        assert parse_pdu(kept.read_text().splitlines()[0]).text == "有毒的短信"
+    finally:
+        await channel.stop()
 
 
 async def test_a_long_sms_missing_a_part_is_stored_incomplete_after_the_wait(

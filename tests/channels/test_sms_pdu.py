@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from channels.sms_pdu import Alphabet, Concat, PduError, parse_pdu
 
@@ -136,3 +138,56 @@ def test_every_decodable_modem_reply_of_the_gammu_corpus_decodes(dump: Path) -> 
 def test_every_broken_modem_reply_of_the_gammu_corpus_is_refused(dump: Path) -> None:
     with pytest.raises(PduError):
         parse_pdu(_pdu_of(dump))
+
+
+CONCAT = bytes.fromhex("050003AA0201")  # part 1 of 2, reference 0xAA
+# Messages a modem really hands over, to mutate: 7-bit, UCS2, concatenated, and the
+# UDH-flag-without-data PDU that once ended the modem thread.
+SEEDS = [
+    deliver("8613800138000", "人民路的路灯坏了".encode("utf-16-be"), 0x08),
+    deliver("8613800138000", "路".encode("utf-16-be"), 0x08, udh=CONCAT),
+    deliver("8613800138000", b"\xc8\x32\x9b\xfd\x06", 0x00, udl=5),
+    deliver("8613800138000", b"\x31\xd9\x8c\x56\xb3\xdd\x70", 0x00, udh=CONCAT, udl=16),
+    "0891683108100005F0440D91683108108300F000006221400100002305",
+]
+
+
+def test_a_udh_flag_with_a_length_byte_and_no_data_is_a_pdu_error() -> None:
+    with pytest.raises(PduError, match="header is longer"):
+        parse_pdu(SEEDS[-1])
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(SEEDS),
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["set", "cut", "insert", "drop"]),
+            st.integers(0, 200),
+            st.integers(0, 255),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_a_mutated_pdu_decodes_or_is_a_pdu_error_never_anything_else(
+    seed: str, edits: list[tuple[str, int, int]]
+) -> None:
+    """The decoder's whole contract for a modem's input: an Sms whose text can be read, or
+    PduError. Anything else would reach the modem thread as a bug."""
+    data = bytearray.fromhex(seed)
+    for op, at, value in edits:
+        at = at % (len(data) + 1)
+        if op == "set" and at < len(data):
+            data[at] = value
+        elif op == "cut":
+            del data[at:]
+        elif op == "insert":
+            data.insert(at, value)
+        elif op == "drop" and at < len(data):
+            del data[at]
+    try:
+        sms = parse_pdu(data.hex())
+    except PduError:
+        return
+    assert isinstance(sms.text, str)
