@@ -165,6 +165,9 @@ class WebConfig(Section):
     max_attachments: int = Field(default=5, ge=0)
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_text_chars: int = Field(default=5000, gt=0)
+    # A text field's bytes kept when the form is read; a longer one is cut there and named
+    # with its limit, the rest of the form kept. Holds max_text_chars of 4-byte characters.
+    max_field_bytes: int = Field(default=64 * 1024, ge=1024)
     # Reverse proxies whose X-Forwarded-For names the citizen's address (IPs or networks).
     trusted_proxies: list[str] = []
     published_page_size: int = Field(default=20, ge=1, le=200)
@@ -197,6 +200,12 @@ class TwilioConfig(Section):
             raise ValueError("account_sid and auth_token (HOTLINE_TWILIO_AUTH_TOKEN) are needed")
         if self.sms_route and not (self.from_number or self.messaging_service_sid):
             raise ValueError("sms_route needs from_number or messaging_service_sid")
+        return self
+
+    @model_validator(mode="after")
+    def _text_fits(self) -> WebConfig:
+        if self.max_field_bytes < 4 * self.max_text_chars:
+            raise ValueError("max_field_bytes must hold max_text_chars characters of 4 bytes")
         return self
 
 

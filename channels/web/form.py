@@ -16,7 +16,17 @@ FIELDS = ("category", "subject", "text", "district", "address", "name", "phone",
 _MOBILE = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Characters, as the store's columns and the page's maxlength attributes hold them.
 LIMITS = {"subject": 100, "district": 64, "address": 200, "name": 50, "phone": 20, "email": 254}
+LABELS = {
+    "subject": "标题",
+    "text": "诉求内容",
+    "district": "所在区域",
+    "address": "详细地址",
+    "name": "姓名",
+    "phone": "联系电话",
+    "email": "电子邮箱",
+}
 
 
 @dataclass
@@ -24,12 +34,22 @@ class LetterForm:
     values: dict[str, str]
     publish: bool
     errors: dict[str, str] = field(default_factory=dict)
+    cut: frozenset[str] = frozenset()  # fields of which only the start could be kept
 
     @classmethod
-    def read(cls, form: dict[str, str]) -> LetterForm:
+    def read(cls, form: dict[str, str], cut: frozenset[str] = frozenset()) -> LetterForm:
         values = {name: (form.get(name) or "").strip() for name in FIELDS}
         values["phone"] = re.sub(r"[\s\-()]", "", values["phone"])
-        return cls(values, publish=form.get("publish") == "yes")
+        return cls(values, publish=form.get("publish") == "yes", cut=cut)
+
+    def too_long(self, settings: WebConfig) -> dict[str, int]:
+        """The fields past their limit, with the limit in characters."""
+        limits = {**LIMITS, "text": settings.max_text_chars}
+        return {
+            name: limit
+            for name, limit in limits.items()
+            if len(self.values[name]) > limit or name in self.cut
+        }
 
     def validate(self, settings: WebConfig, districts: list[str]) -> None:
         v, errors = self.values, self.errors
@@ -37,11 +57,9 @@ class LetterForm:
             errors["category"] = "请选择诉求类别。"
         if not v["text"]:
             errors["text"] = "请填写诉求内容。"
-        elif len(v["text"]) > settings.max_text_chars:
-            errors["text"] = f"诉求内容请不要超过 {settings.max_text_chars} 字。"
-        for name, limit in LIMITS.items():
-            if len(v[name]) > limit:
-                errors[name] = f"请不要超过 {limit} 个字。"
+        for name, limit in self.too_long(settings).items():
+            kept = "，过长的部分未能保留" if name in self.cut else ""
+            errors[name] = f"{LABELS[name]}请不要超过 {limit} 字（现有 {len(v[name])} 字{kept}）。"
         if v["phone"] and not (_MOBILE.match(v["phone"]) or _LANDLINE.match(v["phone"])):
             errors["phone"] = "请填写正确的手机号码或带区号的固定电话。"
         if v["email"] and not _EMAIL.match(v["email"]):

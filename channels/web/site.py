@@ -14,8 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -23,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from channels.web.form import LetterForm
+from channels.web.formdata import FormError, read_form
 from channels.web.guard import (
     FormTokens,
     TokenError,
@@ -138,11 +137,21 @@ class Site:
             problem = f"附件总大小超出限制（每个文件不超过 {limit}），请减少或压缩附件后重新提交。"
             return self._form(request, status=413, problem=problem)
         try:
-            fields, uploads = await self._read_form(request)
-        except HTTPException:
+            submitted = await read_form(
+                request,
+                # A few files over the limit still parse, so the citizen is told which rule
+                # and keeps the text; the body's size limit bounds them anyway.
+                max_files=self.settings.max_attachments + 10,
+                max_fields=40,
+                max_field_bytes=self.settings.max_field_bytes,
+                max_file_bytes=self.settings.max_attachment_bytes,
+            )
+        except FormError as exc:
+            log_event(log, "web.unreadable_form", logging.WARNING, reason=str(exc))
             problem = f"提交内容无法识别，附件最多 {self.settings.max_attachments} 个。"
             return self._form(request, status=400, problem=problem)
-        form = LetterForm.read(fields)
+        fields, uploads = submitted.fields, submitted.uploads
+        form = LetterForm.read(fields, frozenset(submitted.cut))
         try:
             token = self.letter_tokens.check(fields.get("token", ""), request.cookies.get(COOKIE))
         except TokenError as exc:
@@ -152,6 +161,9 @@ class Site:
             log_event(log, "web.honeypot", logging.WARNING)
             return self._form(request, form, 400, "提交未通过校验，请重新提交。", token.nonce)
         form.validate(self.settings, self.districts)
+        for name, most in form.too_long(self.settings).items():
+            chars, cut = len(form.values[name]), name in form.cut
+            log_event(log, "web.too_long", field=name, chars=chars, limit=most, cut=cut)
         attachments = await asyncio.to_thread(self._attachments, uploads, form)
         if form.errors:
             return self._form(request, form, 400, "请按提示修改后重新提交。", token.nonce)
@@ -178,21 +190,6 @@ class Site:
             "submitted.html",
             {"number": accepted.tracking_number, "code": code, "again": not accepted.created},
         )
-
-    async def _read_form(self, request: Request) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
-        """The text fields, and each chosen file's name and bytes (read up to one byte past
-        the limit, enough to tell it is too large)."""
-        # A few files over the limit still parse, so the citizen is told which rule and
-        # keeps the text; the body's size limit bounds them anyway.
-        limits = {"max_files": self.settings.max_attachments + 10, "max_fields": 40}
-        async with request.form(**limits, max_part_size=64 * 1024) as data:
-            fields = {k: v for k, v in data.multi_items() if isinstance(v, str)}
-            uploads = [
-                (v.filename, await v.read(self.settings.max_attachment_bytes + 1))
-                for v in data.getlist("attachments")
-                if isinstance(v, UploadFile) and v.filename
-            ]
-        return fields, uploads
 
     def _attachments(
         self, uploads: list[tuple[str, bytes]], form: LetterForm

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -316,3 +317,57 @@ async def test_with_the_database_down_the_citizen_is_asked_to_resend_and_keeps_t
         assert stored.status_code == 200
         assert receipt((await web.submit(token_of(refused.text))).text) == receipt(stored.text)
     assert count_rows(engine, Letter) == 1
+
+
+# A browser posts this form as multipart/form-data (its enctype), with an empty file part
+# when no file is chosen.
+NO_FILE = [("", b"")]
+LONG = "人民路的路灯坏了很久" * 2500  # 75 KB in UTF-8, 25,000 characters
+
+
+@pytest.mark.parametrize(
+    ("web_settings", "field", "typed", "said"),
+    [
+        pytest.param({}, "text", LONG, "诉求内容请不要超过 5000 字", id="text-over-64kb"),
+        pytest.param({}, "text", "坏" * 5001, "诉求内容请不要超过 5000 字", id="text-over-5000"),
+        pytest.param({}, "address", LONG, "详细地址请不要超过 200 字", id="address-over-64kb"),
+        pytest.param({}, "subject", "灯" * 101, "标题请不要超过 100 字", id="subject-over-100"),
+        pytest.param(
+            {"max_field_bytes": 4096, "max_text_chars": 1000},
+            "text",
+            "坏" * 2000,
+            "诉求内容请不要超过 1000 字",
+            id="limits-from-config",
+        ),
+    ],
+)
+async def test_a_field_too_long_is_named_with_its_limit_and_what_was_typed_is_kept(
+    engine: Engine,
+    parts: Parts,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    web_settings: dict[str, Any],
+    field: str,
+    typed: str,
+    said: str,
+) -> None:
+    async for web in serve(engine, parts, tmp_path, **web_settings):
+        with caplog.at_level(logging.INFO):
+            page = await web.submit(files=NO_FILE, **{field: typed})
+        assert page.status_code == 400
+        assert said in page.text and "提交内容无法识别" not in page.text
+        assert typed[:200] in page.text  # the start, at least, of what was typed
+        bound = web_settings.get("max_field_bytes", 64 * 1024)
+        assert ("过长的部分未能保留" in page.text) == (len(typed.encode()) > bound)
+        assert "王小明" in page.text and "13812345678" in page.text  # the other fields too
+        [logged] = [
+            getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "web.too_long"
+        ]
+        assert logged["field"] == field
+    assert count_rows(engine, Letter) == 0
+
+
+async def test_a_browsers_multipart_form_within_the_limits_is_a_letter(web: Web) -> None:
+    page = await web.submit(files=NO_FILE, text="坏" * 5000)
+    assert page.status_code == 200, page.text
+    receipt(page.text)
