@@ -38,6 +38,9 @@ NAMING = {
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id either store holds; a larger number names no row (and the drivers refuse
+# to bind it: OverflowError from sqlite3, NumericValueOutOfRange from PostgreSQL).
+MAX_ID = 2**63 - 1
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -41,7 +41,7 @@ from gateway.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from store.attachments import AttachmentStore
 from store.db import make_read_sessionmaker
 from store.letters import record_event
-from store.models import Assignment, Attachment, Department, Letter
+from store.models import MAX_ID, Assignment, Attachment, Department, Letter
 
 SUMMARY_COLUMNS = (
     Letter.id,
@@ -301,7 +301,7 @@ def build_api(services: Services) -> FastAPI:
     ) -> Response:
         require(who, "read")
         letter = load(s, who, tracking_number)
-        found = s.get(Attachment, attachment_id)
+        found = s.get(Attachment, attachment_id) if 0 < attachment_id <= MAX_ID else None
         if found is None or found.letter_id != letter.id:
             raise HTTPException(404, f"No attachment {attachment_id} on {tracking_number}")
         filename = redactor(letter, letter.citizen, full(who, letter))(found.filename)
@@ -407,6 +407,9 @@ def _encode_cursor(letter_id: int) -> str:
 
 def _decode_cursor(cursor: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        letter_id = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise HTTPException(422, "Invalid cursor") from exc
+    if not 0 < letter_id <= MAX_ID:  # never issued, and past what the store can bind
+        raise HTTPException(422, "Invalid cursor")
+    return letter_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -258,3 +259,28 @@ async def test_a_voicemail_reads_awaiting_transcription_until_its_transcript_rou
     )
     assert detail["text_source"] == "transcription"
     assert detail["transcript"] == "翠屏区人民路的路灯坏了三天，请尽快修理"
+
+
+def _cursor(n: int) -> str:
+    return base64.urlsafe_b64encode(str(n).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        pytest.param("/letters/{n}/attachments/36893488147419103232", 404, id="id-past-2**65"),
+        pytest.param("/letters/{n}/attachments/9223372036854775808", 404, id="id-past-int64"),
+        pytest.param("/letters/{n}/attachments/0", 404, id="id-zero"),
+        pytest.param("/letters/{n}/attachments/-1", 404, id="id-negative"),
+        pytest.param(f"/letters?cursor={_cursor(2**65)}", 422, id="cursor-past-int64"),
+        pytest.param(f"/letters?cursor={_cursor(-5)}", 422, id="cursor-negative"),
+    ],
+)
+async def test_numbers_no_row_can_have_get_a_problem_not_a_500(
+    api: Api, path: str, status: int
+) -> None:
+    number = letter(api.parts, api.workflow, 1, "路灯坏了")
+    answer = await api.client.get(path.format(n=number), headers=bearer(api, "reader"))
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == status
