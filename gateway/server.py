@@ -139,7 +139,7 @@ class Gateway:
         if config.api.enabled:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
             routes.append(Mount("/api/v1", app=build_api(services)))
-            routes.append(Mount("/open311/v2", routes=open311.routes(services)))
+            routes.append(Mount("/open311/v2", routes=open311.routes(services, config.zone)))
         if config.console.enabled:
             from gateway.console.app import Console
 

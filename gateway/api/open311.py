@@ -4,9 +4,11 @@ unchanged. service_request_id is the tracking number; api_key is an API token.""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,10 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import tracking
+from gateway.access import assigned_to, department_id
 from gateway.api import auth
 from gateway.api.app import Services
 from gateway.api.privacy import redactor
-from gateway.config import CATEGORIES
+from gateway.config import CATEGORIES, Config
 from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.labels import CATEGORY_LABELS
@@ -27,6 +30,7 @@ from store.models import Assignment, Department, Event, Letter, Reply
 
 NAMES = CATEGORY_LABELS
 CLOSED = ("replied", "closed", "rejected", "duplicate")
+CONFIG_ZONE = ZoneInfo(Config.model_fields["timezone"].default)  # when none is given
 
 
 class Open311Error(Exception):
@@ -36,7 +40,9 @@ class Open311Error(Exception):
         self.description = description
 
 
-def routes(services: Services) -> list[Route]:
+def routes(services: Services, zone: ZoneInfo = CONFIG_ZONE) -> list[Route]:
+    """The GeoReport routes; ``zone`` (config ``timezone``) places dates without a zone."""
+
     async def handle(request: Request) -> Response:
         path = request.path_params["path"]
         base, _, fmt = path.rpartition(".")
@@ -48,7 +54,7 @@ def routes(services: Services) -> list[Route]:
                 body = await asyncio.to_thread(_create, services, form)
                 return _render(body, fmt, "service_requests", "request")
             query = dict(request.query_params)
-            body, root, item = await asyncio.to_thread(_read, services, base, query)
+            body, root, item = await asyncio.to_thread(_read, services, base, query, zone)
             return _render(body, fmt, root, item)
         except Open311Error as exc:
             errors = [{"code": exc.status, "description": exc.description}]
@@ -83,7 +89,9 @@ def _services_list(services: Services) -> list[dict[str, Any]]:
     ]
 
 
-def _read(services: Services, base: str, query: dict[str, str]) -> tuple[Any, str, str]:
+def _read(
+    services: Services, base: str, query: dict[str, str], zone: ZoneInfo
+) -> tuple[Any, str, str]:
     if base == "services":
         return _services_list(services), "services", "service"
     if base.startswith("services/"):
@@ -97,18 +105,22 @@ def _read(services: Services, base: str, query: dict[str, str]) -> tuple[Any, st
     who = _principal(services, query.get("api_key"), "read")
     if base.startswith("requests/"):
         number = base.removeprefix("requests/")
-        found = _requests(services, who, [number], query)
+        found = _requests(services, who, [number], query, zone)
         if not found:  # also when it exists but is another department's
             raise Open311Error(404, f"no request {number}")
         return found, "service_requests", "request"
     if base != "requests":
         raise Open311Error(404, f"no resource {base}")
     numbers = [n for n in query.get("service_request_id", "").split(",") if n]
-    return _requests(services, who, numbers, query), "service_requests", "request"
+    return _requests(services, who, numbers, query, zone), "service_requests", "request"
 
 
 def _requests(
-    services: Services, who: auth.Principal, numbers: list[str], query: dict[str, str]
+    services: Services,
+    who: auth.Principal,
+    numbers: list[str],
+    query: dict[str, str],
+    zone: ZoneInfo,
 ) -> list[dict[str, Any]]:
     with services.reads() as session:
         stmt = select(Letter).options(selectinload(Letter.citizen))
@@ -116,23 +128,12 @@ def _requests(
             stmt = stmt.where(Letter.tracking_number.in_([tracking.normalize(n) for n in numbers]))
         if query.get("service_code"):
             stmt = stmt.where(Letter.category == query["service_code"])
-        for key, compare in (
-            ("start_date", Letter.received_at.__ge__),
-            ("end_date", Letter.received_at.__le__),
-        ):
-            if query.get(key):
-                try:
-                    stmt = stmt.where(compare(datetime.fromisoformat(query[key])))
-                except ValueError as exc:
-                    raise Open311Error(400, f"{key} is not a W3C date-time") from exc
+        if query.get("start_date"):
+            stmt = stmt.where(Letter.received_at >= _span("start_date", query, zone)[0])
+        if query.get("end_date"):
+            stmt = stmt.where(Letter.received_at < _span("end_date", query, zone)[1])
         if who.department is not None:
-            stmt = stmt.where(
-                Letter.id.in_(
-                    select(Assignment.letter_id)
-                    .join(Department)
-                    .where(Department.code == who.department)
-                )
-            )
+            stmt = stmt.where(assigned_to(department_id(who.department)))
         letters = list(session.scalars(stmt.order_by(Letter.id.desc()).limit(1000)))
         wanted = query.get("status")
         out = []
@@ -142,6 +143,35 @@ def _requests(
                 continue
             out.append(_request_view(session, letter, status))
         return out
+
+
+_W3C_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def _span(key: str, query: dict[str, str], zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC moments [from, until) a GeoReport date names. The spec asks for W3C
+    date-times (W3C-DTF): a year, month or day is that whole period of the hotline's
+    calendar, and a time without a zone (which W3C-DTF does not allow, but clients send)
+    is the hotline's local time, the one its citizens and clerks live in."""
+    text = query[key]
+    try:
+        date = _W3C_DATE.fullmatch(text)
+        if date:
+            year, month, day = int(date[1]), int(date[2] or 1), int(date[3] or 1)
+            start = datetime(year, month, day, tzinfo=zone)
+            if date[3]:
+                end = start + timedelta(days=1)  # wall clock: the next local midnight
+            elif date[2]:
+                end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+            else:
+                end = datetime(year + 1, 1, 1, tzinfo=zone)
+        else:
+            moment = datetime.fromisoformat(text)
+            start = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+            end = start + timedelta(microseconds=1)
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # no such day, or past year 1..9999 in UTC
+        raise Open311Error(400, f"{key} is not a W3C date or date-time we can use") from exc
 
 
 def _request_view(session: Any, letter: Letter, status: str) -> dict[str, Any]:

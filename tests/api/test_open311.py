@@ -31,7 +31,7 @@ async def client(parts: Parts, engine: Engine) -> AsyncIterator[tuple[httpx.Asyn
         workflow.sync_departments(session)
         key = auth.create(session, "civic-app", ["read", "write"], None, now)
     services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: now)
-    app = Starlette(routes=[Mount("/open311/v2", routes=open311.routes(services))])
+    app = Starlette(routes=[Mount("/open311/v2", routes=open311.routes(services, SHANGHAI))])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://h/open311/v2") as c:
         yield c, key
@@ -112,3 +112,51 @@ async def test_errors_come_in_the_specs_error_shape(
         assert ET.fromstring(answer.content).find("error/description") is not None
     else:
         assert answer.json()[0]["code"] == status
+
+
+# The fixture's letters arrive at 2026-11-23 02:00 UTC, 10:00 in the hotline's zone.
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        pytest.param({"start_date": "2026-11-23"}, True, id="start-that-local-day"),
+        pytest.param({"start_date": "2026-11-24"}, False, id="start-the-next-day"),
+        pytest.param({"end_date": "2026-11-23"}, True, id="end-that-local-day-inclusive"),
+        pytest.param({"end_date": "2026-11-22"}, False, id="end-the-day-before"),
+        pytest.param({"start_date": "2026-11"}, True, id="start-that-month"),
+        pytest.param({"start_date": "2026-11-23T10:00:00"}, True, id="no-zone-is-local-time"),
+        pytest.param({"start_date": "2026-11-23T10:00:01"}, False, id="no-zone-a-second-late"),
+        pytest.param({"end_date": "2026-11-23T09:59:59"}, False, id="no-zone-end-too-early"),
+        pytest.param({"start_date": "2026-11-23T02:00:00Z"}, True, id="utc"),
+        pytest.param({"start_date": "2026-11-23T10:00:00+08:00"}, True, id="offset"),
+    ],
+)
+async def test_start_and_end_dates_are_w3c_dates_in_the_hotlines_zone(
+    client: tuple[httpx.AsyncClient, str], query: dict[str, str], found: bool
+) -> None:
+    c, key = client
+    form = {"api_key": key, "service_code": "help", "description": "井盖丢了"}
+    [created] = (await c.post("/requests.json", data=form)).json()
+    answer = await c.get("/requests.json", params={"api_key": key, **query})
+    assert answer.status_code == 200
+    listed = [r["service_request_id"] for r in answer.json()]
+    assert listed == ([created["service_request_id"]] if found else [])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param({"start_date": "0001-01-01T00:00:00+14:00"}, id="before-year-1-in-utc"),
+        pytest.param({"end_date": "9999-12-31T23:59:59-14:00"}, id="after-year-9999-in-utc"),
+        pytest.param({"start_date": "2026-13-01"}, id="no-such-month"),
+        pytest.param({"end_date": "2026-02-30"}, id="no-such-day"),
+        pytest.param({"end_date": "9999-12-31"}, id="no-day-after"),
+    ],
+)
+async def test_dates_no_letter_can_have_get_a_400_in_the_specs_shape(
+    client: tuple[httpx.AsyncClient, str], query: dict[str, str]
+) -> None:
+    c, key = client
+    answer = await c.get("/requests.json", params={"api_key": key, **query})
+    assert answer.status_code == 400
+    [error] = answer.json()
+    assert error["code"] == 400 and next(iter(query)) in error["description"]
