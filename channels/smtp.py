@@ -132,6 +132,9 @@ class SmtpChannel:
         )
         log_event(log, "smtp.listening", address=f"{self.settings.host}:{self.port}")
 
+    def health(self) -> dict[str, bool]:
+        return {"smtp": self.server is not None and self.server.is_serving()}
+
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()

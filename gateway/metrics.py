@@ -50,6 +50,13 @@ class Metrics:
             "Contacts waiting in the outage spool.",
             registry=self.registry,
         )
+        self.part_up = Gauge(
+            "hotline_channel_up",
+            "1 when a channel's part (smtp, gsm:<modem>, sip-<n>, kamailio) or background "
+            "task is up, else 0; set at each /healthz and /metrics.",
+            ["channel"],
+            registry=self.registry,
+        )
         self.database_up = Gauge(
             "hotline_database_up",
             "1 when the last health check reached the database, else 0.",

@@ -42,6 +42,11 @@ class WorkerPool:
         self.count = count
         self.healthy = healthy
         self.check_seconds = check_seconds
+        # Each worker: running (and, with a health check, answering).
+        self.up: dict[int, bool] = dict.fromkeys(range(count), False)
+
+    def health(self) -> dict[str, bool]:
+        return {f"{self.name}-{n}": up for n, up in self.up.items()}
 
     def _command(self, number: int) -> list[str]:
         return list(self.command(number) if callable(self.command) else self.command)
@@ -56,6 +61,7 @@ class WorkerPool:
                 *self._command(number), preexec_fn=die_with_parent
             )
             log_event(log, "worker.started", pool=self.name, number=number, pid=child.pid)
+            self.up[number] = self.healthy is None
             began = time.monotonic()
             exited = asyncio.create_task(child.wait())
             stopped = asyncio.create_task(stop.wait())
@@ -73,6 +79,7 @@ class WorkerPool:
                 return
             stopped.cancel()
             await exited
+            self.up[number] = False
             if time.monotonic() - began > 60:
                 delay = 1.0  # it ran well for a while: this crash is not a crash loop
             log_event(
@@ -96,10 +103,13 @@ class WorkerPool:
         # machine take a while, and one killed for being slow to start helps nobody.
         while not await self.healthy(number):
             await asyncio.sleep(self.check_seconds)
+        self.up[number] = True
         misses = 0
         while misses < 3:
             await asyncio.sleep(self.check_seconds)
             misses = 0 if await self.healthy(number) else misses + 1
+            self.up[number] = misses == 0
+        self.up[number] = False
         log_event(log, "worker.hung", logging.ERROR, pool=self.name, number=number, pid=child.pid)
         child.kill()
         await child.wait()

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine, text
@@ -20,6 +21,7 @@ from gateway.api.app import Services, build_api
 from gateway.config import Config
 from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
 from gateway.errors import ConfigurationError
+from gateway.health import Health
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
 from gateway.keys import pii_keyring
@@ -112,7 +114,9 @@ class Gateway:
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
         # A voicemail or fax is routed once its text is written (or will never be).
         route = (ROUTE,) if config.routing.enabled else ()
-        ocr = OcrHandler(sessions, files, config.ocr, utcnow, after_text=route)
+        ocr = OcrHandler(
+            sessions, files, config.ocr, utcnow, after_text=route, fax=config.channels.smtp.fax
+        )
         handlers: dict[str, Handler] = {
             OcrHandler.kind: ocr,
             DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
@@ -158,7 +162,12 @@ class Gateway:
             reads = make_read_sessionmaker(self.engine)
             site = Site(config, self.intake.accept_or_refuse, reads, utcnow)
             routes.append(Mount("/", routes=site.routes()))
-        self.app = build_app(self.metrics, self.database_up, self.spool.depth, routes)
+        self.health = Health()
+        for channel in self.channels.values():
+            self.health.watch(channel)
+        self.app = build_app(
+            self.metrics, self.database_up, self.spool.depth, routes, self.health.report
+        )
         self.http = _Uvicorn(
             uvicorn.Config(
                 self.app,
@@ -197,23 +206,28 @@ class Gateway:
         for channel in self.channels.values():
             await channel.start()
         http = asyncio.create_task(self.http.serve(), name="http")
-        background = [
-            asyncio.create_task(self._drain_spool(stop), name="spool-drainer"),
-            asyncio.create_task(self.jobs.run(stop), name="jobs"),
-        ]
+        work: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "spool-drainer": lambda: self._drain_spool(stop),
+            "jobs": lambda: self.jobs.run(stop),
+        }
         if self.webhook_sender is not None:
-            background.append(asyncio.create_task(self.webhook_jobs.run(stop), name="webhooks"))
-            fan = webhooks.fan_out_forever(
+            work["webhooks"] = lambda: self.webhook_jobs.run(stop)
+            work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
                 self.sessions, self.config.webhooks, utcnow, stop, self.webhook_jobs.waker()
             )
-            background.append(asyncio.create_task(fan, name="webhook-fanout"))
         if self.config.stt.enabled and self.config.stt.workers:
             pool = WorkerPool("stt", self._stt_worker_command(), self.config.stt.workers)
-            background.append(asyncio.create_task(pool.run(stop), name="stt-workers"))
+            self.health.watch(pool)
+            work["stt-workers"] = lambda: pool.run(stop)
         if self.config.routing.enabled:
             interval = self.config.deadlines.sweep_interval_seconds
-            sweep = sweep_forever(self.sessions, self.workflow, utcnow, interval, stop)
-            background.append(asyncio.create_task(sweep, name="sweep"))
+            work["sweep"] = lambda: sweep_forever(
+                self.sessions, self.workflow, utcnow, interval, stop
+            )
+        background = [
+            asyncio.create_task(self.health.supervise(name, run, stop), name=name)
+            for name, run in work.items()
+        ]
         log_event(
             log,
             "gateway.started",

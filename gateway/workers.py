@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
 from gateway.logs import log_event
 from store.attachments import AttachmentStore
+from store.db import is_outage
 from store.jobs import JobQueue, enqueue
 from store.letters import record_event
 from store.models import Job, Letter
@@ -87,7 +89,14 @@ class JobRunner:
     async def run(self, stop: asyncio.Event) -> None:
         kinds = self.runnable_kinds()
         while not stop.is_set():
-            ran = await asyncio.to_thread(self.run_one, kinds) if kinds else False
+            try:
+                ran = await asyncio.to_thread(self.run_one, kinds) if kinds else False
+            except sa_exc.SQLAlchemyError as exc:
+                if not is_outage(exc):
+                    raise
+                # The jobs wait in the database: nothing to do but try again later.
+                log_event(log, "jobs.database_unreachable", logging.WARNING, error=str(exc))
+                ran = False
             if ran:
                 continue
             self._wake.clear()

@@ -46,6 +46,9 @@ class GsmChannel:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
         self.workers.clear()
 
+    def health(self) -> dict[str, bool]:
+        return {f"gsm:{w.name}": w.up for w in self.workers}
+
     def status(self) -> list[tuple[str, bool, int, int]]:
         """(modem, connected, signal, failed connects in a row) for the operator's metrics."""
         return [(w.name, w.connected.is_set(), w.signal, w.failures) for w in self.workers]

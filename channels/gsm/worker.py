@@ -94,6 +94,11 @@ class ModemWorker:
     def healthy(self) -> bool:
         return self.failures < self.common.max_failures
 
+    @property
+    def up(self) -> bool:
+        """Reading its SIM: the thread runs and the modem answers."""
+        return self._thread.is_alive() and self.connected.is_set()
+
     def start(self) -> None:
         self._thread.start()
 

@@ -558,6 +558,10 @@ class Kamailio:
     ) -> None:
         self.stop()
 
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self) -> None:
         """Write the files, check them with ``kamailio -c``, start it, wait for its 200.
 

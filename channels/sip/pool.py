@@ -72,6 +72,12 @@ class SipChannel:
         host, port = self.addresses[number]
         return await options_ping("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
 
+    def health(self) -> dict[str, bool]:
+        parts = self.pool.health()
+        if self.kamailio is not None:
+            parts["kamailio"] = self.kamailio.running
+        return parts
+
     async def start(self) -> None:
         self.task = asyncio.create_task(self.pool.run(self.stopping), name="sip-workers")
         if self.settings.workers > 1:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 
@@ -15,6 +16,8 @@ from channels.gsm import GsmChannel
 from channels.sms_pdu import parse_pdu
 from gateway.config import GsmConfig, JobsConfig, ModemConfig
 from gateway.contact import Accepted, IncomingContact
+from gateway.http import build_app
+from gateway.metrics import Metrics
 from gateway.notifications import Receipts
 from gateway.outbox import DeliveryHandler, DeliveryReports
 from gateway.workers import JobRunner
@@ -222,6 +225,38 @@ async def test_a_message_that_fails_to_store_is_kept_apart_and_the_channel_goes_
         assert parse_pdu(kept.read_text().splitlines()[0]).text == "有毒的短信"
     finally:
         await channel.stop()
+
+
+async def test_health_says_a_modem_is_down_while_unplugged_and_up_once_it_is_back(
+    gsm: Running, engine: Engine
+) -> None:
+    app = build_app(Metrics(), lambda: True, lambda: 0, parts=gsm.channel.health)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    async with client:
+        assert (await client.get("/healthz")).status_code == 200
+        gsm.modem.disconnect()  # unplugged: reads fail, the worker reconnects with backoff
+        down = await _health_until(client, 503)
+        assert down.json()["parts"] == {"gsm:modem-1": "down"}
+        assert (
+            'hotline_channel_up{channel="gsm:modem-1"} 0.0' in (await client.get("/metrics")).text
+        )
+        gsm.modem.start()
+        up = await _health_until(client, 200)
+        assert up.json()["parts"] == {"gsm:modem-1": "ok"} and up.json()["status"] == "ok"
+    gsm.modem.deliver_text(CITIZEN, "插回去以后照常收到")
+    await gsm.deleted()
+    assert letters(engine) == [("sms", "插回去以后照常收到", CITIZEN)]
+
+
+async def _health_until(client: httpx.AsyncClient, status: int) -> httpx.Response:
+    """The health answer once it is ``status`` (within 15 s: a sweep interval is 0.1 s,
+    reconnects back off from 0.1 s)."""
+    for _ in range(150):
+        answer = await client.get("/healthz")
+        if answer.status_code == status:
+            return answer
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/healthz never answered {status}: {answer.json()}")
 
 
 async def test_a_long_sms_missing_a_part_is_stored_incomplete_after_the_wait(

@@ -38,15 +38,30 @@ def write_config(tmp_path: Path, port: int) -> Path:
 def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     with gateway(write_config(tmp_path, port)) as proc:
+        proc.wait_for_line('"event": "gsm.connected"')  # the simulated modem of make run
         health = httpx.get(f"http://127.0.0.1:{port}/healthz")
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
 
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "database": "ok", "spool_depth": 0}
+        assert health.json() == {
+            "status": "ok",
+            "database": "ok",
+            "spool_depth": 0,
+            # Every enabled channel's parts and every background task, each "ok".
+            "parts": {
+                "gsm:modem-1": "ok",
+                "jobs": "ok",
+                "smtp": "ok",
+                "spool-drainer": "ok",
+                "sweep": "ok",
+                "stt-workers": "ok",
+                "stt-0": "ok",
+            },
+        }
         assert metrics.status_code == 200
         assert "hotline_spool_depth 0.0" in metrics.text
         assert "hotline_database_up 1.0" in metrics.text
-        proc.wait_for_line('"event": "gsm.connected"')  # the simulated modem of make run
+        assert 'hotline_channel_up{channel="smtp"} 1.0' in metrics.text
         modems = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert 'hotline_modem_connected{modem="modem-1"} 1.0' in modems
         assert 'hotline_modem_signal{modem="modem-1"} 20.0' in modems
@@ -80,7 +95,8 @@ def test_health_says_degraded_but_stays_up_while_the_database_is_down(
     url = upstream.set(host="127.0.0.1", port=line.port).render_as_string(hide_password=False)
     port = free_port()
     try:
-        with gateway(write_config(tmp_path, port), HOTLINE_DATABASE_URL=url):
+        with gateway(write_config(tmp_path, port), HOTLINE_DATABASE_URL=url) as proc:
+            proc.wait_for_line('"event": "gsm.connected"')  # every part up: only the line cut
             line.down()
             down = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -89,7 +105,7 @@ def test_health_says_degraded_but_stays_up_while_the_database_is_down(
     finally:
         line.down()
 
-    assert down.status_code == 200
+    assert down.status_code == 200, down.json()
     assert down.json()["database"] == "unreachable" and down.json()["status"] == "degraded"
     assert "hotline_database_up 0.0" in metrics
     assert back.json()["database"] == "ok"
