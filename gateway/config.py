@@ -168,6 +168,11 @@ class WebConfig(Section):
     # A text field's bytes kept when the form is read; a longer one is cut there and named
     # with its limit, the rest of the form kept. Holds max_text_chars of 4-byte characters.
     max_field_bytes: int = Field(default=64 * 1024, ge=1024)
+    # The site's address as citizens' browsers see it, with any prefix a proxy strips
+    # (https://12345.city.gov.cn/xinfang): its links and form actions are built from it,
+    # never from the Host header. Unset: links are paths (/letters) on whatever address
+    # the browser used.
+    public_url: str = Field(default="", pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$")
     # Reverse proxies whose X-Forwarded-For names the citizen's address (IPs or networks).
     trusted_proxies: list[str] = []
     published_page_size: int = Field(default=20, ge=1, le=200)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import pass_context
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,6 +77,7 @@ class Site:
         self.failed_lookups = RateLimiter(settings.lookups_failed_per_ip_per_hour, HOUR)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals["categories"] = [(c, CATEGORY_LABELS[c]) for c in CATEGORIES]
+        self.templates.env.globals["url_for"] = self._url_for
         # Whole request: every attachment at its limit plus the text fields.
         self.max_body = settings.max_attachments * settings.max_attachment_bytes + 1024 * 1024
 
@@ -91,6 +93,15 @@ class Site:
         ]
 
     # -- pages ------------------------------------------------------------------------
+
+    @pass_context
+    def _url_for(self, context: dict[str, Any], name: str, /, **params: Any) -> str:
+        """A link from the configured address, never from the Host header (Starlette's own
+        url_for would post a form to whatever Host the request named)."""
+        request: Request = context["request"]
+        path = str(request.scope["router"].url_path_for(name, **params))
+        public = self.settings.public_url.rstrip("/")
+        return public + path if public else request.scope.get("app_root_path", "") + path
 
     def _page(
         self, request: Request, name: str, context: dict[str, Any], status: int = 200

@@ -371,3 +371,25 @@ async def test_a_browsers_multipart_form_within_the_limits_is_a_letter(web: Web)
     page = await web.submit(files=NO_FILE, text="坏" * 5000)
     assert page.status_code == 200, page.text
     receipt(page.text)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "action"),
+    [
+        pytest.param("", "/letters", id="unset-paths-only"),
+        pytest.param(
+            "https://12345.city.example/xinfang/",
+            "https://12345.city.example/xinfang/letters",
+            id="configured",
+        ),
+    ],
+)
+async def test_links_come_from_the_configured_address_never_the_host_header(
+    engine: Engine, parts: Parts, tmp_path: Path, public_url: str, action: str
+) -> None:
+    async for web in serve(engine, parts, tmp_path, public_url=public_url):
+        page = await web.client.get("/", headers={"Host": "evil.example"})
+        assert page.status_code == 200
+        assert f'action="{action}"' in page.text
+        assert "evil.example" not in page.text
+        assert "hotline.test" not in page.text  # nor the Host of an honest request
