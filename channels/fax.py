@@ -16,6 +16,8 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from gateway.config import FaxConfig
 from gateway.contact import Attachment, Channel, Citizen, IncomingContact
+from gateway.errors import PayloadTooLarge
+from gateway.pages import Declared, Unmeasurable, measure, over_limits
 
 _FAX_HEADER_PREFIXES = ("x-fax", "x-hylafax", "x-faxserver")
 _CALLER_HEADERS = (
@@ -71,6 +73,27 @@ def _digits(raw: str) -> str | None:
     return cleaned if len(cleaned.lstrip("+")) >= 5 else None
 
 
+def check_limits(attachments: tuple[Attachment, ...], rules: FaxConfig) -> None:
+    """Raise PayloadTooLarge when the pages these files declare in their headers are past
+    ``rules.limits``; nothing is decoded. A file whose header cannot be read is not counted:
+    it is kept as it came, and neither split_pages nor OCR decodes it."""
+    declared: list[Declared] = []
+    for attachment in attachments:
+        try:
+            found = measure(
+                attachment.data,
+                max_pages=rules.limits.max_pages,
+                pdfinfo=rules.pdfinfo,
+                timeout=rules.pdfinfo_timeout_seconds,
+            )
+        except Unmeasurable:
+            continue
+        if found is not None:
+            declared.append(found)
+    if reason := over_limits(declared, rules.limits):
+        raise PayloadTooLarge(f"fax over the hotline's limits: {reason}")
+
+
 def split_pages(attachment: Attachment) -> list[Attachment]:
     """A multi-page TIFF becomes one lossless PNG per page (browsers show PNG, not TIFF);
     anything else, or a TIFF Pillow cannot read, is kept as it came."""
@@ -91,8 +114,10 @@ def split_pages(attachment: Attachment) -> list[Attachment]:
     return pages
 
 
-def as_fax(contact: IncomingContact, headers: Message) -> IncomingContact:
-    """The e-mail contact re-labelled as the fax it carries, its pages queued for OCR."""
+def as_fax(contact: IncomingContact, headers: Message, rules: FaxConfig) -> IncomingContact:
+    """The e-mail contact re-labelled as the fax it carries, its pages queued for OCR;
+    PayloadTooLarge, before any page is decoded, when they are past ``rules.limits``."""
+    check_limits(contact.attachments, rules)
     number = calling_number(headers, contact.subject, contact.text)
     pages = tuple(page for a in contact.attachments for page in split_pages(a))
     return replace(

@@ -1,9 +1,10 @@
 """E-mail and fax-to-email: an aiosmtpd server on the gateway's event loop.
 
 Replies follow RFC 5321 §4.2: 550 for a recipient that is not ours (never an open relay),
-552 past the size limit (aiosmtpd's SIZE handling), 554 for a message we cannot read,
-451 when the letter cannot be stored now so the sending server queues and retries, and 250
-only after the letter is committed.
+552 past the size limit (aiosmtpd's SIZE handling) or a fax past its page limits (the mail
+then kept in quarantine_dir first), 554 for a message we cannot read, 451 when the letter
+cannot be stored now so the sending server queues and retries, and 250 only after the
+letter is committed.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from channels.fax import as_fax, is_fax
 from channels.mail import parse_email
 from gateway.config import SmtpConfig
 from gateway.contact import Accept, IncomingContact
-from gateway.errors import ConfigurationError, PayloadError, TransientError
+from gateway.errors import ConfigurationError, PayloadError, PayloadTooLarge, TransientError
 from gateway.logs import log_event
+from gateway.quarantine import keep
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ OK_RCPT = "250 2.1.5 OK"
 NOT_OURS = "550 5.1.1 mailbox unavailable: not a 12345 hotline address"
 TRY_LATER = "451 4.3.0 cannot store the letter now, please try again later"
 UNREADABLE = "554 5.6.0 message not accepted: {reason}"
+# RFC 3463 5.3.4: message too big for system. aiosmtpd sends replies as UTF-8 (SMTPUTF8).
+OVER_LIMITS = "552 5.3.4 传真超出受理上限，请分批发送 {reason}"
 
 
 def _now() -> datetime:
@@ -63,6 +67,8 @@ class LetterHandler:
             # Decoding a large mail or a fax's pages takes a while: off the event loop.
             contact = await asyncio.to_thread(self.read, raw, envelope)
             accepted = await self.accept(contact)
+        except PayloadTooLarge as exc:
+            return await self._keep_and_refuse(raw, str(exc), session)
         except PayloadError as exc:
             log_event(log, "smtp.unreadable", logging.WARNING, peer=_peer(session), reason=str(exc))
             return UNREADABLE.format(reason=str(exc)[:200])
@@ -82,6 +88,27 @@ class LetterHandler:
         )
         return f"250 2.0.0 OK {accepted.tracking_number}"
 
+    async def _keep_and_refuse(self, raw: bytes, reason: str, session: Session) -> str:
+        """552 only once the mail is on disk: refused, never lost (or 451 if it cannot be kept)."""
+        # Prepended like a Received: line; the mail below it stays byte for byte as sent.
+        marked = f"X-Hotline-Quarantined: {reason}\r\n".encode("ascii", "replace") + raw
+        try:
+            path = await asyncio.to_thread(
+                keep, self.settings.quarantine_dir, marked, self.clock(), ".eml"
+            )
+        except Exception:  # adapter boundary: a full disk is the sender's retry, not a loss
+            log.exception("smtp.quarantine_failed peer=%s", _peer(session))
+            return TRY_LATER
+        log_event(
+            log,
+            "smtp.quarantined",
+            logging.WARNING,
+            peer=_peer(session),
+            reason=reason,
+            file=str(path),
+        )
+        return OVER_LIMITS.format(reason=reason[:200])
+
     def read(self, raw: bytes, envelope: Envelope) -> IncomingContact:
         contact = parse_email(
             raw,
@@ -92,7 +119,7 @@ class LetterHandler:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
         mail_from = envelope.mail_from or ""
         if is_fax(headers, contact.subject, mail_from, envelope.rcpt_tos, self.settings.fax):
-            return as_fax(contact, headers)
+            return as_fax(contact, headers, self.settings.fax)
         return contact
 
 

@@ -80,6 +80,18 @@ class LoggingConfig(Section):
     format: Literal["text", "json"] = "text"
 
 
+class PageLimits(Section):
+    """How large a fax may say it is, read from its page headers before a pixel is decoded
+    (gateway/pages.py). The defaults are far above a real fax: a fine-mode A4 page is
+    1728 x 2200 (3.8 Mpx), A4 at 400 dpi 16 Mpx, A3 at 600 dpi 70 Mpx; Tesseract needs
+    about 4 bytes a pixel, so a page at the limit is read in about 350 MB."""
+
+    max_pages: int = Field(default=100, ge=1)
+    max_page_pixels: int = Field(default=80_000_000, ge=1)
+    # 100 A4 pages at 300 dpi (8.7 Mpx each) are 870 Mpx.
+    max_total_pixels: int = Field(default=1_000_000_000, ge=1)
+
+
 class FaxConfig(Section):
     """Which mail is a fax: by envelope sender, by our recipient address, or by the headers
     fax servers write (X-Fax-*, HylaFAX's "facsimile received" subject)."""
@@ -87,6 +99,10 @@ class FaxConfig(Section):
     senders: list[str] = []
     recipients: list[str] = ["fax@hotline.local"]
     detect_by_headers: bool = True
+    limits: PageLimits = PageLimits()
+    # Reads a PDF fax's page count and page sizes (poppler-utils, beside pdftoppm).
+    pdfinfo: str = "pdfinfo"
+    pdfinfo_timeout_seconds: float = Field(default=10, gt=0)
 
 
 class SmtpConfig(Section):
@@ -104,6 +120,8 @@ class SmtpConfig(Section):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     fax: FaxConfig = FaxConfig()
+    # A fax past fax.limits is refused with 552 and its mail kept here, one file each.
+    quarantine_dir: Path = Path("var/smtp/quarantine")
 
     def accepts(self, address: str) -> bool:
         """Ours: a listed recipient, a fax recipient, or any address at a listed domain."""
@@ -177,6 +195,12 @@ class WebConfig(Section):
     trusted_proxies: list[str] = []
     published_page_size: int = Field(default=20, ge=1, le=200)
 
+    @model_validator(mode="after")
+    def _text_fits(self) -> WebConfig:
+        if self.max_field_bytes < 4 * self.max_text_chars:
+            raise ValueError("max_field_bytes must hold max_text_chars characters of 4 bytes")
+        return self
+
 
 class TwilioConfig(Section):
     """Twilio's webhooks for rented numbers: SMS, and calls through the IVR."""
@@ -205,12 +229,6 @@ class TwilioConfig(Section):
             raise ValueError("account_sid and auth_token (HOTLINE_TWILIO_AUTH_TOKEN) are needed")
         if self.sms_route and not (self.from_number or self.messaging_service_sid):
             raise ValueError("sms_route needs from_number or messaging_service_sid")
-        return self
-
-    @model_validator(mode="after")
-    def _text_fits(self) -> WebConfig:
-        if self.max_field_bytes < 4 * self.max_text_chars:
-            raise ValueError("max_field_bytes must hold max_text_chars characters of 4 bytes")
         return self
 
 
@@ -585,6 +603,7 @@ def _anchor(config: Config, base: Path) -> Config:
         update={
             "tls_cert_file": smtp.tls_cert_file and base / smtp.tls_cert_file,
             "tls_key_file": smtp.tls_key_file and base / smtp.tls_key_file,
+            "quarantine_dir": base / smtp.quarantine_dir,
         }
     )
     gsm = config.channels.gsm.model_copy(

@@ -21,3 +21,8 @@ class TransientError(Exception):
 
 class StoreUnavailable(TransientError):
     """The database cannot be reached (SMTP answers 451 so the sending server retries)."""
+
+
+class PayloadTooLarge(PayloadError):
+    """The input is past a configured limit (SMTP 552, RFC 5321 §4.2.3 "exceeded storage
+    allocation"; HTTP 413): refused, and kept for a person when the channel quarantines."""

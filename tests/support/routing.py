@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from channels.fax import as_fax
-from gateway.config import DeadlinesConfig, JobsConfig, OcrConfig, SttConfig
+from gateway.config import DeadlinesConfig, FaxConfig, JobsConfig, OcrConfig, SttConfig
 from gateway.contact import Attachment, Channel, IncomingContact
 from gateway.deadlines import WorkCalendar
 from gateway.dispatch import ROUTE, RouteHandler
@@ -92,7 +92,7 @@ class Switchboard:
         )
         headers = Message()
         headers["X-Fax-Caller-ID"] = "0831-2345678"
-        return self.store(as_fax(mail, headers))
+        return self.store(as_fax(mail, headers, FaxConfig()))
 
     def transcribe(self, letter_id: int, text: str) -> None:
         """The transcription job of this letter finishing with these words, through the
