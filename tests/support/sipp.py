@@ -506,6 +506,20 @@ def _agent_call(digit: str) -> list[str]:
     return [_keys("menu_wait"), *_answered(), _pause("menu_wait"), _press(digit), *_agent()]
 
 
+def _numbered(build: Callable[..., list[str]]) -> Callable[..., list[str]]:
+    """``build``'s caller with the number in field 0 of the call's line of SIPp's injection
+    file (``-inf``): From user and display name, P-Asserted-Identity. One number per call,
+    where a key is one number per run."""
+
+    def numbered(**params: str) -> list[str]:
+        elements = build(**params)
+        for key in ("caller", "display", "asserted"):
+            elements = [element.replace(f"[{key}]", "[field0]") for element in elements]
+        return elements
+
+    return numbered
+
+
 KINDS: dict[str, Kind] = {
     "call_menu_voicemail": Kind(
         "Chooses a category, speaks g711a.pcap (7.1 s) after the beep, presses #, and waits "
@@ -564,6 +578,14 @@ KINDS: dict[str, Kind] = {
         "Expects the INVITE to be refused with 486 Busy Here, and ACKs it.",
         ("caller", "display", "asserted"),
         lambda: _rejected("486"),
+    ),
+    "call_numbered_voicemail_hangup": Kind(
+        "As call_menu_voicemail_hangup, each call from its own number: field 0 of its line "
+        "in the -inf file (SEQUENTIAL: call n takes line n) is the From user and display "
+        "name and the P-Asserted-Identity.",
+        ("menu_wait", "record_wait"),
+        _numbered(_menu_voicemail_hangup),
+        {"digit": "1"},
     ),
     "call_agent_uas": Kind(
         "The call centre's agent (a UAS): 100, 180, then after agent_ring a 200 with SDP, "
