@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from standardwebhooks import Webhook
 
+from gateway.access import hidden
 from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
 from gateway.errors import ConfigurationError, TransientError
 from gateway.logs import log_event
@@ -214,7 +215,8 @@ def _fan_out_batch(
         # The department the event concerns (the one urged), else the letter's lead.
         department = codes.get(event.department_id or 0) or leads.get(letter.id)
         payload = _payload(kind, event.at, letter, department, settings.public_url)
-        share = endpoint.include_pii and _may_share(letter)
+        # Never a citizen no department may see either (a reporter, anonymous, confidential).
+        share = endpoint.include_pii and not hidden(letter)
         if endpoint.include_pii:
             payload["data"]["citizen"] = _citizen(letter) if share else None
         message = queue_message(session, KIND, letter.id, endpoint.name, payload, now, False)
@@ -263,12 +265,6 @@ def _settled(events: Sequence[Event], after: int, horizon: datetime) -> list[Eve
         taken.append(event)
         expected = event.id + 1
     return taken
-
-
-def _may_share(letter: Letter) -> bool:
-    # The same letters the API never shows a citizen of without the pii scope: a reporter
-    # (举报人), a citizen who asked to stay anonymous, a confidential letter.
-    return not (letter.category == "report" or letter.anonymous or letter.confidential)
 
 
 def _citizen(letter: Letter) -> dict[str, Any] | None:

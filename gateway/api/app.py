@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import tracking
+from gateway.access import assigned_to, department_id, file_shown, hidden, identifies
 from gateway.api import auth
 from gateway.api.privacy import as_written, citizen_view, redactor, reveals, scrub_detail
 from gateway.api.schemas import (
@@ -143,14 +144,14 @@ def build_api(services: Services) -> FastAPI:
             raise HTTPException(403, f"This token lacks the {scope} scope")
 
     def visible(who: auth.Principal) -> Any:
-        """Letters a token may see: all, or those assigned to its department."""
+        """Letters a token may see: all, or those its department has now."""
         if who.department is None:
             return True
-        return Letter.id.in_(
-            select(Assignment.letter_id)
-            .join(Department, Assignment.department_id == Department.id)
-            .where(Department.code == who.department)
-        )
+        return assigned_to(department_id(who.department))
+
+    def shown(who: auth.Principal, letter: Letter, file: Attachment) -> bool:
+        department = who.department is not None
+        return file_shown(letter, file.media_type, department=department, pii=who.can("pii"))
 
     def load(s: Session, who: auth.Principal, number: str) -> Letter:
         letter = s.scalars(
@@ -176,6 +177,19 @@ def build_api(services: Services) -> FastAPI:
 
     def full(who: auth.Principal, letter: Any) -> bool:
         return reveals(letter, who.can("pii"), who.department)
+
+    def audited(who: auth.Principal, letter: Letter, **detail: Any) -> None:
+        """A read of the citizen on record, committed before it is answered."""
+        with services.sessions.begin() as audit:
+            record_event(
+                audit,
+                at=services.clock(),
+                actor=f"api:{who.name}",
+                kind="pii_read",
+                letter=audit.get(Letter, letter.id),
+                reason="api",
+                **detail,
+            )
 
     def summary(letter: Any, lead: str | None, clean: Callable[[str], str]) -> dict[str, Any]:
         return {
@@ -251,15 +265,7 @@ def build_api(services: Services) -> FastAPI:
         citizen = citizen_view(letter, letter.citizen, unmasked)
         clean = redactor(letter, letter.citizen, unmasked)
         if unmasked and citizen is not None:
-            with services.sessions.begin() as audit:  # on record before the PII leaves
-                record_event(
-                    audit,
-                    at=services.clock(),
-                    actor=f"api:{who.name}",
-                    kind="pii_read",
-                    letter=audit.get(Letter, letter.id),
-                    reason="api",
-                )
+            audited(who, letter)
         base = f"/api/v1/letters/{letter.tracking_number}/attachments"
         return {
             **summary(letter, leads(s, [letter.id]).get(letter.id), clean),
@@ -280,6 +286,7 @@ def build_api(services: Services) -> FastAPI:
                     url=f"{base}/{a.id}",
                 )
                 for a in letter.attachments
+                if shown(who, letter, a)
             ],
             "events": [
                 EventView(at=e.at, actor=e.actor, kind=e.kind, detail=scrub_detail(e.detail, clean))
@@ -302,8 +309,10 @@ def build_api(services: Services) -> FastAPI:
         require(who, "read")
         letter = load(s, who, tracking_number)
         found = s.get(Attachment, attachment_id) if 0 < attachment_id <= MAX_ID else None
-        if found is None or found.letter_id != letter.id:
+        if found is None or found.letter_id != letter.id or not shown(who, letter, found):
             raise HTTPException(404, f"No attachment {attachment_id} on {tracking_number}")
+        if hidden(letter) and identifies(letter, found.media_type):
+            audited(who, letter, attachment=found.id)  # a hidden citizen's voice or fax page
         filename = redactor(letter, letter.citizen, full(who, letter))(found.filename)
         return Response(
             services.files.read(found.sha256),

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.access import hidden
 from gateway.redaction import mask_email, mask_phone, scrub
 from store.models import Citizen, Letter
 
 __all__ = [
     "as_written",
     "citizen_view",
-    "hidden",
     "mask_email",
     "mask_name",
     "mask_phone",
@@ -27,12 +27,6 @@ __all__ = [
 
 def mask_name(name: str | None) -> str | None:
     return name[:1] + "*" * (len(name) - 1) if name else None
-
-
-def hidden(letter: Any) -> bool:
-    """A reporter, a citizen who asked to stay anonymous, a confidential letter: no citizen
-    shown without the pii scope. ``letter`` is a Letter or a row with these columns."""
-    return bool(letter.category == "report" or letter.anonymous or letter.confidential)
 
 
 def reveals(letter: Any, pii: bool, department: str | None) -> bool:

@@ -12,9 +12,10 @@ from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
+from gateway.access import file_shown, hidden
 from gateway.actions import ACTIONS
 from gateway.api.app import SUMMARY_COLUMNS
-from gateway.api.privacy import hidden, scrub_detail
+from gateway.api.privacy import scrub_detail
 from gateway.console.accounts import Staff
 from gateway.console.desk import HEADERS, Desk, NotFound
 from gateway.console.scope import PII_READS, citizen_view, find_letter, may, own_letters, words
@@ -205,8 +206,9 @@ def _voice(media_type: str) -> bool:
 
 
 def _shown_to(staff: Staff, letter: Letter, file: Attachment) -> bool:
-    """Every file of the letter, but a hidden citizen's voice never to a department."""
-    return not (staff.role == "department" and hidden(letter) and _voice(file.media_type))
+    """Operators, supervisors and leaders (who may reveal a citizen) get every file."""
+    department = staff.role == "department"
+    return file_shown(letter, file.media_type, department=department, pii=may(staff, "reveal"))
 
 
 def available(desk: Desk, letter: Letter) -> set[str]:

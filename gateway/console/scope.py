@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from gateway.api.privacy import hidden, mask_email, mask_name, mask_phone, redactor
+from gateway.access import assigned_to, hidden
+from gateway.api.privacy import mask_email, mask_name, mask_phone, redactor
 from gateway.console.accounts import Staff
-from store.models import Assignment, Citizen, Letter
+from store.models import Citizen, Letter
 
 # right -> roles that have it
 RIGHTS: dict[str, frozenset[str]] = {
@@ -45,14 +46,8 @@ def may(staff: Staff, right: str) -> bool:
 
 
 def own_letters(staff: Staff) -> ColumnElement[bool]:
-    """A department's clerk sees the letters assigned to it (now or before), nothing else."""
-    if staff.role != "department":
-        return true()
-    return exists(
-        select(Assignment.id).where(
-            Assignment.letter_id == Letter.id, Assignment.department_id == staff.department_id
-        )
-    )
+    """A department's clerk sees the letters its department has now, nothing else."""
+    return assigned_to(staff.department_id) if staff.role == "department" else true()
 
 
 def find_letter(session: Session, staff: Staff, tracking_number: str) -> Letter | None:

@@ -24,7 +24,15 @@ from gateway.config import ApiConfig
 from gateway.workflow import DEPARTMENT, Actor
 from store.db import make_sessionmaker
 from store.models import Attachment, Event, Letter
-from tests.support.canaries import COMPLAINANT, NOW, REPORTER, World, leaks, plant
+from tests.support.canaries import (
+    COMPLAINANT,
+    NOW,
+    REPORTER,
+    World,
+    byte_leaks,
+    leaks,
+    plant,
+)
 
 OWNER = {"report": "environment", "complaint": "city-admin"}
 OTHER = {"environment": "complaint", "city-admin": "report"}
@@ -38,7 +46,7 @@ class Site:
     open311: list[Any]
     tokens: dict[str, str]
     letters: dict[str, str]  # report/complaint -> tracking number
-    files: dict[str, int]  # report/complaint -> its attachment's id
+    files: dict[str, list[int]]  # report/complaint -> its attachments' ids
 
     def bearer(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -64,9 +72,14 @@ async def site(engine: Engine, tmp_path: Path) -> AsyncIterator[Site]:
         reply = f"已电话联系{COMPLAINANT.name}（{COMPLAINANT.phone}），路灯已修复。"
         world.workflow.reply(session, complaint, reply, actor, public=True)
         files = {
-            kind: session.scalars(
-                select(Attachment.id).join(Letter).where(Letter.tracking_number == number)
-            ).one()
+            kind: list(
+                session.scalars(
+                    select(Attachment.id)
+                    .join(Letter)
+                    .where(Letter.tracking_number == number)
+                    .order_by(Attachment.id)
+                )
+            )
             for kind, number in (("report", world.report), ("complaint", world.complaint))
         }
     services = Services(
@@ -171,7 +184,7 @@ async def test_every_route_refuses_another_departments_letter(site: Site) -> Non
         values = {
             "number": number,
             "kind": kind,
-            "attachment": site.files[kind],
+            "attachment": site.files[kind][-1],
             "other_department": OWNER[kind],
         }
         for probe in probes:
@@ -243,21 +256,46 @@ async def test_no_canary_reaches_a_department_or_a_reader_without_pii(
 ) -> None:
     own = [kind for kind, owner in OWNER.items() if department in (None, owner)]
     urls = ["/api/v1/letters", "/open311/v2/requests.json", "/open311/v2/requests.xml"]
+    files = []
     for kind in own:
         number = site.letters[kind]
         urls += [
             f"/api/v1/letters/{number}",
-            f"/api/v1/letters/{number}/attachments/{site.files[kind]}",
             f"/open311/v2/requests/{number}.json",
             f"/open311/v2/requests/{number}.xml",
         ]
+        files += [f"/api/v1/letters/{number}/attachments/{n}" for n in site.files[kind]]
     for url in urls:
         answer = await _ask(site, who, "GET", url, None)
         assert answer.status_code == 200, url
-        if "/attachments/" in url:  # the bytes are the citizen's; their name is checked
-            assert leaks(answer.headers["content-disposition"]) == [], url
-        else:
-            assert leaks(answer.text) == [], url
+        assert leaks(answer.text) == [], url
+    withheld = []
+    for url in files:
+        answer = await _ask(site, who, "GET", url, None)
+        if answer.status_code == 404:
+            withheld.append(url)
+            continue
+        assert answer.status_code == 200, url
+        assert leaks(answer.headers["content-disposition"]) == [], url
+        assert byte_leaks(answer.content) == [], url
+    # The reporter's voicemail alone: a photo of the matter still reaches its department.
+    voicemail = f"/api/v1/letters/{site.letters['report']}/attachments/{site.files['report'][1]}"
+    assert withheld == ([voicemail] if "report" in own else [])
+
+
+async def test_a_reporters_voicemail_reaches_only_a_reader_with_pii_and_is_audited(
+    site: Site,
+) -> None:
+    number, [photo, voicemail] = site.letters["report"], site.files["report"]
+    listed = await site.client.get(f"/api/v1/letters/{number}", headers=site.bearer("environment"))
+    assert [a["id"] for a in listed.json()["attachments"]] == [photo]
+    url = f"/api/v1/letters/{number}/attachments/{voicemail}"
+    assert (await site.client.get(url, headers=site.bearer("environment-pii"))).status_code == 404
+    heard = await site.client.get(url, headers=site.bearer("auditor"))
+    assert heard.status_code == 200 and REPORTER.phone in byte_leaks(heard.content)
+    with site.world.sessions() as session:
+        audit = session.scalars(select(Event).where(Event.kind == "pii_read")).all()
+    assert [(e.actor, e.detail.get("attachment")) for e in audit] == [("api:auditor", voicemail)]
 
 
 @pytest.mark.parametrize("who", ["environment", "environment-pii", "reader"])

@@ -302,15 +302,16 @@ def test_the_citizen_is_included_only_where_allowed_and_every_read_is_recorded(
     letter_of(parts, 1)
     reporter = letter_of(parts, 2, category="report")
     letter_of(parts, 3, citizen=Citizen(name="李四", phone="+8613900139000"), anonymous=True)
+    letter_of(parts, 4, citizen=Citizen(name="王五", phone="+8613700137000"), confidential=True)
 
-    assert hooks.fan_out() == 3
+    assert hooks.fan_out() == 4
 
     with engine.connect() as conn:
         payloads = conn.execute(select(OutboxMessage.payload).order_by(OutboxMessage.id))
         citizens = [p["data"]["citizen"] for p in payloads.scalars()]
         reads = conn.execute(select(Event.letter_id, Event.actor).where(Event.kind == "pii_read"))
         audit = list(reads)
-    assert citizens == [{"name": "张三", "phone": PHONE, "email": None}, None, None]
+    assert citizens == [{"name": "张三", "phone": PHONE, "email": None}, None, None, None]
     assert len(audit) == 1 and audit[0].actor == "webhook:cases" and audit[0].letter_id != reporter
 
 

@@ -8,7 +8,9 @@ assignment exactly as `hotline serve` does, so whatever those paths log or store
 
 from __future__ import annotations
 
+import io
 import re
+import wave
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +92,29 @@ class Canary:
         return found
 
 
+def voice(canary: Canary) -> bytes:
+    """A voicemail that identifies its caller: a real WAV (8 kHz, 16-bit mono) whose LIST
+    INFO chunk names the caller, as a recorder writes caller ID. It stands for the voice
+    itself, which identifies a person and cannot be scrubbed: its bytes must never reach
+    whoever may not see the citizen."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as recording:
+        recording.setnchannels(1)
+        recording.setsampwidth(2)
+        recording.setframerate(8000)
+        recording.writeframes(bytes(1600))
+    caller = f"{canary.name} +86{canary.phone}".encode() + b"\0"
+    caller += b"\0" * (len(caller) % 2)  # chunks are word-aligned
+    info = b"INFO" + b"INAM" + len(caller).to_bytes(4, "little") + caller
+    riff = out.getvalue() + b"LIST" + len(info).to_bytes(4, "little") + info
+    return b"RIFF" + (len(riff) - 8).to_bytes(4, "little") + riff[8:]
+
+
+def byte_leaks(data: bytes) -> list[str]:
+    """The canaries a file's bytes carry (text in it read as UTF-8)."""
+    return leaks(data.decode("utf-8", "replace"))
+
+
 REPORTER = Canary(
     name="欧阳铁柱",
     phone="15924681357",
@@ -126,7 +151,10 @@ def report_contact() -> IncomingContact:
             f"我是{r.name}，身份证号{r.id_number}，电话{r.dashed}，邮箱{r.email}，"
             f"住{r.address}。举报翠屏区人民路工地夜间违规施工，噪音扰民，请查处。"
         ),
-        attachments=(Attachment(f"举报人{r.phone}.jpg", "image/jpeg", b"\xff\xd8\xff" * 20),),
+        attachments=(
+            Attachment(f"举报人{r.phone}.jpg", "image/jpeg", b"\xff\xd8\xff" * 20),
+            Attachment("voicemail.wav", "audio/wav", voice(r)),
+        ),
     )
 
 
