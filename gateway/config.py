@@ -257,9 +257,9 @@ class SipConfig(Section):
     port: int = Field(default=5060, ge=0, le=65535)
     transports: list[Literal["udp", "tcp"]] = ["udp", "tcp"]
     workers: int = Field(default=1, ge=1, le=64)
-    # pjsua's default is 4 calls a process; the wheel is built with PJSUA_MAX_CALLS=32,
-    # the most one process may hold (a held call costs far less than a process).
-    calls_per_worker: int = Field(default=4, ge=1, le=32)
+    # pjsua2-python is built with PJSUA_MAX_CALLS=4: one process holds 4 calls (pjsua
+    # accepts a larger maxCalls without a word and still refuses the fifth INVITE).
+    calls_per_worker: int = Field(default=4, ge=1, le=4)
     # Worker n listens on 127.0.0.1:(worker_base_port + n) when there is more than one.
     worker_base_port: int = Field(default=5070, ge=1024, le=65000)
     # Where RTP is sent and received (Kamailio relays signalling only): by default the

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # G.711 only: 8 kHz end to end (a 16 kHz bridge doubled the CPU in measurements here).
 CODECS = ("PCMA/8000", "PCMU/8000")
-# PJSUA_MAX_CALLS in the pjsua2-python wheel.
-MAX_CALLS = 32
 
 
 class PjThread:
@@ -123,9 +121,6 @@ class PjThread:
         # pjsua writes the NAT type it detected into every SDP (a=X-nat): not a caller's
         # business, and a fingerprint.
         config.uaConfig.natTypeInSdp = 0
-        # pjsua's default is 4 calls; the wheel is built for PJSUA_MAX_CALLS = 32. The
-        # worker admits channels.sip.calls_per_worker callers; the rest are agent legs.
-        config.uaConfig.maxCalls = MAX_CALLS
         config.medConfig.clockRate = 8000
         config.medConfig.sndClockRate = 8000
         config.medConfig.channelCount = 1
