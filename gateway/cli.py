@@ -178,7 +178,8 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     # GIL in threads; at Python's default 5 ms switch interval each reply waited up to 5 ms
     # (measured: 344 -> 467 mails/s in benchmarks/smtp.py).
     sys.setswitchinterval(0.0005)
-    from gateway.server import Gateway, engine_for
+    from gateway.database import engine_for
+    from gateway.server import Gateway
     from store.migrate import upgrade
     from store.pii_rotation import check_keys
 
@@ -200,7 +201,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
-    from gateway.server import engine_for
+    from gateway.database import engine_for
     from store.migrate import upgrade
 
     upgrade(engine_for(config))
@@ -209,7 +210,7 @@ def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
 
 
 def _letters(config: Config, args: argparse.Namespace) -> int:
-    from gateway.server import engine_for
+    from gateway.database import engine_for
 
     sessions = make_sessionmaker(engine_for(config))
     if args.action == "act":
@@ -307,8 +308,8 @@ def _act(config: Config, sessions: Any, args: argparse.Namespace) -> int:
 
 
 def _sweep(config: Config, _: argparse.Namespace) -> int:
+    from gateway.database import engine_for
     from gateway.dispatch import workflow_for
-    from gateway.server import engine_for
 
     sessions = make_sessionmaker(engine_for(config))
     workflow = workflow_for(config, lambda: datetime.now(UTC))
@@ -321,8 +322,8 @@ def _sweep(config: Config, _: argparse.Namespace) -> int:
 
 def _report(config: Config, args: argparse.Namespace) -> int:
     from gateway import reports, stats
+    from gateway.database import engine_for
     from gateway.deadlines import TenDays, parse_period
-    from gateway.server import engine_for
 
     try:
         start, end = parse_period(args.period, config.zone)
@@ -351,7 +352,7 @@ def _report(config: Config, args: argparse.Namespace) -> int:
 
 def _tokens(config: Config, args: argparse.Namespace) -> int:
     from gateway.api import auth
-    from gateway.server import engine_for
+    from gateway.database import engine_for
     from store.models import ApiToken
 
     sessions = make_sessionmaker(engine_for(config))
@@ -378,7 +379,7 @@ def _tokens(config: Config, args: argparse.Namespace) -> int:
 
 def _webhooks(config: Config, args: argparse.Namespace) -> int:
     from gateway import webhooks
-    from gateway.server import engine_for
+    from gateway.database import engine_for
 
     sessions = make_sessionmaker(engine_for(config))
     if args.action == "replay":

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config
 from gateway.deadlines import WorkCalendar
+from gateway.kinds import ROUTE
 from gateway.logs import log_event
 from gateway.workers import GiveUp, Handler
 from gateway.workflow import Workflow
@@ -20,7 +21,6 @@ from store.letters import record_event
 from store.models import Job, Letter
 
 log = logging.getLogger(__name__)
-ROUTE = "route"
 
 
 def workflow_for(config: Config, clock: Callable[[], datetime]) -> Workflow:

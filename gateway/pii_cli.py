@@ -23,7 +23,7 @@ def pii(config: Config, args: argparse.Namespace) -> int:
     if args.action == "new-key":
         print(Keyring.new_key())
         return 0
-    from gateway.server import engine_for
+    from gateway.database import engine_for
     from store.pii_rotation import rotate
 
     engine = engine_for(config)

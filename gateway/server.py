@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
@@ -19,12 +19,13 @@ from gateway import webhooks
 from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
-from gateway.dispatch import ROUTE, RouteHandler, sweep_forever, workflow_for
+from gateway.database import engine_for
+from gateway.dispatch import RouteHandler, sweep_forever, workflow_for
 from gateway.errors import ConfigurationError
 from gateway.health import Health
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
-from gateway.keys import pii_keyring
+from gateway.kinds import ROUTE
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
@@ -36,21 +37,10 @@ from gateway.spool import Spool
 from gateway.workers import Handler, JobRunner
 from ivr.transcription import transcription_expected
 from store.attachments import AttachmentStore
-from store.db import is_outage, make_engine, make_read_sessionmaker, make_sessionmaker
+from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
 from store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
-
-
-def engine_for(config: Config) -> Engine:
-    db = config.database
-    return make_engine(
-        db.url,
-        pii=pii_keyring(config.pii),
-        connect_timeout=db.connect_timeout_seconds,
-        busy_timeout=db.busy_timeout_seconds,
-        pool_size=db.pool_size,
-    )
 
 
 def awaited_texts(config: Config, ocr: OcrHandler) -> frozenset[str]:

@@ -81,11 +81,11 @@ def _evaluate(config: Config, directory: Path) -> int:
 
 
 def _worker(config: Config) -> int:
-    from gateway.dispatch import ROUTE
+    from gateway.database import engine_for
     from gateway.intake import utcnow
-    from gateway.server import engine_for
+    from gateway.kinds import ROUTE, TRANSCRIBE
     from gateway.workers import JobRunner
-    from ivr.transcription import TRANSCRIBE, TranscribeHandler
+    from ivr.transcription import TranscribeHandler
     from store.attachments import AttachmentStore
     from store.db import make_sessionmaker
     from store.jobs import JobQueue

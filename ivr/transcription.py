@@ -12,6 +12,7 @@ import logging
 
 from gateway.config import SttConfig
 from gateway.errors import ConfigurationError
+from gateway.kinds import TRANSCRIBE
 from gateway.logs import log_event
 from gateway.workers import GiveUp, LetterJob
 from ivr.audio import AudioError, read_wav
@@ -19,7 +20,6 @@ from ivr.stt import Recogniser, Transcript, is_model
 from store.models import Job
 
 log = logging.getLogger(__name__)
-TRANSCRIBE = "transcribe"
 
 
 def is_audio(media_type: str, filename: str) -> bool:

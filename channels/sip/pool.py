@@ -55,12 +55,12 @@ class SipChannel:
         self.config = config
         self.settings = config.channels.sip
         self.addresses = worker_addresses(config)
-        command = [sys.executable, "-m", "gateway.cli"]
+        command = [sys.executable, "-m", "channels.sip.process"]
         if config_path is not None:
             command += ["--config", str(config_path)]
         self.pool = WorkerPool(
             "sip",
-            lambda n: [*command, "sip", "worker", "--index", str(n)],
+            lambda n: [*command, "--index", str(n)],
             self.settings.workers,
             healthy=self._healthy,
         )

@@ -29,12 +29,12 @@ from channels.sip.session import CallFacts, CallSession
 from gateway.addresses import in_networks
 from gateway.config import Config
 from gateway.contact import Accept, Attachment
+from gateway.kinds import TRANSCRIBE
 from gateway.limits import RateLimiter
 from gateway.logs import log_event
 from ivr import flow
 from ivr.letters import call_letter
 from ivr.prompts import prompt_path
-from ivr.transcription import TRANSCRIBE
 from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)

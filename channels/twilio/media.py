@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import httpx
 
 from gateway.config import TwilioConfig
+from gateway.kinds import TRANSCRIBE
 from gateway.workers import GiveUp, LetterJob
-from ivr.transcription import TRANSCRIBE
 from store import jobs
 from store.models import Attachment, Job, Letter
 

@@ -42,7 +42,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def console(config: Config, args: argparse.Namespace) -> int:
-    from gateway.server import engine_for
+    from gateway.database import engine_for
 
     engine = engine_for(config)
     try:

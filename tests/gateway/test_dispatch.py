@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import Engine
 
 from gateway.contact import Channel, Citizen
-from gateway.dispatch import ROUTE
-from ivr.transcription import TRANSCRIBE
+from gateway.kinds import ROUTE, TRANSCRIBE
 from tests.conftest import Parts, make_contact
 from tests.support.routing import CALLER, Routed, Switchboard
 

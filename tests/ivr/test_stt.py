@@ -16,12 +16,12 @@ from sqlalchemy import Engine, select
 
 from gateway.config import JobsConfig, SttConfig
 from gateway.contact import Attachment
-from gateway.dispatch import ROUTE
 from gateway.errors import ConfigurationError
+from gateway.kinds import ROUTE, TRANSCRIBE
 from gateway.workers import JobRunner
 from ivr.audio import read_wav
 from ivr.stt import Recogniser, character_error_rate, join_words
-from ivr.transcription import TRANSCRIBE, TranscribeHandler
+from ivr.transcription import TranscribeHandler
 from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Event, Job, Letter

@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import DeadlinesConfig, JobsConfig
 from gateway.contact import Attachment, Channel, Citizen, IncomingContact
 from gateway.deadlines import WorkCalendar
-from gateway.dispatch import ROUTE, RouteHandler
+from gateway.dispatch import RouteHandler
 from gateway.errors import TransientError
 from gateway.intake import Intake
+from gateway.kinds import ROUTE
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
 from gateway.outbox import DELIVER, DeliveryHandler

@@ -15,13 +15,14 @@ from channels.fax import as_fax
 from gateway.config import DeadlinesConfig, FaxConfig, JobsConfig, OcrConfig, SttConfig
 from gateway.contact import Attachment, Channel, IncomingContact
 from gateway.deadlines import WorkCalendar
-from gateway.dispatch import ROUTE, RouteHandler
+from gateway.dispatch import RouteHandler
+from gateway.kinds import ROUTE, TRANSCRIBE
 from gateway.ocr import OcrHandler
 from gateway.workers import Handler, JobRunner
 from gateway.workflow import Workflow
 from ivr.letters import call_letter
 from ivr.stt import Transcript, Word
-from ivr.transcription import TRANSCRIBE, TranscribeHandler
+from ivr.transcription import TranscribeHandler
 from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Assignment, Citizen, Department, Event, Job, Letter
