@@ -20,6 +20,8 @@ from gateway.workers import GiveUp, Handler
 from store import jobs
 from store.letters import record_event
 from store.models import Job, Letter, OutboxMessage
+from store.outbox import purge, seal
+from store.pii import keyring_of
 
 DELIVER = "deliver"
 
@@ -130,6 +132,7 @@ class DeliveryHandler(Handler):
             current.attempts = job.attempts
             if sent:
                 current.payload = {**current.payload, "sent": dict(sent)}
+            purge(current, keyring_of(session.get_bind().dialect))  # docs/privacy.md
             if not self.history:
                 return
             record_event(
@@ -148,6 +151,7 @@ class DeliveryHandler(Handler):
             if message is None:
                 return
             message.status, message.last_error, message.attempts = "failed", error, job.attempts
+            seal(message, keyring_of(session.get_bind().dialect))  # a webhook may be replayed
             record_event(
                 session,
                 at=self.clock(),

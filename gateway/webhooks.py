@@ -31,6 +31,8 @@ from gateway.workers import GiveUp
 from store import jobs
 from store.letters import record_event
 from store.models import Assignment, Department, Event, Job, Letter, OutboxMessage, WebhookCursor
+from store.outbox import unseal
+from store.pii import keyring_of
 
 log = logging.getLogger(__name__)
 
@@ -527,7 +529,9 @@ def enable(sessions: sessionmaker[Session], endpoint: str, now: datetime | None 
 def _requeue(session: Session, query: Select[OutboxMessage], now: datetime) -> int:
     # Locked: two operators replaying at once queue each message once.
     messages = session.scalars(query.order_by(OutboxMessage.id).with_for_update()).all()
+    keyring = keyring_of(session.get_bind().dialect)
     for message in messages:
+        unseal(message, keyring)  # sealed when it was given up (store/outbox.py)
         message.status, message.next_attempt_at = "pending", now
         payload = {"outbox_id": message.id}
         jobs.enqueue(session, KIND, letter_id=message.letter_id, payload=payload, at=now)
