@@ -268,9 +268,23 @@ def run_jobs(engine: Engine, handlers: dict[str, object], **settings: object) ->
         JobsConfig(backoff_seconds=0.001, **settings),  # type: ignore[arg-type]
     )
     ran = 0
-    while runner.run_one(list(handlers)):
-        ran += 1
+    # A retry is due a millisecond or two after its failure: claiming again sooner finds
+    # nothing, which is not the end of the work (a fast run stopped at 2 of 3 attempts).
+    until = time.monotonic() + 30
+    while time.monotonic() < until:
+        if runner.run_one(list(handlers)):
+            ran += 1
+        elif not _queued(engine, list(handlers)):
+            break
     return ran
+
+
+def _queued(engine: Engine, kinds: list[str]) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(Job.id).where(Job.kind.in_(kinds), Job.status == "queued").limit(1)
+        ).first()
+    return found is not None
 
 
 async def test_fax_pages_are_read_by_ocr_into_the_letter(

@@ -68,7 +68,11 @@ def test_the_voicemail_holds_every_sample_up_to_the_key_or_the_bye(
     [letter] = _wait_for_letters(worker, 1)
     message = pcap_audio(MESSAGE_PCAP)
     got = kept(message, wav_audio(stored_wav(worker, letter)))
-    assert got.sent > 250 and got.found == got.sent, got
+    # At a BYE pjsua tears the stream down before any callback: what is still in the
+    # jitter buffer goes with it, at most a frame on a loaded machine (the 20 ms).
+    # A key ends the recording only once the buffer has played out: nothing may be missing.
+    allowed = 1 if ending.endswith("hangup") else 0
+    assert got.sent > 250 and got.sent - got.found <= allowed, got
 
 
 def test_an_invalid_key_is_told_and_the_next_one_counts(
