@@ -115,6 +115,17 @@ class Kept:
     def missing_seconds(self) -> float:
         return (self.sent - self.found) * FRAME / RATE
 
+    @property
+    def whole(self) -> bool:
+        """Every voiced frame the caller sent is in the recording."""
+        return self.sent > 0 and self.found == self.sent
+
+    @property
+    def whole_to_the_bye(self) -> bool:
+        """At most one frame short: at a BYE pjsua tears the stream down before any callback,
+        with what its jitter buffer still holds (within 20 ms of the message, issue 14)."""
+        return self.sent > 0 and self.sent - self.found <= 1
+
 
 def kept(message: np.ndarray, recording: np.ndarray) -> Kept:
     """G.711 passes samples through unchanged: each voiced frame the caller sent must be in
