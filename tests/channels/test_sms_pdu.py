@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from channels.sms_pdu import Alphabet, Concat, PduError, parse_pdu
+from simulators.modem.pdu import deliver_pdus
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "gammu-at-sms"
 
@@ -140,14 +141,22 @@ def test_every_broken_modem_reply_of_the_gammu_corpus_is_refused(dump: Path) -> 
         parse_pdu(_pdu_of(dump))
 
 
-CONCAT = bytes.fromhex("050003AA0201")  # part 1 of 2, reference 0xAA
-# Messages a modem really hands over, to mutate: 7-bit, UCS2, concatenated, and the
-# UDH-flag-without-data PDU that once ended the modem thread.
+def _long(text: str, encoding: str) -> str:
+    """The first part of a concatenated SMS, as the modem simulator builds it."""
+    stamp = datetime(2026, 11, 26, 4, 3, 50, tzinfo=SHANGHAI)
+    return deliver_pdus(
+        smsc="+8613800280500", sender="+8613800138000", text=text, timestamp=stamp,
+        encoding=encoding, reference=0xAA,
+    )[0]  # fmt: skip
+
+
+# Messages a modem really hands over, to mutate: 7-bit, UCS2, each single and concatenated,
+# and the UDH-flag-without-data PDU that once ended the modem thread.
 SEEDS = [
     deliver("8613800138000", "人民路的路灯坏了".encode("utf-16-be"), 0x08),
-    deliver("8613800138000", "路".encode("utf-16-be"), 0x08, udh=CONCAT),
     deliver("8613800138000", b"\xc8\x32\x9b\xfd\x06", 0x00, udl=5),
-    deliver("8613800138000", b"\x31\xd9\x8c\x56\xb3\xdd\x70", 0x00, udh=CONCAT, udl=16),
+    _long("人民路的路灯坏了，" * 10, "ucs2"),
+    _long("Streetlight broken at Renmin Road. " * 6, "gsm7"),
     "0891683108100005F0440D91683108108300F000006221400100002305",
 ]
 
