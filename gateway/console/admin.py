@@ -345,11 +345,11 @@ def revoke_token(desk: Desk) -> Response:
 PAGES = (
     ("/admin/users", ["GET"], "admin", users),
     ("/admin/users", ["POST"], "admin", add_user),
-    ("/admin/users/{user_id:int}/{action}", ["POST"], "admin", user_action),
+    ("/admin/users/{user_id:row}/{action}", ["POST"], "admin", user_action),
     ("/admin/departments", ["GET"], "admin", departments),
     ("/admin/departments/sync", ["POST"], "admin", sync_departments),
     ("/admin/departments/{code}", ["POST"], "admin", edit_department),
     ("/admin/tokens", ["GET"], "admin", tokens),
     ("/admin/tokens", ["POST"], "admin", create_token),
-    ("/admin/tokens/{token_id:int}/revoke", ["POST"], "admin", revoke_token),
+    ("/admin/tokens/{token_id:row}/revoke", ["POST"], "admin", revoke_token),
 )

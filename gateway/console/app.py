@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from gateway.config import Config
-from gateway.console import accounts, admin, audit, boards, callbacks, dashboard, letters
+from gateway.console import accounts, admin, audit, boards, callbacks, dashboard, ids, letters
 from gateway.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
 from gateway.console.memo import Memo
 from gateway.console.scope import HOME, may
@@ -92,6 +92,7 @@ class Console:
         return moment.astimezone(self.zone).strftime(fmt) if moment else ""
 
     def routes(self) -> list[BaseRoute]:
+        ids.register()  # before the routes below compile their {..:row} ids
         pages: list[BaseRoute] = [
             Route(path, self._endpoint(handler, right), methods=methods)
             for path, methods, right, handler in PAGES

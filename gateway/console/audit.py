@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from gateway.console.admin import ROLE_LABELS, SCOPE_LABELS
 from gateway.console.desk import Desk
+from gateway.console.ids import row_id
 from gateway.console.scope import PII_READS
 from store.models import Event, Letter
 
@@ -58,7 +59,7 @@ def audit(desk: Desk) -> Response:
     """Who did what when, newest first, paged by id (a page never shifts as events arrive)."""
     zone = desk.tools.config.zone
     filters = {k: desk.query(k) for k in ("kind", "actor", "from", "to")}
-    before = int(desk.query("before")) if desk.query("before").isdigit() else None
+    before = row_id(desk.query("before"))
     kind = filters["kind"]
     if kind and not (kind.startswith("console.") or kind in PII_READS):
         kind = filters["kind"] = ""

@@ -81,6 +81,6 @@ def called_back(desk: Desk) -> Response:
 
 PAGES = (
     ("/missed-calls", ["GET"], "callbacks", missed_calls),
-    ("/missed-calls/{call_id:int}/call", ["POST"], "callbacks", call_back),
-    ("/missed-calls/{call_id:int}/done", ["POST"], "callbacks", called_back),
+    ("/missed-calls/{call_id:row}/call", ["POST"], "callbacks", call_back),
+    ("/missed-calls/{call_id:row}/done", ["POST"], "callbacks", called_back),
 )

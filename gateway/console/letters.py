@@ -18,6 +18,7 @@ from gateway.api.app import SUMMARY_COLUMNS
 from gateway.api.privacy import scrub_detail
 from gateway.console.accounts import Staff
 from gateway.console.desk import HEADERS, Desk, NotFound
+from gateway.console.ids import row_id
 from gateway.console.scope import PII_READS, citizen_view, find_letter, may, own_letters, words
 from gateway.labels import CATEGORY_LABELS, REJECTION_LABELS, STATUS_LABELS
 from gateway.logs import log_event
@@ -51,7 +52,7 @@ def inbox(desk: Desk) -> Response:
     """New letters by channel, with filters and search; newest first, paged by id."""
     page_size = desk.tools.config.console.page_size
     channel, category, status, q = (desk.query(k) for k in ("channel", "category", "status", "q"))
-    before = int(desk.query("before")) if desk.query("before").isdigit() else None
+    before = row_id(desk.query("before"))
     statuses = [status] if status in STATUS_LABELS else list(NEW) if status != "all" else None
     where = [own_letters(desk.staff)]
     if statuses is not None:
@@ -327,7 +328,7 @@ def _end_of_day(desk: Desk, day: date) -> datetime:
 PAGES = (
     ("/inbox", ["GET"], "inbox", inbox),
     ("/letters/{number}", ["GET"], "letter", letter_page),
-    ("/letters/{number}/files/{file_id:int}", ["GET"], "letter", letter_file),
+    ("/letters/{number}/files/{file_id:row}", ["GET"], "letter", letter_file),
     ("/letters/{number}/reveal", ["POST"], "reveal", reveal),
     ("/letters/{number}/act", ["POST"], "letter", act),
 )

@@ -277,3 +277,39 @@ async def test_a_password_reset_while_a_sign_in_is_checked_makes_that_check_wort
         assert accounts.sign_in(s, console_config().console, attempt, desk.clock()).outcome == (
             "wrong"
         )
+
+
+HUGE = "36893488147419103232"  # 2**65: past any id the store can hold
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/console/letters/{number}/files/" + HUGE),
+        ("POST", "/console/missed-calls/" + HUGE + "/call"),
+        ("POST", "/console/missed-calls/" + HUGE + "/done"),
+        ("POST", "/console/admin/users/" + HUGE + "/disable"),
+        ("POST", "/console/admin/tokens/" + HUGE + "/revoke"),
+    ],
+    ids=["letter-file", "call-back", "called-back", "user-action", "revoke-token"],
+)
+async def test_an_id_past_the_stores_integers_is_no_page_not_a_server_error(
+    desk: Desk, method: str, path: str
+) -> None:
+    number = desk.letter()
+    root = await desk.signed_in("root")
+    url = path.format(number=number)
+    answer = await (root.get(url) if method == "GET" else root.post(url))
+    assert answer.status_code == 404, answer.text
+
+
+@pytest.mark.parametrize(
+    ("user", "page"), [("zhang", "/console/inbox"), ("root", "/console/admin/audit")]
+)
+async def test_a_cursor_past_the_stores_integers_is_ignored(
+    desk: Desk, user: str, page: str
+) -> None:
+    desk.letter()
+    staff = await desk.signed_in(user)
+    answer = await staff.get(f"{page}?before={HUGE}")
+    assert answer.status_code == 200, answer.text

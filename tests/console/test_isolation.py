@@ -34,7 +34,7 @@ async def test_no_console_route_shows_a_clerk_another_departments_letter(desk: D
     assert COMPLAINANT.leaks(shown.text), "the canary is planted and an operator can reveal it"
 
     for path, methods, right, _ in PAGES:
-        filled = re.sub(r"\{\w+:int\}", "1", path.replace("{number}", theirs))
+        filled = re.sub(r"\{\w+:row\}", "1", path.replace("{number}", theirs))
         url = "/console" + re.sub(r"\{\w+\}", "x", filled)
         for method in methods:
             if method == "GET":
