@@ -51,6 +51,7 @@ class LetterHandler:
         self.settings = settings
         self.accept = accept
         self.clock = clock
+        self.quarantined = 0  # mails kept on disk and refused, since the start
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -99,6 +100,7 @@ class LetterHandler:
         except Exception:  # adapter boundary: a full disk is the sender's retry, not a loss
             log.exception("smtp.quarantine_failed peer=%s", _peer(session))
             return TRY_LATER
+        self.quarantined += 1
         log_event(
             log,
             "smtp.quarantined",
@@ -161,6 +163,9 @@ class SmtpChannel:
 
     def health(self) -> dict[str, bool]:
         return {"smtp": self.server is not None and self.server.is_serving()}
+
+    def quarantined(self) -> dict[str, int]:
+        return {"smtp": self.handler.quarantined}
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 # (modem, connected, signal, failed connects in a row), read at each scrape.
 ModemStatus = Callable[[], list[tuple[str, bool, int, int]]]
+# {channel part: inputs kept aside since the start}, e.g. {"gsm:modem-1": 3}.
+QuarantineCounts = Callable[[], Mapping[str, int]]
 
 
 class Metrics:
@@ -63,8 +65,37 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._quarantines = _Quarantines()
+        self.registry.register(self._quarantines)
+
     def watch_modems(self, status: ModemStatus) -> None:
         self.registry.register(_Modems(status))
+
+    def watch_quarantines(self, source: object) -> None:
+        """Count what ``source`` keeps aside, when it keeps anything (a channel that refuses
+        bad input outright has nothing to count)."""
+        counts = getattr(source, "quarantined", None)
+        if callable(counts):
+            self._quarantines.sources.append(counts)
+
+
+class _Quarantines(Collector):
+    """Read from the channels at each scrape: their threads count, the registry does not."""
+
+    def __init__(self) -> None:
+        self.sources: list[QuarantineCounts] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        kept = CounterMetricFamily(
+            "hotline_inputs_quarantined",
+            "Inputs a channel could not make a letter of and kept on disk for a person "
+            "(a malformed PDU, a mail past the fax limits), per channel part.",
+            labels=["channel"],
+        )
+        for counts in self.sources:
+            for part, count in counts().items():
+                kept.add_metric([part], count)
+        yield kept
 
 
 class _Modems(Collector):

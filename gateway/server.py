@@ -155,6 +155,7 @@ class Gateway:
         self.health = Health()
         for channel in self.channels.values():
             self.health.watch(channel)
+            self.metrics.watch_quarantines(channel)
         self.app = build_app(
             self.metrics, self.database_up, self.spool.depth, routes, self.health.report
         )

@@ -49,6 +49,9 @@ class GsmChannel:
     def health(self) -> dict[str, bool]:
         return {f"gsm:{w.name}": w.up for w in self.workers}
 
+    def quarantined(self) -> dict[str, int]:
+        return {f"gsm:{w.name}": w.set_aside for w in self.workers}
+
     def status(self) -> list[tuple[str, bool, int, int]]:
         """(modem, connected, signal, failed connects in a row) for the operator's metrics."""
         return [(w.name, w.connected.is_set(), w.signal, w.failures) for w in self.workers]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import Engine, select
 
 from channels.gsm import GsmChannel
@@ -194,8 +195,11 @@ async def test_bad_pdus_in_one_sweep_are_each_kept_apart_and_the_next_sms_is_rea
     kept = sorted((tmp_path / "malformed").iterdir())
     assert len(kept) == len(bad)  # one file each, none overwritten in the same second
     assert sorted(k.read_text().splitlines()[0] for k in kept) == sorted(bad)
-    worker = gsm.channel.workers[0]
-    assert worker.connected.is_set() and worker.set_aside == len(bad)
+    assert gsm.channel.workers[0].connected.is_set()
+    metrics = Metrics()
+    metrics.watch_quarantines(gsm.channel)
+    scraped = generate_latest(metrics.registry).decode()
+    assert f'hotline_inputs_quarantined_total{{channel="gsm:modem-1"}} {len(bad)}.0' in scraped
 
 
 async def test_a_message_that_fails_to_store_is_kept_apart_and_the_channel_goes_on(

@@ -473,6 +473,7 @@ async def test_a_fax_past_the_limits_gets_552_its_mail_kept_and_no_page_decoded(
     header, _, rest = kept[0].read_bytes().partition(b"\r\n")
     assert header.startswith(b"X-Hotline-Quarantined: fax over the hotline's limits")
     assert rest == raw  # the mail byte for byte as it came
+    assert smtp.channel.quarantined() == {"smtp": 1}
 
     reply = await asyncio.to_thread(send, smtp.port, mail())  # and the server keeps serving
     assert reply.startswith("2.0.0 OK")

@@ -65,6 +65,9 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
         modems = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert 'hotline_modem_connected{modem="modem-1"} 1.0' in modems
         assert 'hotline_modem_signal{modem="modem-1"} 20.0' in modems
+        # Every channel that keeps bad input aside counts it, from the start.
+        assert 'hotline_inputs_quarantined_total{channel="gsm:modem-1"} 0.0' in modems
+        assert 'hotline_inputs_quarantined_total{channel="smtp"} 0.0' in modems
 
         proc.send_signal(signal.SIGTERM)
         proc.wait_for_line('"event": "gateway.stopped"')
