@@ -106,20 +106,36 @@ class TwilioWebhooks:
                     log, "twilio.bad_signature", logging.WARNING, path=request.url.path, peer=peer
                 )
                 return PlainTextResponse("invalid X-Twilio-Signature", status_code=403)
+            refusal = self._refusal(params, request)
+            if refusal is not None:
+                return refusal
             try:
-                check_sids(params)
                 return await handler(params, request)
             except PayloadError as exc:  # not a request Twilio would send
-                log_event(
-                    log,
-                    "twilio.bad_request",
-                    logging.WARNING,
-                    path=request.url.path,
-                    reason=str(exc),
-                )
-                return PlainTextResponse(str(exc), status_code=400)
+                return _bad_request(request, exc)
 
         return endpoint
+
+    def _refusal(self, params: Params, request: Request) -> Response | None:
+        """400 for SIDs not of Twilio's shape; 403 for a request about another account
+        (signed, so by someone holding our token: a subaccount's number or a number moved
+        to another account still pointing here). None for a request to handle."""
+        try:
+            check_sids(params)
+        except PayloadError as exc:
+            return _bad_request(request, exc)
+        if params["AccountSid"].lower() == self.settings.account_sid.lower():
+            return None
+        log_event(
+            log,
+            "twilio.other_account",
+            logging.WARNING,
+            path=request.url.path,
+            account=params["AccountSid"],
+        )
+        return PlainTextResponse(
+            "AccountSid is not the Twilio account this hotline is configured for", status_code=403
+        )
 
     # -- SMS ----------------------------------------------------------------------------
 
@@ -242,6 +258,11 @@ class TwilioWebhooks:
             ):
                 return
         self.missed(call, caller or "", called, "hung_up_in_menu")
+
+
+def _bad_request(request: Request, exc: PayloadError) -> Response:
+    log_event(log, "twilio.bad_request", logging.WARNING, path=request.url.path, reason=str(exc))
+    return PlainTextResponse(str(exc), status_code=400)
 
 
 def _needed(params: Params, name: str) -> str:

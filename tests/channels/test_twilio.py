@@ -428,3 +428,37 @@ async def test_a_recording_callback_with_a_sid_not_of_twilios_shape_gets_400_and
     assert [letter.external_id for letter in hotline.letters()] == [result.call_sid]
     [logged] = _logged(caplog, "twilio.bad_request")
     assert name in str(logged["reason"])
+
+
+OTHER_ACCOUNT = [
+    pytest.param("/twilio/sms", "sms", id="sms"),
+    pytest.param("/twilio/voice", "call", id="call"),
+    pytest.param("/twilio/status", "call", id="status-callback"),
+]
+
+
+@pytest.mark.parametrize(("path", "kind"), OTHER_ACCOUNT)
+async def test_a_signed_request_for_another_account_gets_403_and_no_letter(
+    hotline: Hotline, caplog: pytest.LogCaptureFixture, path: str, kind: str
+) -> None:
+    params = (
+        hotline.caller.sms_params(CITIZEN, HOTLINE, "别的账户的短信")
+        if kind == "sms"
+        else hotline.caller.call_params(CITIZEN, HOTLINE) | {"CallStatus": "completed"}
+    )
+    params["AccountSid"] = _sid("AC")  # of Twilio's shape, and signed with our token
+    with caplog.at_level(logging.WARNING):
+        refused = await hotline.caller.post(path, params)
+    assert refused.status_code == 403 and "AccountSid" in refused.text
+    assert hotline.letters() == [] and count_rows(hotline.engine, MissedCall) == 0
+    [logged] = _logged(caplog, "twilio.other_account")
+    assert (logged["path"], logged["account"]) == (path, _sid("AC"))
+
+
+async def test_our_account_sid_is_ours_in_either_case(hotline: Hotline) -> None:
+    ours = hotline.settings.account_sid
+    shouted = await hotline.caller.send_sms(
+        CITIZEN, HOTLINE, "大写的账户", extra={"AccountSid": "AC" + ours[2:].upper()}
+    )
+    assert shouted.status_code == 200
+    assert [letter.text for letter in hotline.letters()] == ["大写的账户"]
