@@ -3,12 +3,17 @@
 The letter is stored the moment Twilio tells us of the recording; the bytes follow as a
 durable job with retries (a recording is not always downloadable at once), and a
 recording then gets its transcription job.
+
+The files are fetched with our Account SID and auth token, so only from Twilio's API (the
+configured ``api_url``): a signed request could name any host, and the credentials would
+go there with it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
@@ -25,6 +30,7 @@ _EXTENSIONS = {
     "image/gif": ".gif",
     "audio/x-wav": ".wav",
 }
+_PORTS = {"https": 443, "http": 80}
 
 
 def media_of(params: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -40,6 +46,25 @@ def media_of(params: Mapping[str, str]) -> list[tuple[str, str]]:
             kind = params.get(f"MediaContentType{n}", "")
             found.append((url, f"mms-{n + 1}{_EXTENSIONS.get(kind, '')}"))
     return found
+
+
+def on_api_host(url: str, api_url: str) -> bool:
+    """Whether ``url`` is on the host and port of ``api_url``, over https (or over http
+    when ``api_url`` itself is: a local stand-in)."""
+    target, api = urlsplit(url), urlsplit(api_url)
+    if target.scheme not in ("https", api.scheme):
+        return False
+    address = _address(target)
+    return address is not None and address == _address(api)
+
+
+def _address(url: SplitResult) -> tuple[str, int] | None:
+    """Host and port (the scheme's own when none is written); None when there is none."""
+    try:
+        port = url.port or _PORTS.get(url.scheme)
+    except ValueError:  # a port that is not a number
+        return None
+    return (url.hostname, port) if url.hostname and port else None
 
 
 class MediaHandler(LetterJob[TwilioConfig]):
@@ -58,9 +83,15 @@ class MediaHandler(LetterJob[TwilioConfig]):
         if awaits_recording and not any(name.endswith(".wav") for _, name in wanted):
             # Routing waits for a transcript no recording will give: let it go (gave_up).
             raise GiveUp("Twilio named no recording for this voicemail")
+        foreign = [url for url, _ in wanted if not on_api_host(url, self.settings.api_url)]
         for url, filename in wanted:
-            if filename not in have:  # a retried job does not fetch twice
+            if filename not in have and url not in foreign:  # a retry does not fetch twice
                 self._fetch(job, url, filename)
+        if foreign:
+            hosts = ", ".join(sorted({str(urlsplit(url).hostname) for url in foreign}))
+            raise GiveUp(
+                f"not fetched from {hosts}: our credentials go only to {self.settings.api_url}"
+            )
 
     def _fetch(self, job: Job, url: str, filename: str) -> None:
         auth = (self.settings.account_sid, self.settings.auth_token or "")

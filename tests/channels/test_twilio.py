@@ -8,10 +8,12 @@ import asyncio
 import io
 import json
 import logging
+import threading
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
@@ -22,7 +24,7 @@ from starlette.applications import Starlette
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from channels.twilio.media import MEDIA_JOB, MediaHandler
+from channels.twilio.media import MEDIA_JOB, MediaHandler, on_api_host
 from channels.twilio.rest import TwilioSms
 from channels.twilio.webhooks import TwilioWebhooks
 from gateway.config import Config, JobsConfig, TwilioConfig
@@ -462,3 +464,174 @@ async def test_our_account_sid_is_ours_in_either_case(hotline: Hotline) -> None:
     )
     assert shouted.status_code == 200
     assert [letter.text for letter in hotline.letters()] == ["大写的账户"]
+
+
+@dataclass
+class HeaderRecorder:
+    """A plain HTTP server on loopback, standing for a host that is not Twilio's: it
+    records every request's path and headers, and answers with a WAV, or with a redirect
+    when ``redirect_to`` is set."""
+
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    redirect_to: str | None = None
+
+    def __enter__(self) -> HeaderRecorder:
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.seen.append((self.path, dict(self.headers.items())))
+                if recorder.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", recorder.redirect_to + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = wav(1)
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/x-wav")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def authorized(self) -> list[str]:
+        return [path for path, headers in self.seen if "authorization" in map(str.lower, headers)]
+
+
+def _media_outcome(hotline: Hotline) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """The one letter's attachment names, its jobs' (kind, status), and why media failed."""
+    with make_sessionmaker(hotline.engine)() as s:
+        [letter] = s.scalars(select(Letter)).all()
+        jobs = s.execute(select(Job.kind, Job.status).order_by(Job.id)).all()
+        failed = s.scalars(select(Event).where(Event.kind == "media_fetch_failed")).all()
+        return (
+            sorted(a.filename for a in letter.attachments),
+            [(kind, status) for kind, status in jobs],
+            [str(e.detail.get("error")) for e in failed],
+        )
+
+
+TWILIO_API = "https://api.twilio.com"
+API_HOST_CHECKS = [
+    pytest.param(TWILIO_API + "/2010-04-01/Accounts/AC1/Recordings/RE1", True, id="twilio"),
+    pytest.param("https://API.twilio.com:443/x", True, id="its-port-and-any-case"),
+    pytest.param("http://api.twilio.com/x", False, id="plain-http"),
+    pytest.param("https://api.twilio.com:8443/x", False, id="another-port"),
+    pytest.param("https://api.twilio.com:x/x", False, id="a-port-not-a-number"),
+    pytest.param("https://api.twilio.com.evil.example/x", False, id="a-longer-name"),
+    pytest.param("https://api.twilio.com@evil.example/x", False, id="twilio-as-user-info"),
+    pytest.param("https://evil.example/?u=https://api.twilio.com", False, id="in-the-query"),
+    pytest.param("file:///etc/passwd", False, id="a-file"),
+    pytest.param("/2010-04-01/x", False, id="no-host"),
+]
+
+
+@pytest.mark.parametrize(("url", "ours"), API_HOST_CHECKS)
+def test_media_is_fetched_with_our_credentials_only_from_twilios_api(url: str, ours: bool) -> None:
+    assert on_api_host(url, TWILIO_API) is ours
+
+
+# (api_url, the recording's URL): {here} is the Twilio stand-in's host and port, {port}
+# the port of a server that is not it.
+FOREIGN_MEDIA = [
+    pytest.param("http://{here}", "http://127.0.0.1:{port}/rec", id="another-port"),
+    pytest.param("http://{here}", "http://localhost:{port}/rec", id="another-host"),
+    pytest.param("http://{here}", "http://{here}@127.0.0.1:{port}/rec", id="ours-as-user-info"),
+    pytest.param("https://127.0.0.1:{port}", "http://127.0.0.1:{port}/rec", id="not-https"),
+]
+
+
+@pytest.mark.parametrize(("api_url", "url"), FOREIGN_MEDIA)
+async def test_a_recording_on_a_host_not_twilios_is_never_fetched_with_our_credentials(
+    hotline: Hotline, parts: Parts, api_url: str, url: str
+) -> None:
+    here = hotline.settings.api_url.removeprefix("http://")
+    with HeaderRecorder() as elsewhere:
+        port = elsewhere.server.server_address[1]
+        settings = hotline.settings.model_copy(
+            update={"api_url": api_url.format(here=here, port=port)}
+        )
+        raw = {"RecordingUrl": url.format(here=here, port=port), "RecordingSid": _sid("RE")}
+        contact = call_letter(
+            "twilio",
+            _sid("CA"),
+            _now(),
+            CITIZEN,
+            "help",
+            voicemail=True,
+            jobs=(MEDIA_JOB,),
+            raw=json.dumps(raw),
+        )
+        parts.intake.accept_sync(contact)
+        media = MediaHandler(make_sessionmaker(hotline.engine), parts.files, settings, _now)
+        await asyncio.to_thread(hotline.run_jobs, media)
+    assert elsewhere.seen == []  # not even a request without them
+    names, jobs, [error] = _media_outcome(hotline)
+    assert (names, jobs) == ([], [(MEDIA_JOB, "failed")])
+    assert "not fetched from" in error and settings.api_url in error
+
+
+async def test_an_mms_fetches_its_photo_from_twilio_and_not_the_one_elsewhere(
+    hotline: Hotline, parts: Parts
+) -> None:
+    photo = hotline.api.add_recording(wav(1), _sid("CA"))  # any file Twilio serves
+    with HeaderRecorder() as elsewhere:
+        media_params = {
+            "NumMedia": "2",
+            "MediaUrl0": photo.url + ".wav",
+            "MediaContentType0": "audio/x-wav",
+            "MediaUrl1": elsewhere.url + "/photo.jpg",
+            "MediaContentType1": "image/jpeg",
+        }
+        sent = await hotline.caller.send_sms(CITIZEN, HOTLINE, "见附件", extra=media_params)
+        assert sent.status_code == 200
+        media = MediaHandler(make_sessionmaker(hotline.engine), parts.files, hotline.settings, _now)
+        await asyncio.to_thread(hotline.run_jobs, media)
+    assert elsewhere.seen == []
+    names, jobs, [error] = _media_outcome(hotline)
+    assert names == ["mms-1.wav"] and jobs[0] == (MEDIA_JOB, "failed")
+    assert "127.0.0.1" in error
+
+
+async def test_a_redirect_away_from_twilio_does_not_carry_our_credentials(
+    hotline: Hotline, parts: Parts
+) -> None:
+    # Twilio answers a recording's URL with a redirect to its file store: the
+    # credentials stay with Twilio's host (httpx drops them when the origin changes).
+    with HeaderRecorder() as store, HeaderRecorder(redirect_to=store.url) as api:
+        settings = hotline.settings.model_copy(update={"api_url": api.url})
+        raw = {"RecordingUrl": api.url + "/rec", "RecordingSid": _sid("RE")}
+        contact = call_letter(
+            "twilio",
+            _sid("CA"),
+            _now(),
+            CITIZEN,
+            "help",
+            voicemail=True,
+            jobs=(MEDIA_JOB,),
+            raw=json.dumps(raw),
+        )
+        parts.intake.accept_sync(contact)
+        media = MediaHandler(make_sessionmaker(hotline.engine), parts.files, settings, _now)
+        await asyncio.to_thread(hotline.run_jobs, media)
+    assert api.authorized() == ["/rec.wav"]
+    assert [path for path, _ in store.seen] == ["/rec.wav"] and store.authorized() == []
+    names, _, errors = _media_outcome(hotline)
+    assert (names, errors) == ([f"voicemail-{raw['RecordingSid']}.wav"], [])
