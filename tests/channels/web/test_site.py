@@ -341,6 +341,8 @@ LONG = "人民路的路灯坏了很久" * 2500  # 75 KB in UTF-8, 25,000 charact
         ),
     ],
 )
+# A script or tool may post the form urlencoded (no enctype): told the same, kept the same.
+@pytest.mark.parametrize("files", [NO_FILE, None], ids=["multipart", "urlencoded"])
 async def test_a_field_too_long_is_named_with_its_limit_and_what_was_typed_is_kept(
     engine: Engine,
     parts: Parts,
@@ -350,10 +352,13 @@ async def test_a_field_too_long_is_named_with_its_limit_and_what_was_typed_is_ke
     field: str,
     typed: str,
     said: str,
+    files: list[tuple[str, bytes]] | None,
 ) -> None:
     async for web in serve(engine, parts, tmp_path, **web_settings):
         with caplog.at_level(logging.INFO):
-            page = await web.submit(files=NO_FILE, **{field: typed})
+            page = await web.submit(files=files, **{field: typed})
+        sent = page.request.headers["content-type"]
+        assert sent.startswith("multipart/" if files else "application/x-www-form-urlencoded")
         assert page.status_code == 400
         assert said in page.text and "提交内容无法识别" not in page.text
         assert typed[:200] in page.text  # the start, at least, of what was typed
