@@ -17,6 +17,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from gateway.config import FaxConfig
 from gateway.contact import Attachment, Channel, Citizen, IncomingContact
 from gateway.errors import PayloadTooLarge
+from gateway.kinds import OCR
 from gateway.pages import Declared, Unmeasurable, measure, over_limits
 
 _FAX_HEADER_PREFIXES = ("x-fax", "x-hylafax", "x-faxserver")
@@ -126,7 +127,7 @@ def as_fax(contact: IncomingContact, headers: Message, rules: FaxConfig) -> Inco
         # The mailbox is the fax server's, not the citizen's; the caller is the citizen.
         citizen=Citizen(phone=number),
         attachments=pages,
-        jobs=(*contact.jobs, "ocr"),
+        jobs=(*contact.jobs, OCR),
         # The mail's subject and body are the fax server's; the citizen's words are on the pages.
         text_source="ocr",
     )

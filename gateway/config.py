@@ -335,12 +335,28 @@ class SttConfig(Section):
     lease_seconds: float = Field(default=3600, gt=0)
 
 
+class LaneConfig(Section):
+    # Jobs of the lane run at once on this node, each on its own thread and claim.
+    workers: int = Field(default=1, ge=1, le=32)
+
+
+class LanesConfig(Section):
+    """Background work by lane (gateway.kinds.LANES); voicemail transcription runs in the
+    STT worker processes (``stt.workers``)."""
+
+    route: LaneConfig = LaneConfig(workers=1)
+    notify: LaneConfig = LaneConfig(workers=4)
+    media: LaneConfig = LaneConfig(workers=2)
+    ocr: LaneConfig = LaneConfig(workers=1)
+
+
 class JobsConfig(Section):
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     lease_seconds: float = Field(default=600, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     # Retry n waits backoff * 2**(n-1) seconds.
     backoff_seconds: float = Field(default=30, gt=0)
+    lanes: LanesConfig = LanesConfig()
 
 
 CATEGORIES = ("complaint", "help", "suggestion", "inquiry", "report", "opinion", "other")

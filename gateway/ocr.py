@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import FaxConfig, OcrConfig
 from gateway.errors import ConfigurationError
+from gateway.kinds import OCR
 from gateway.pages import PDF_RENDER_DPI, Declared, Unmeasurable, measure, over_limits
 from gateway.workers import GiveUp, LetterJob
 from store.attachments import AttachmentStore
@@ -36,7 +37,7 @@ def tidy(text: str) -> str:
 
 
 class OcrHandler(LetterJob[OcrConfig]):
-    kind = "ocr"
+    kind = OCR
     actor = "ocr"
     failed_event = "ocr_failed"
 

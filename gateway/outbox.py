@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OutgoingMailConfig
+from gateway.kinds import DELIVER
 from gateway.redaction import mask
 from gateway.workers import GiveUp, Handler
 from store import jobs
@@ -22,9 +23,6 @@ from store.letters import record_event
 from store.models import Job, Letter, OutboxMessage
 from store.outbox import purge, seal
 from store.pii import keyring_of
-
-DELIVER = "deliver"
-
 
 # What sends one kind of outbox message: (destination, payload, stable message id) in,
 # whatever is worth keeping about the sending (a modem, message references) out.

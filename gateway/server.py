@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterator
@@ -34,11 +35,10 @@ from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
 from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
-from gateway.workers import Handler, JobRunner
+from gateway.workers import Handler, lanes_for
 from ivr.transcription import transcription_expected
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
-from store.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +118,18 @@ class Gateway:
             handlers[MediaHandler.kind] = MediaHandler(
                 sessions, files, twilio, utcnow, after_text=route
             )
-        self.jobs = JobRunner(JobQueue(sessions), handlers, config.jobs)
-        # Webhooks run on their own schedule (retries for about a day), apart from SMS/e-mail.
+        # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
         if config.webhooks.endpoints:
             webhooks.check_endpoints(config.webhooks)
             self.webhook_sender = webhooks.WebhookSender(sessions, config.webhooks, utcnow)
-            self.webhook_jobs = JobRunner(
-                JobQueue(sessions),
-                {webhooks.KIND: webhooks.WebhookDelivery(sessions, self.webhook_sender, utcnow)},
+            handlers[webhooks.KIND] = webhooks.WebhookDelivery(
+                sessions,
+                self.webhook_sender,
+                utcnow,
                 webhooks.runner_settings(config.webhooks, config.jobs),
             )
+        self.lanes = lanes_for(sessions, handlers, config.jobs)
         routes: list[BaseRoute] = []
         if config.api.enabled:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
@@ -187,7 +188,13 @@ class Gateway:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.intake.jobs_queued = self.jobs.waker()
+        wakers = [runner.waker() for runner in self.lanes.values()]
+
+        def jobs_queued() -> None:  # a letter's jobs may be in any lane
+            for wake in wakers:
+                wake()
+
+        self.intake.jobs_queued = jobs_queued
         with self.sessions.begin() as session:
             self.workflow.sync_departments(session)
         if self.webhook_sender is not None:
@@ -199,12 +206,12 @@ class Gateway:
         http = asyncio.create_task(self.http.serve(), name="http")
         work: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "spool-drainer": lambda: self._drain_spool(stop),
-            "jobs": lambda: self.jobs.run(stop),
         }
+        for lane, runner in self.lanes.items():
+            work[f"jobs:{lane}"] = functools.partial(runner.run, stop)
         if self.webhook_sender is not None:
-            work["webhooks"] = lambda: self.webhook_jobs.run(stop)
             work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
-                self.sessions, self.config.webhooks, utcnow, stop, self.webhook_jobs.waker()
+                self.sessions, self.config.webhooks, utcnow, stop, self.lanes["notify"].waker()
             )
         if self.config.stt.enabled and self.config.stt.workers:
             pool = WorkerPool("stt", self._stt_worker_command(), self.config.stt.workers)

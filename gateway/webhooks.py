@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 from gateway.access import hidden
 from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
 from gateway.errors import ConfigurationError, TransientError
+from gateway.kinds import WEBHOOK
 from gateway.logs import log_event
 from gateway.outbox import DeliveryHandler, Sender, queue_message
 from gateway.workers import GiveUp
@@ -36,7 +37,7 @@ from store.pii import keyring_of
 
 log = logging.getLogger(__name__)
 
-KIND = "webhook"  # the outbox kind and the job kind of webhook deliveries
+KIND = WEBHOOK  # the outbox kind and the job kind of webhook deliveries
 TYPES = ("letter.created", "letter.assigned", "letter.replied", "letter.overdue", "letter.closed")
 BATCH = 500
 # PostgreSQL hands out event ids before commit, so an id after a gap may be followed by an
@@ -474,17 +475,22 @@ def _same_line(destination: str, letter_id: int | None) -> Select[int]:
 
 
 class WebhookDelivery(DeliveryHandler):
-    """The outbox delivery for webhook rows, on the job kind "webhook" so that a runner with
-    runner_settings() runs them: a day of retries, and a slow receiver never holds up SMS
-    and e-mail."""
+    """The outbox delivery for webhook rows, on the job kind "webhook" with a schedule of
+    its own (``runner_settings()``: a day of retries), so that its retries never follow
+    the SMS and e-mail schedule."""
 
     kind = KIND
     history = False  # one delivery per endpoint per event: the outbox row says enough
 
     def __init__(
-        self, sessions: sessionmaker[Session], sender: Sender, clock: Callable[[], datetime]
+        self,
+        sessions: sessionmaker[Session],
+        sender: Sender,
+        clock: Callable[[], datetime],
+        schedule: JobsConfig | None = None,
     ) -> None:
         super().__init__(sessions, {KIND: sender}, clock, _DOMAIN)
+        self.schedule = schedule
 
 
 # -- operators ----------------------------------------------------------------------------

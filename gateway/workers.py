@@ -1,4 +1,5 @@
-"""Runs durable background jobs (OCR, deliveries) off the contact path, with retries."""
+"""Runs durable background jobs (routing, OCR, deliveries) off the contact path, with
+retries. One runner per lane (gateway.kinds.LANES), each with its own claim loops."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
+from gateway.kinds import LANES
 from gateway.logs import log_event
 from store.attachments import AttachmentStore
 from store.db import is_outage
@@ -36,6 +38,8 @@ class Handler:
     final failure on the letter so nothing is silently dropped."""
 
     kind: str
+    # Its own retry schedule, when the runner's does not suit it (webhooks retry for a day).
+    schedule: JobsConfig | None = None
 
     def run(self, job: Job) -> None:
         raise NotImplementedError
@@ -55,12 +59,24 @@ class JobRunner:
         handlers: Mapping[str, Handler],
         settings: JobsConfig,
         worker: str | None = None,
+        workers: int = 1,
     ) -> None:
+        """``workers``: jobs run at once, each claimed on its own (a lane's concurrency)."""
         self.queue = queue
         self.handlers = handlers
         self.settings = settings
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.workers = workers
         self._wake = asyncio.Event()
+        # A claim must outlast the slowest kind this runner may take.
+        self.lease = timedelta(
+            seconds=max(self._schedule(kind).lease_seconds for kind in handlers)
+            if handlers
+            else settings.lease_seconds
+        )
+
+    def _schedule(self, kind: str) -> JobsConfig:
+        return self.handlers[kind].schedule or self.settings
 
     def wake(self) -> None:
         """New work was queued on this node: look now rather than at the next poll."""
@@ -88,7 +104,12 @@ class JobRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         kinds = self.runnable_kinds()
+        await asyncio.gather(*(self._claim_loop(kinds, stop) for _ in range(self.workers)))
+
+    async def _claim_loop(self, kinds: list[str], stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before looking: a wake that comes while this loop looks is kept.
+            self._wake.clear()
             try:
                 ran = await asyncio.to_thread(self.run_one, kinds) if kinds else False
             except sa_exc.SQLAlchemyError as exc:
@@ -99,7 +120,6 @@ class JobRunner:
                 ran = False
             if ran:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     _first(stop, self._wake), timeout=self.settings.poll_interval_seconds
@@ -107,21 +127,21 @@ class JobRunner:
 
     def run_one(self, kinds: list[str]) -> bool:
         """Claim and run one job; False when there was none."""
-        lease = timedelta(seconds=self.settings.lease_seconds)
-        job = self.queue.claim(kinds, self.worker, lease)
+        job = self.queue.claim(kinds, self.worker, self.lease)
         if job is None:
             return False
         handler = self.handlers[job.kind]
+        schedule = self._schedule(job.kind)
         try:
             handler.run(job)
         except GiveUp as exc:
             self._give_up(handler, job, str(exc))
         except Exception as exc:  # any failure of the work is retried, then given up
             error = f"{type(exc).__name__}: {exc}"
-            if job.attempts >= self.settings.max_attempts:
+            if job.attempts >= schedule.max_attempts:
                 self._give_up(handler, job, error)
             else:
-                delay = self.settings.backoff_seconds * 2 ** (job.attempts - 1)
+                delay = schedule.backoff_seconds * 2 ** (job.attempts - 1)
                 self.queue.fail(job, error, retry_in=timedelta(seconds=delay))
                 log_event(
                     log,
@@ -150,6 +170,22 @@ class JobRunner:
             letter=job.letter_id,
             error=error,
         )
+
+
+def lanes_for(
+    sessions: sessionmaker[Session], handlers: Mapping[str, Handler], settings: JobsConfig
+) -> dict[str, JobRunner]:
+    """One runner per lane that has a handler here, with the lane's own concurrency."""
+    unplaced = set(handlers) - {kind for kinds in LANES.values() for kind in kinds}
+    if unplaced:
+        raise ConfigurationError(f"job kinds in no lane (gateway.kinds.LANES): {unplaced}")
+    runners = {}
+    for lane, kinds in LANES.items():
+        mine = {kind: handlers[kind] for kind in kinds if kind in handlers}
+        if mine:
+            workers = getattr(settings.lanes, lane).workers
+            runners[lane] = JobRunner(JobQueue(sessions), mine, settings, workers=workers)
+    return runners
 
 
 async def _first(*events: asyncio.Event) -> None:

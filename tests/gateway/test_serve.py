@@ -50,7 +50,9 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
             # Every enabled channel's parts and every background task, each "ok".
             "parts": {
                 "gsm:modem-1": "ok",
-                "jobs": "ok",
+                "jobs:notify": "ok",
+                "jobs:ocr": "ok",
+                "jobs:route": "ok",
                 "smtp": "ok",
                 "spool-drainer": "ok",
                 "sweep": "ok",

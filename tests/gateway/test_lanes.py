@@ -1,0 +1,156 @@
+"""Job lanes: each lane claims its own jobs, so a slow or failing kind never holds up another
+lane, and a lane runs as many jobs at once as it is given workers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.config import JobsConfig, LaneConfig, LanesConfig
+from gateway.errors import ConfigurationError
+from gateway.kinds import DELIVER, OCR, ROUTE, WEBHOOK
+from gateway.workers import Handler, JobRunner, lanes_for
+from store.db import make_sessionmaker
+from store.jobs import enqueue
+from store.models import Job
+
+FAST = JobsConfig(poll_interval_seconds=0.05, backoff_seconds=0.01)
+
+
+class Recorded(Handler):
+    """Notes when each job ran; ``hold`` keeps every job of it running until released."""
+
+    def __init__(self, kind: str, hold: threading.Event | None = None) -> None:
+        self.kind = kind
+        self.hold = hold
+        self.started = threading.Event()
+        self.done: list[tuple[int, float]] = []
+
+    def run(self, job: Job) -> None:
+        self.started.set()
+        if self.hold is not None:
+            assert self.hold.wait(30), "never released"
+        self.done.append((job.id, time.monotonic()))
+
+
+class Failing(Handler):
+    """A receiver that is down, and takes ``slow`` seconds to say so."""
+
+    def __init__(self, kind: str, schedule: JobsConfig | None = None, slow: float = 0) -> None:
+        self.kind = kind
+        self.schedule = schedule
+        self.slow = slow
+        self.tries = 0
+
+    def run(self, job: Job) -> None:
+        self.tries += 1
+        time.sleep(self.slow)
+        raise RuntimeError("the receiver is down")
+
+
+def queue(sessions: sessionmaker[Session], kind: str, count: int = 1) -> None:
+    with sessions.begin() as session:
+        for _ in range(count):
+            enqueue(session, kind)
+
+
+def statuses(sessions: sessionmaker[Session], kind: str) -> list[str]:
+    with sessions() as session:
+        return list(session.scalars(select(Job.status).where(Job.kind == kind).order_by(Job.id)))
+
+
+@asynccontextmanager
+async def running(
+    sessions: sessionmaker[Session], handlers: Mapping[str, Handler], settings: JobsConfig = FAST
+) -> AsyncIterator[dict[str, JobRunner]]:
+    lanes = lanes_for(sessions, handlers, settings)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(runner.run(stop)) for runner in lanes.values()]
+    try:
+        yield lanes
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=35)
+
+
+async def until(condition: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not callable(condition) or not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("never came")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_fax_being_read_never_delays_routing(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    release = threading.Event()
+    ocr, route = Recorded(OCR, hold=release), Recorded(ROUTE)
+    async with running(sessions, {OCR: ocr, ROUTE: route}):
+        queue(sessions, OCR)
+        await asyncio.to_thread(ocr.started.wait, 10)
+        queue(sessions, ROUTE, 5)
+        try:
+            await until(lambda: statuses(sessions, ROUTE) == ["done"] * 5)
+            # Routed while the fax is still being read, and that job still holds its claim.
+            assert ocr.done == [] and statuses(sessions, OCR) == ["running"]
+        finally:
+            release.set()
+        await until(lambda: len(ocr.done) == 1)
+
+
+async def test_a_failing_receiver_never_delays_routing(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    failing, route = Failing(DELIVER, slow=0.5), Recorded(ROUTE)
+    async with running(sessions, {DELIVER: failing, ROUTE: route}):
+        queue(sessions, DELIVER, 20)  # 10 s of timeouts ahead of the letters, were it one line
+        await until(lambda: failing.tries >= 1)
+        queue(sessions, ROUTE, 3)
+        await until(lambda: statuses(sessions, ROUTE) == ["done"] * 3, timeout=3)
+
+
+async def test_a_lane_runs_as_many_jobs_at_once_as_it_has_workers(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    together = threading.Barrier(4, timeout=10)  # broken unless four run at the same time
+
+    class Meeting(Handler):
+        kind = DELIVER
+
+        def __init__(self) -> None:
+            self.met = 0
+
+        def run(self, job: Job) -> None:
+            together.wait()
+            self.met += 1
+
+    meeting = Meeting()
+    settings = FAST.model_copy(update={"lanes": LanesConfig(notify=LaneConfig(workers=4))})
+    async with running(sessions, {DELIVER: meeting}, settings):
+        queue(sessions, DELIVER, 4)
+        await until(lambda: meeting.met == 4, timeout=15)
+    assert statuses(sessions, DELIVER) == ["done"] * 4  # each claimed once, by one worker
+
+
+async def test_a_kind_keeps_its_own_retry_schedule_within_its_lane(engine: Engine) -> None:
+    """Webhooks retry for a day, receipts five times: one lane, two schedules."""
+    sessions = make_sessionmaker(engine)
+    once = FAST.model_copy(update={"max_attempts": 1})
+    receipts, hooks = Failing(DELIVER), Failing(WEBHOOK, schedule=once)
+    async with running(sessions, {DELIVER: receipts, WEBHOOK: hooks}):
+        queue(sessions, DELIVER)
+        queue(sessions, WEBHOOK)
+        await until(lambda: statuses(sessions, DELIVER) == ["failed"], timeout=15)
+        await until(lambda: statuses(sessions, WEBHOOK) == ["failed"])
+    assert (receipts.tries, hooks.tries) == (FAST.max_attempts, 1)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_kind_in_no_lane_is_refused_at_start(engine: Engine) -> None:
+    with pytest.raises(ConfigurationError, match="no lane"):
+        lanes_for(make_sessionmaker(engine), {"mystery": Recorded("mystery")}, FAST)
