@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.sip import cli as sip_cli
-from gateway import pii_cli, stt_cli, tracking
+from gateway import jobs_cli, pii_cli, stt_cli, tracking
 from gateway.actions import ACTIONS
 from gateway.actions import add_parser as add_action_parser
 from gateway.config import Config, load_config
@@ -91,6 +91,7 @@ def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
         "prompts": sip_cli.prompts,
         "console": console_cli.console,
         "pii": pii_cli.pii,
+        "jobs": jobs_cli.jobs_command,
     }
 
 
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     sip_cli.add_parsers(commands)
     console_cli.add_parsers(commands)
     pii_cli.add_parsers(commands)
+    jobs_cli.add_parsers(commands)
     tokens = commands.add_parser("tokens", help="API bearer tokens for integrators")
     token_actions = tokens.add_subparsers(dest="action", required=True)
     create = token_actions.add_parser("create", help="make a token (shown once)")

@@ -357,6 +357,8 @@ class JobsConfig(Section):
     # Retry n waits backoff * 2**(n-1) seconds.
     backoff_seconds: float = Field(default=30, gt=0)
     lanes: LanesConfig = LanesConfig()
+    # Done jobs are deleted this long after they finished (failed ones stay for a person).
+    keep_done_days: float = Field(default=7, gt=0)
 
 
 CATEGORIES = ("complaint", "help", "suggestion", "inquiry", "report", "opinion", "other")

@@ -52,7 +52,11 @@ def build_app(
 
     async def metrics_endpoint(_: Request) -> Response:
         parts_up()
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        up = await asyncio.to_thread(database_up)  # as of this scrape, not the last /healthz
+        metrics.database_up.set(1 if up else 0)
+        # Off the event loop: collectors read the database (each lane's queue).
+        body = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[

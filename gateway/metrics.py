@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.kinds import LANES, lane_of
+
 # (modem, connected, signal, failed connects in a row), read at each scrape.
 ModemStatus = Callable[[], list[tuple[str, bool, int, int]]]
 # {channel part: inputs kept aside since the start}, e.g. {"gsm:modem-1": 3}.
 QuarantineCounts = Callable[[], Mapping[str, int]]
+# (kind, status, jobs, earliest run_after) per job kind and status (store.jobs.backlog),
+# read at each scrape; None while the database cannot be reached.
+Backlog = Callable[[], list[tuple[str, str, int, datetime]] | None]
 
 
 class Metrics:
@@ -71,6 +77,9 @@ class Metrics:
     def watch_modems(self, status: ModemStatus) -> None:
         self.registry.register(_Modems(status))
 
+    def watch_lanes(self, backlog: Backlog, clock: Callable[[], datetime]) -> None:
+        self.registry.register(_Lanes(backlog, clock))
+
     def watch_quarantines(self, source: object) -> None:
         """Count what ``source`` keeps aside, when it keeps anything (a channel that refuses
         bad input outright has nothing to count)."""
@@ -117,3 +126,39 @@ class _Modems(Collector):
             signal.add_metric([name], strength)
             failures.add_metric([name], failed)
         yield from (connected, signal, failures)
+
+
+class _Lanes(Collector):
+    """Each lane's queue, read from the database at each scrape (every node sees them all)."""
+
+    def __init__(self, backlog: Backlog, clock: Callable[[], datetime]) -> None:
+        self.backlog = backlog
+        self.clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        rows = self.backlog()
+        if rows is None:
+            return  # the database is down: no figure rather than a false zero
+        now = self.clock()
+        jobs = GaugeMetricFamily(
+            "hotline_jobs",
+            "Jobs per lane and status (queued: due or backing off; failed: given up, kept).",
+            labels=["lane", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "hotline_jobs_oldest_due_seconds",
+            "How long the oldest due job of a lane has waited to be claimed (0 when none).",
+            labels=["lane"],
+        )
+        counts = {(lane, status): 0 for lane in LANES for status in ("queued", "running", "failed")}
+        waited = dict.fromkeys(LANES, 0.0)
+        for kind, status, count, earliest in rows:
+            lane = lane_of(kind)
+            counts[lane, status] = counts.get((lane, status), 0) + count
+            if status == "queued" and earliest <= now:
+                waited[lane] = max(waited.get(lane, 0.0), (now - earliest).total_seconds())
+        for (lane, status), count in sorted(counts.items()):
+            jobs.add_metric([lane, status], count)
+        for lane, seconds in sorted(waited.items()):
+            oldest.add_metric([lane], seconds)
+        yield from (jobs, oldest)

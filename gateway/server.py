@@ -8,6 +8,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
 from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
-from gateway.workers import Handler, lanes_for
+from gateway.workers import Handler, lanes_for, purge_forever
 from ivr.transcription import transcription_expected
+from store import jobs
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
 
@@ -130,6 +132,8 @@ class Gateway:
                 webhooks.runner_settings(config.webhooks, config.jobs),
             )
         self.lanes = lanes_for(sessions, handlers, config.jobs)
+        self.reads = make_read_sessionmaker(self.engine)
+        self.metrics.watch_lanes(self.backlog, utcnow)
         routes: list[BaseRoute] = []
         if config.api.enabled:
             services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
@@ -150,8 +154,7 @@ class Gateway:
             # Last: the citizen's site is served from the root, under everything above.
             from channels.web.site import Site
 
-            reads = make_read_sessionmaker(self.engine)
-            site = Site(config, self.intake.accept_or_refuse, reads, utcnow)
+            site = Site(config, self.intake.accept_or_refuse, self.reads, utcnow)
             routes.append(Mount("/", routes=site.routes()))
         self.health = Health()
         for channel in self.channels.values():
@@ -176,6 +179,15 @@ class Gateway:
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
         return [*command, "stt", "worker"]
+
+    def backlog(self) -> list[tuple[str, str, int, datetime]] | None:
+        try:
+            with self.reads() as session:
+                return jobs.backlog(session)
+        except SQLAlchemyError as exc:
+            if is_outage(exc):
+                return None
+            raise
 
     def database_up(self) -> bool:
         try:
@@ -209,6 +221,7 @@ class Gateway:
         }
         for lane, runner in self.lanes.items():
             work[f"jobs:{lane}"] = functools.partial(runner.run, stop)
+        work["jobs-purge"] = lambda: purge_forever(self.sessions, self.config.jobs, utcnow, stop)
         if self.webhook_sender is not None:
             work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
                 self.sessions, self.config.webhooks, utcnow, stop, self.lanes["notify"].waker()

@@ -21,7 +21,7 @@ from gateway.kinds import LANES
 from gateway.logs import log_event
 from store.attachments import AttachmentStore
 from store.db import is_outage
-from store.jobs import JobQueue, enqueue
+from store.jobs import JobQueue, enqueue, purge_done
 from store.letters import record_event
 from store.models import Job, Letter
 
@@ -186,6 +186,31 @@ def lanes_for(
             workers = getattr(settings.lanes, lane).workers
             runners[lane] = JobRunner(JobQueue(sessions), mine, settings, workers=workers)
     return runners
+
+
+PURGE_EVERY_SECONDS = 3600
+
+
+async def purge_forever(
+    sessions: sessionmaker[Session],
+    settings: JobsConfig,
+    clock: Callable[[], datetime],
+    stop: asyncio.Event,
+) -> None:
+    """Delete done jobs older than ``keep_done_days``, now and then hourly: the table the
+    lanes claim from stays the size of the work in hand, not of every job ever run."""
+    while not stop.is_set():
+        cutoff = clock() - timedelta(days=settings.keep_done_days)
+        try:
+            purged = await asyncio.to_thread(purge_done, sessions, cutoff)
+        except sa_exc.SQLAlchemyError as exc:
+            if not is_outage(exc):
+                raise
+            purged = 0  # the next round will find them
+        if purged:
+            log_event(log, "jobs.purged", jobs=purged, finished_before=cutoff.isoformat())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PURGE_EVERY_SECONDS)
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Job
@@ -106,3 +106,47 @@ class JobQueue:
                 return
             for key, value in values.items():
                 setattr(current, key, value)
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+def backlog(session: Session) -> list[tuple[str, str, int, datetime]]:
+    """(kind, status, jobs, earliest run_after) of every queued, running and failed job
+    kind. The earliest run_after of queued jobs is the oldest due one's whenever any is
+    due (a job backing off is due later than any due job)."""
+    rows = session.execute(
+        select(Job.kind, Job.status, func.count(), func.min(Job.run_after))
+        .where(Job.status.in_([QUEUED, RUNNING, FAILED]))
+        .group_by(Job.kind, Job.status)
+    )
+    return [(kind, status, count, earliest) for kind, status, count, earliest in rows]
+
+
+def purge_done(
+    sessions: sessionmaker[Session], finished_before: datetime, batch: int = 1000
+) -> int:
+    """Delete done jobs that finished before the cutoff, a batch per transaction (SQLite's
+    one writer is held briefly); failed jobs stay for a person. Returns how many."""
+    deleted = 0
+    while True:
+        with sessions.begin() as session:
+            ids = session.scalars(
+                select(Job.id)
+                .where(Job.status == DONE, Job.finished_at < finished_before)
+                .limit(batch)
+            ).all()
+            if ids:
+                session.execute(delete(Job).where(Job.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch:
+            return deleted
+
+
+def retry(session: Session, query: Select[Job], now: datetime) -> list[Job]:
+    """Queue the failed jobs ``query`` selects again, due now, with their attempts reset."""
+    jobs = list(session.scalars(query.where(Job.status == FAILED).with_for_update()))
+    for job in jobs:
+        job.status, job.attempts, job.run_after = QUEUED, 0, now
+        job.locked_by = job.locked_until = job.finished_at = None
+    return jobs

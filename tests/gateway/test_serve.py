@@ -53,6 +53,7 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
                 "jobs:notify": "ok",
                 "jobs:ocr": "ok",
                 "jobs:route": "ok",
+                "jobs-purge": "ok",
                 "smtp": "ok",
                 "spool-drainer": "ok",
                 "sweep": "ok",
@@ -64,6 +65,7 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
         assert "hotline_spool_depth 0.0" in metrics.text
         assert "hotline_database_up 1.0" in metrics.text
         assert 'hotline_channel_up{channel="smtp"} 1.0' in metrics.text
+        assert 'hotline_jobs_oldest_due_seconds{lane="route"}' in metrics.text
         modems = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert 'hotline_modem_connected{modem="modem-1"} 1.0' in modems
         assert 'hotline_modem_signal{modem="modem-1"} 20.0' in modems
