@@ -1,11 +1,19 @@
 """The integrator API at scale: letters listed per second through /api/v1/letters with
-cursor pages, at 10k and at 1M letters, against the same keyset query in plain SQL; and
-webhook deliveries per second against plain POSTs to the same local receiver.
+cursor pages, at 10k and at 1M letters, with an unscoped and a department's token, against
+the same keyset query in plain SQL; and webhook deliveries per second against plain POSTs
+to the same local receiver.
 
-    .venv/bin/python -m benchmarks.api [--big 1000000]
+    .venv/bin/python -m benchmarks.api [--big 1000000] [--pages 200] [--webhooks 500]
 
-The baseline runs the query the endpoint runs (50 letters after a cursor, newest first)
-straight on the engine in the same run, so the ratio is the API's own cost.
+Only what was verified counts. A listed row counts when it is the letter that belongs at
+that place of that token's listing (known from how the letters were made, not from either
+query): the newest first, a department's token only the letters its department has now
+(never one it returned), each with its tracking number, status and lead department. The
+baseline runs the query the endpoint runs (50 letters after a cursor, newest first, the
+department's EXISTS for its token) straight on the engine in the same run, checked alike,
+so the ratio is the API's own cost. A webhook counts when the receiver got it once with a
+valid Standard Webhooks signature and the body of its event; a plain POST when the
+receiver got its body and answered 2xx. Both are sent with the notify lane's concurrency.
 """
 
 from __future__ import annotations
@@ -16,38 +24,62 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, exists, insert, select, text
 
+from benchmarks.common import Tally, race, ratio
 from gateway.api import auth
 from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig, DeadlinesConfig, load_config
+from gateway.config import ApiConfig, Config, DeadlinesConfig, load_config
 from gateway.deadlines import WorkCalendar
-from gateway.intake import utcnow
 from gateway.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
-from store.models import Letter
-from tests.conftest import PII, SHANGHAI, build_intake, make_contact
+from store.models import Assignment, Department, Letter
+from tests.conftest import PII, SHANGHAI, build_intake
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+PAGE = 50
+SCOPED = "city-admin"  # the department token's department
 
 
-def fill(engine: Engine, have: int, upto: int) -> None:
+def departments(config: Config) -> list[str]:
+    return [d.code for d in config.routing.departments]
+
+
+def lead_of(i: int, codes: list[str]) -> str:
+    return codes[i % len(codes)]
+
+
+def returned_by_scoped(i: int) -> bool:
+    """Letters the scoped department had and returned (退件): no longer its own."""
+    return i % 10 == 3
+
+
+def fill(engine: Engine, have: int, upto: int, codes: list[str]) -> None:
+    """Letters ``have`` .. ``upto``-1 with id i+1, each assigned to its lead department; one
+    in ten also returned by the scoped department."""
+    with engine.connect() as conn:
+        ids = {code: id_ for code, id_ in conn.execute(select(Department.code, Department.id))}
     for start in range(have, upto, 20_000):
-        rows = [
+        numbers = range(start, min(start + 20_000, upto))
+        letters = [
             {
+                "id": i + 1,
                 "tracking_number": f"A{i:014d}",
                 "verification_code": "000000",
                 "channel": "web",
                 "source": "bench",
                 "external_id": f"a{i}",
-                "received_at": NOW - timedelta(seconds=i),
+                "received_at": NOW - timedelta(seconds=upto - i),
                 "status": "assigned",
                 "subject": "路灯",
                 "text": "翠屏区人民路的路灯坏了",
@@ -55,58 +87,172 @@ def fill(engine: Engine, have: int, upto: int) -> None:
                 "confidential": False,
                 "publish": False,
             }
-            for i in range(start, min(start + 20_000, upto))
+            for i in numbers
+        ]
+        assignments = [
+            {
+                "letter_id": i + 1,
+                "department_id": ids[lead_of(i, codes)],
+                "mode": "assign",
+                "reply_type": "time_limited",
+                "lead": True,
+                "status": "assigned",
+                "assigned_at": NOW,
+                "due_at": NOW + timedelta(days=7),
+            }
+            for i in numbers
+        ]
+        assignments += [
+            {
+                "letter_id": i + 1,
+                "department_id": ids[SCOPED],
+                "mode": "assign",
+                "reply_type": "time_limited",
+                "lead": False,
+                "status": "returned",
+                "assigned_at": NOW,
+                "due_at": NOW + timedelta(days=7),
+            }
+            for i in numbers
+            if returned_by_scoped(i) and lead_of(i, codes) != SCOPED
         ]
         with engine.begin() as conn:
-            conn.execute(insert(Letter), rows)
+            conn.execute(insert(Letter), letters)
+            conn.execute(insert(Assignment), assignments)
 
 
-async def api_rate(client: httpx.AsyncClient, token: str, pages: int) -> float:
-    cursor, listed = None, 0
+def expected(size: int, codes: list[str], department: str | None) -> Iterator[tuple[str, str]]:
+    """(tracking number, lead department) of the letters a token lists, newest first."""
+    for i in range(size - 1, -1, -1):
+        if department is None or lead_of(i, codes) == department:
+            yield f"A{i:014d}", lead_of(i, codes)
+
+
+class Checker:
+    """Compares each listed row with the one that belongs at its place."""
+
+    def __init__(self, size: int, codes: list[str], department: str | None) -> None:
+        self.rows = expected(size, codes, department)
+        self.tally = Tally()
+
+    def check(self, listed: list[tuple[str, str, str | None]]) -> None:
+        for number, status, lead in listed:
+            want = next(self.rows, None)
+            if want is None:
+                self.tally.fail("rows past the end")
+            elif number != want[0]:
+                self.tally.fail("rows out of place or not the token's")
+                self.rows = _after(self.rows, number)  # resynchronise on what was listed
+            elif status != "assigned" or (lead is not None and lead != want[1]):
+                self.tally.fail("rows with a wrong status or lead department")
+            else:
+                self.tally.verified += 1
+
+
+def _after(rows: Iterator[tuple[str, str]], number: str) -> Iterator[tuple[str, str]]:
+    for row in rows:
+        if row[0] < number:
+            yield row
+            yield from rows
+            return
+
+
+async def api_rate(client: httpx.AsyncClient, token: str, pages: int, checker: Checker) -> Tally:
+    cursor: str | None = None
+    responses: list[httpx.Response] = []
     started = time.perf_counter()
     for _ in range(pages):
-        params = {"limit": "50", **({"cursor": cursor} if cursor else {})}
-        page = (
-            await client.get(
-                "/letters", params=params, headers={"Authorization": f"Bearer {token}"}
+        params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
+        answer = await client.get(
+            "/letters", params=params, headers={"Authorization": f"Bearer {token}"}
+        )
+        responses.append(answer)
+        if answer.status_code != 200:
+            break
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            break
+    seconds = time.perf_counter() - started
+    for answer in responses:  # checked after the clock stopped
+        if answer.status_code != 200:
+            checker.tally.fail(f"pages answered {answer.status_code}")
+            continue
+        checker.check(
+            [(i["tracking_number"], i["status"], i["department"]) for i in answer.json()["items"]]
+        )
+    checker.tally.seconds = seconds
+    return checker.tally
+
+
+def keyset(department: str | None) -> Any:
+    query = select(Letter.id, Letter.tracking_number, Letter.status)
+    if department is not None:
+        query = query.where(
+            exists(
+                select(Assignment.id).where(
+                    Assignment.letter_id == Letter.id,
+                    Assignment.department_id
+                    == select(Department.id).where(Department.code == department).scalar_subquery(),
+                    Assignment.status != "returned",
+                )
             )
-        ).json()
-        listed += len(page["items"])
-        cursor = page["next_cursor"]
-    return listed / (time.perf_counter() - started)
+        )
+    return query
 
 
-def sql_rate(engine: Engine, pages: int) -> float:
-    after, listed = None, 0
+def sql_rate(engine: Engine, pages: int, department: str | None, checker: Checker) -> Tally:
+    after: int | None = None
+    listed: list[tuple[str, str, str | None]] = []
     started = time.perf_counter()
     with engine.connect() as conn:
         for _ in range(pages):
-            query = select(Letter.id, Letter.tracking_number, Letter.status, Letter.received_at)
+            query = keyset(department)
             if after is not None:
                 query = query.where(Letter.id < after)
-            rows = conn.execute(query.order_by(Letter.id.desc()).limit(51)).all()[:50]
-            listed += len(rows)
+            rows = conn.execute(query.order_by(Letter.id.desc()).limit(PAGE + 1)).all()[:PAGE]
+            listed += [(r[1], r[2], None) for r in rows]
+            if not rows:
+                break
             after = rows[-1][0]
-    return listed / (time.perf_counter() - started)
+    checker.tally.seconds = time.perf_counter() - started
+    checker.check(listed)
+    return checker.tally
+
+
+@dataclass
+class Listing:
+    who: str
+    api: Tally
+    sql: Tally
 
 
 async def measure(
-    engine: Engine, token: str, services: Services, pages: int
-) -> tuple[float, float]:
+    engine: Engine,
+    tokens: dict[str | None, str],
+    services: Services,
+    pages: int,
+    size: int,
+    codes: list[str],
+) -> list[Listing]:
     transport = httpx.ASGITransport(app=build_api(services))
+    results = []
     async with httpx.AsyncClient(transport=transport, base_url="http://h/") as client:
-        await api_rate(client, token, 2)  # warm
-        api = await api_rate(client, token, pages)
-    return api, sql_rate(engine, pages)
+        for department, token in tokens.items():
+            await api_rate(client, token, 2, Checker(size, codes, department))  # warm
+            api = await api_rate(client, token, pages, Checker(size, codes, department))
+            sql = sql_rate(engine, pages, department, Checker(size, codes, department))
+            results.append(Listing(department or "unscoped", api, sql))
+    return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--webhooks", type=int, default=500)
     args = parser.parse_args()
     config = load_config(ROOT / "config.yaml", environ={})
+    codes = departments(config)
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'api.db'}", pii=PII)
         upgrade(engine)
@@ -114,96 +260,225 @@ def main() -> None:
         sessions = make_sessionmaker(engine)
         workflow = Workflow(config.routing, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: NOW)
         with sessions.begin() as session:
-            token = auth.create(session, "bench", ["read"], None, NOW)
+            workflow.sync_departments(session)
+            tokens = {
+                None: auth.create(session, "bench", ["read"], None, NOW),
+                SCOPED: auth.create(session, "bench-dept", ["read"], SCOPED, NOW),
+            }
         services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: NOW)
         have = 0
         for size in (10_000, args.big):
-            fill(engine, have, size)
+            fill(engine, have, size, codes)
             have = size
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
-            api, sql = asyncio.run(measure(engine, token, services, args.pages))
-            print(
-                f"{size:,} letters: API lists {api:.0f} letters/s, the same keyset query "
-                f"in SQL {sql:.0f}/s, API/SQL = {api / sql:.2f}"
-            )
+            for r in asyncio.run(measure(engine, tokens, services, args.pages, size, codes)):
+                print(
+                    f"{size:,} letters, {r.who} token: API lists {r.api.rate:.0f} verified "
+                    f"letters/s ({r.api.verified} rows; {r.api.problems()}), the same keyset "
+                    f"query in SQL {r.sql.rate:.0f}/s ({r.sql.verified} rows; "
+                    f"{r.sql.problems()}); API/SQL = {ratio(r.api.rate, r.sql.rate)}"
+                )
         engine.dispose()
-    gateway, plain = webhook_rates(args.webhooks)
+    gateway, plain = webhook_rates(args.webhooks, config)
     print(
-        f"webhooks: {gateway:.0f} signed, ordered deliveries/s through the outbox; plain POSTs "
-        f"of the same bodies {plain:.0f}/s; gateway/plain = {gateway / plain:.2f}"
+        f"webhooks: {gateway.rate:.0f} verified deliveries/s through the notify lane "
+        f"({gateway.verified}/{args.webhooks} signed and whole; {gateway.problems()}); plain "
+        f"POSTs of the same bodies {plain.rate:.0f}/s ({plain.verified}/{args.webhooks}; "
+        f"{plain.problems()}); gateway/plain = {ratio(gateway.rate, plain.rate)}"
     )
 
 
 # -- webhook deliveries ----------------------------------------------------------------------
 
-
-class _Sink(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
+SECRET = "whsec_" + "QmVuY2htYXJrIHNlY3JldCBvZiAzMiBieXRlcyEhISE="  # 32 bytes
 
 
-def webhook_rates(count: int) -> tuple[float, float]:
-    """Deliveries per second: the outbox, job runner, signing and ordering checks, against
-    plain POSTs of the same bodies to the same local receiver over one client."""
-    from gateway import webhooks
-    from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
-    from gateway.outbox import queue_message
-    from gateway.workers import JobRunner
-    from store import jobs
-    from store.jobs import JobQueue
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    settings = WebhooksConfig(
-        allowed_hosts=["127.0.0.1"],
-        endpoints=[WebhookEndpoint(name="bench", url=url, secrets=["whsec_" + "A" * 32])],
-    )
-    body = {
+
+class Receiver:
+    """A local endpoint that keeps what it was sent and when; it checks nothing while the
+    clock runs, so checking costs neither side."""
+
+    def __init__(self, expected: int) -> None:
+        self.got: list[Received] = []
+        self.expected = expected
+        self.all_in = threading.Event()
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(204)
+                self.end_headers()
+                with lock:
+                    outer.got.append(Received(dict(self.headers), body, time.perf_counter()))
+                    if len(outer.got) >= outer.expected:
+                        outer.all_in.set()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, expected: int) -> None:
+        self.got, self.expected = [], expected
+        self.all_in.clear()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def event_body(n: int) -> dict[str, Any]:
+    return {
         "type": "letter.created",
         "timestamp": NOW.isoformat(),
-        "data": {"tracking_number": "202611260000016", "status": "received"},
+        "data": {"tracking_number": f"W{n:014d}", "status": "received"},
     }
+
+
+def verify_webhooks(got: list[Received], bodies: dict[str, dict[str, Any]], began: float) -> Tally:
+    """Each event once, signed with our secret (Standard Webhooks), with its own body."""
+    from standardwebhooks import Webhook
+
+    verifier, tally, seen = Webhook(SECRET), Tally(), set()
+    last = began
+    for r in got:
+        try:
+            payload = verifier.verify(r.body, r.headers)
+        except Exception:  # the library's verification error, whatever its class
+            tally.fail("deliveries with a bad signature")
+            continue
+        webhook_id = r.headers.get("webhook-id", r.headers.get("Webhook-Id", ""))
+        if webhook_id in seen:
+            tally.fail("deliveries of an event already delivered")
+        elif payload != bodies.get(webhook_id):
+            tally.fail("deliveries with another body than their event's")
+        else:
+            seen.add(webhook_id)
+            tally.verified += 1
+            last = max(last, r.at)
+    tally.fail("events never delivered", len(set(bodies) - seen))
+    tally.seconds = last - began
+    return tally
+
+
+def webhook_rates(count: int, config: Config) -> tuple[Tally, Tally]:
+    """Deliveries per second through the notify lane as serve runs it (the outbox, signing,
+    the ordering checks, the lane's workers), one event per letter; against plain POSTs of
+    the same bodies to the same receiver from as many threads as the lane has workers."""
+    from gateway import webhooks
+    from gateway.config import WebhookEndpoint, WebhooksConfig
+    from gateway.outbox import queue_message
+    from gateway.workers import lanes_for
+    from store import jobs
+
+    receiver = Receiver(count)
+    settings = WebhooksConfig(
+        allowed_hosts=["127.0.0.1"],
+        endpoints=[WebhookEndpoint(name="bench", url=receiver.url, secrets=[SECRET])],
+    )
+    workers = config.jobs.lanes.notify.workers
+    bodies: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'hooks.db'}", pii=PII)
         upgrade(engine)
-        build_intake(engine, Path(tmp)).intake.accept_sync(make_contact(1))
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Letter),
+                [
+                    {
+                        "id": n + 1,
+                        "tracking_number": f"W{n:014d}",
+                        "verification_code": "000000",
+                        "channel": "web",
+                        "source": "bench",
+                        "external_id": f"w{n}",
+                        "received_at": NOW,
+                        "status": "received",
+                        "subject": "路灯",
+                        "text": "翠屏区人民路的路灯坏了",
+                        "anonymous": False,
+                        "confidential": False,
+                        "publish": False,
+                    }
+                    for n in range(count)
+                ],
+            )
         sessions = make_sessionmaker(engine)
         with sessions.begin() as session:
-            for _ in range(count):
+            for n in range(count):
+                body = event_body(n)
                 message = queue_message(
-                    session, webhooks.KIND, 1, "bench", body, NOW, deliver=False
+                    session, webhooks.KIND, n + 1, "bench", body, NOW, deliver=False
                 )
                 jobs.enqueue(
-                    session, webhooks.KIND, letter_id=1, payload={"outbox_id": message.id}, at=NOW
+                    session,
+                    webhooks.KIND,
+                    letter_id=n + 1,
+                    payload={"outbox_id": message.id},
+                    at=NOW,
                 )
+                bodies[f"msg_{message.id}"] = body
         sender = webhooks.WebhookSender(sessions, settings)
-        runner = JobRunner(
-            JobQueue(sessions),
-            {webhooks.KIND: webhooks.WebhookDelivery(sessions, sender, utcnow)},
-            webhooks.runner_settings(settings, JobsConfig()),
+        handler = webhooks.WebhookDelivery(
+            sessions, sender, webhooks.utcnow, webhooks.runner_settings(settings, config.jobs)
         )
-        started = time.perf_counter()
-        while runner.run_one([webhooks.KIND]):
-            pass
-        gateway = count / (time.perf_counter() - started)
+        lane = lanes_for(sessions, {webhooks.KIND: handler}, config.jobs)["notify"]
+
+        async def run() -> float:
+            stop = asyncio.Event()
+            began = time.perf_counter()
+            running = asyncio.create_task(lane.run(stop))
+            await asyncio.to_thread(receiver.all_in.wait, 120)
+            stop.set()
+            await running
+            return began
+
+        began = asyncio.run(run())
+        gateway = verify_webhooks(receiver.got, bodies, began)
         sender.close()
         engine.dispose()
-    raw = json.dumps(body).encode()
-    with httpx.Client() as client:
-        started = time.perf_counter()
-        for _ in range(count):
-            client.post(url, content=raw, headers={"content-type": "application/json"})
-        plain = count / (time.perf_counter() - started)
-    server.shutdown()
-    server.server_close()
+    receiver.reset(count)
+    plain = plain_posts(
+        receiver, [json.dumps(event_body(n)).encode() for n in range(count)], workers
+    )
+    receiver.close()
     return gateway, plain
+
+
+def plain_posts(receiver: Receiver, raws: list[bytes], workers: int) -> Tally:
+    answered: list[int] = []
+
+    def client(share: list[bytes]) -> Callable[[Callable[[], None]], None]:
+        def work(start: Callable[[], None]) -> None:
+            with httpx.Client() as http:
+                start()
+                for raw in share:
+                    answer = http.post(
+                        receiver.url, content=raw, headers={"content-type": "application/json"}
+                    )
+                    answered.append(answer.status_code)
+
+        return work
+
+    tally = race([client(raws[i::workers]) for i in range(workers)])
+    ok = sum(1 for status in answered if 200 <= status < 300)
+    tally.fail("POSTs answered other than 2xx", len(answered) - ok)
+    tally.fail("POSTs never answered", len(raws) - len(answered))
+    got = sorted(r.body for r in receiver.got)
+    tally.verified = min(ok, sum(1 for a, b in zip(got, sorted(raws), strict=False) if a == b))
+    tally.fail("bodies the receiver did not get whole", ok - tally.verified)
+    return tally
 
 
 if __name__ == "__main__":
