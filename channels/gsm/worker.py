@@ -158,8 +158,9 @@ class ModemWorker:
         while not self.stopping.is_set():
             self.wake.clear()
             self._sweep(modem)
-            self._send_due(modem)
-            self.wake.wait(self.common.sweep_interval_seconds)
+            # One SMS per round, each after a sweep: reading comes before sending, so a
+            # queue of receipts never leaves the citizens' messages unread on the SIM.
+            self.wake.wait(self._send_next(modem))
 
     def _write(self, modem: _Modem, command: str, **options: object) -> list[str]:
         lines: list[str] = modem.write(
@@ -237,24 +238,28 @@ class ModemWorker:
             log, "gsm.malformed", logging.ERROR, modem=self.name, file=str(path), reason=reason
         )
 
-    def _send_due(self, modem: _Modem) -> None:
-        gap = 60 / self.common.send_per_minute
-        while not self.outgoing.empty() and not self.stopping.is_set():
-            wait = self._last_send + gap - time.monotonic()
-            if wait > 0:  # the per-modem rate limit: carriers block modems that flood
-                self.stopping.wait(wait)
-            job = self.outgoing.get()
-            try:
-                references = self._send(modem, job.number, job.text)
-            except CommandError as exc:  # +CMS ERROR: the outbox retries later
-                job.done.set_exception(exc)
-            except (GsmModemException, SerialException, OSError) as exc:
-                job.done.set_exception(exc)
-                raise
-            else:
-                job.done.set_result(references)
-            finally:
-                self._last_send = time.monotonic()
+    def _send_next(self, modem: _Modem) -> float:
+        """Send the next queued SMS when the rate limit allows (carriers block modems that
+        flood); the seconds until the loop should look again (a +CMTI wakes it sooner)."""
+        interval = self.common.sweep_interval_seconds
+        if self.outgoing.empty():
+            return interval
+        wait = self._last_send + 60 / self.common.send_per_minute - time.monotonic()
+        if wait > 0:
+            return min(wait, interval)
+        job = self.outgoing.get()
+        try:
+            references = self._send(modem, job.number, job.text)
+        except CommandError as exc:  # +CMS ERROR: the outbox retries later
+            job.done.set_exception(exc)
+        except (GsmModemException, SerialException, OSError) as exc:
+            job.done.set_exception(exc)
+            raise
+        else:
+            job.done.set_result(references)
+        finally:
+            self._last_send = time.monotonic()
+        return 0
 
     def _send(self, modem: _Modem, number: str, text: str) -> list[int]:
         # PDU mode with the library's encoder: no AT+CSCS, which some modems lack.
