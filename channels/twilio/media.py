@@ -39,7 +39,9 @@ def media_of(params: Mapping[str, str]) -> list[tuple[str, str]]:
     if params.get("RecordingUrl"):
         sid = params.get("RecordingSid") or "recording"
         found.append((params["RecordingUrl"] + ".wav", f"voicemail-{sid}.wav"))
-    count = int(params.get("NumMedia") or 0) if (params.get("NumMedia") or "0").isdigit() else 0
+    number = params.get("NumMedia") or "0"
+    # ASCII digits only: str.isdigit() is true of "²", which int() refuses.
+    count = int(number) if number.isascii() and number.isdigit() else 0
     for n in range(min(count, 10)):
         url = params.get(f"MediaUrl{n}")
         if url:

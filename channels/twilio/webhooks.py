@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
@@ -51,6 +52,7 @@ MESSAGE_OUTCOMES = {
     "failed": "undelivered",
 }
 CALL_ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
+_DURATION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 class TwilioWebhooks:
@@ -186,7 +188,7 @@ class TwilioWebhooks:
         if request.query_params.get("empty"):
             return state, flow.RecordingEnded(0, "silence")
         _needed(params, "RecordingUrl")
-        seconds = float(params.get("RecordingDuration") or 0)
+        seconds = _seconds(params.get("RecordingDuration") or "0")
         key = params.get("Digits", "")
         reason: flow.RecordingEndReason = (
             "hangup"
@@ -263,6 +265,14 @@ class TwilioWebhooks:
 def _bad_request(request: Request, exc: PayloadError) -> Response:
     log_event(log, "twilio.bad_request", logging.WARNING, path=request.url.path, reason=str(exc))
     return PlainTextResponse(str(exc), status_code=400)
+
+
+def _seconds(value: str) -> float:
+    """RecordingDuration: whole seconds from Twilio. float() alone would take "nan", "1_0"
+    and raise for "²" (which str.isdigit() calls a digit)."""
+    if not _DURATION.fullmatch(value):
+        raise PayloadError(f"RecordingDuration {value[:20]!r} is not a number of seconds")
+    return float(value)
 
 
 def _needed(params: Params, name: str) -> str:
