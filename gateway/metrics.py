@@ -1,15 +1,28 @@
-"""The counters a hotline operator watches, served at /metrics in Prometheus text format."""
+"""The counters a hotline operator watches, served at /metrics in Prometheus text format.
+
+Worker processes (SIP, STT) count in files: `hotline serve` gives them a folder of its own in
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode) and adds what they
+counted to its own counters at each scrape."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, values
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
+from gateway.errors import ConfigurationError
 from gateway.kinds import LANES, lane_of
+
+# Read by prometheus_client when a process imports it: set, its counters live in files there.
+WORKER_COUNTS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # (modem, connected, signal, failed connects in a row), read at each scrape.
 ModemStatus = Callable[[], list[tuple[str, bool, int, int]]]
@@ -24,7 +37,7 @@ class Metrics:
     """One registry per gateway (not the process-global one), so tests and nodes stay apart."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = _Registry()
         self.letters_received = Counter(
             "hotline_letters_received",
             "Letters stored by intake, per channel.",
@@ -74,6 +87,15 @@ class Metrics:
         self._quarantines = _Quarantines()
         self.registry.register(self._quarantines)
 
+    def include_workers(self, directory: Path) -> None:
+        """Add the counters of the worker processes counting in ``directory``."""
+        if getattr(values.ValueClass, "_multiprocess", False):
+            # This process counts in files too: its counts would be added twice.
+            raise ConfigurationError(
+                f"{WORKER_COUNTS_ENV} is set for the gateway: it sets it for its workers only"
+            )
+        self.registry.register(_Workers(directory))
+
     def watch_modems(self, status: ModemStatus) -> None:
         self.registry.register(_Modems(status))
 
@@ -86,6 +108,71 @@ class Metrics:
         counts = getattr(source, "quarantined", None)
         if callable(counts):
             self._quarantines.sources.append(counts)
+
+
+def worker_counts_dir(base: Path) -> Path:
+    """An empty folder for the worker processes of this gateway run to count in:
+    ``base/<gateway pid>``. Folders of gateways no longer running are removed (their counts
+    went with them); another gateway sharing ``base`` keeps its own."""
+    base.mkdir(parents=True, exist_ok=True)
+    for folder in base.iterdir():
+        if not folder.name.isdigit() or not _running(int(folder.name)):
+            shutil.rmtree(folder, ignore_errors=True)
+    mine = base / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)  # an earlier run under the same pid (a container)
+    mine.mkdir()
+    return mine
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # running, as another user
+    return True
+
+
+class _Registry(CollectorRegistry):
+    """Families of one name given as one (the gateway's own letters counter and its SIP
+    workers' are both ``hotline_letters_received``), counts of the same labels added up:
+    a name twice on one page is not valid exposition."""
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for family in super().collect():
+            known = families.get(family.name)
+            if known is None:
+                families[family.name] = family
+                continue
+            at = {_key(s): i for i, s in enumerate(known.samples)}
+            for sample in family.samples:
+                i = at.get(_key(sample))
+                if i is None:
+                    known.samples.append(sample)
+                else:
+                    mine = known.samples[i]
+                    known.samples[i] = mine._replace(value=mine.value + sample.value)
+        return families.values()
+
+
+def _key(sample: Sample) -> tuple[str, frozenset[tuple[str, str]]]:
+    return sample.name, frozenset(sample.labels.items())
+
+
+class _Workers(Collector):
+    """Counters the worker processes keep in ``directory``, one file per process, added up
+    over every process that ran: a worker that died or was restarted keeps its counts (a
+    counter never goes down). Their gauges are left out: each is the gateway's to read."""
+
+    def __init__(self, directory: Path) -> None:
+        # prometheus_client leaves these two untyped.
+        self.files = MultiProcessCollector(None, path=str(directory))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[Metric]:
+        found: Iterable[Metric] = self.files.collect()  # type: ignore[no-untyped-call]
+        return (family for family in found if family.type == "counter")
 
 
 class _Quarantines(Collector):

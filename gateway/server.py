@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
@@ -29,7 +30,7 @@ from gateway.http import build_app
 from gateway.intake import Intake, utcnow
 from gateway.kinds import ROUTE
 from gateway.logs import log_event
-from gateway.metrics import Metrics
+from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.notifications import Receipts
 from gateway.ocr import OcrHandler
 from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
@@ -207,6 +208,12 @@ class Gateway:
                 wake()
 
         self.intake.jobs_queued = jobs_queued
+        # Each worker process started from here on (SIP, STT) counts into this run's folder,
+        # read at each scrape. Through the environment, as prometheus_client reads it, so
+        # every pool gets it, whoever builds it (the SIP channel builds its own).
+        counts = worker_counts_dir(self.config.storage.spool_dir.parent / "metrics")
+        os.environ[WORKER_COUNTS_ENV] = str(counts)
+        self.metrics.include_workers(counts)
         with self.sessions.begin() as session:
             self.workflow.sync_departments(session)
         if self.webhook_sender is not None:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 def run_worker(config: Config, index: int) -> int:
     engine = engine_for(config)
     sessions = make_sessionmaker(engine)
+    # Started by `hotline serve`, this process counts in files the gateway reads at each
+    # scrape (gateway.metrics); started by hand, in memory, seen by nobody.
     metrics = Metrics()
     intake = Intake(
         sessions,

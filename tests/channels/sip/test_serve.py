@@ -1,6 +1,6 @@
 """`hotline serve` with the phone channel: the worker pool survives kill -9 (what was being
-recorded is kept), and with several workers Kamailio spreads calls and routes around a
-dead one."""
+recorded is kept), with several workers Kamailio spreads calls and routes around a dead one,
+and the calls the workers store count in the gateway's /metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from gateway.config import load_config
@@ -53,6 +55,19 @@ def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-d
     while not check():
         assert time.monotonic() < until, "timed out"
         time.sleep(0.2)
+
+
+def phone_letters_counted(config: Path) -> float:
+    """``hotline_letters_received_total{channel="phone"}`` on the gateway's /metrics."""
+    page = httpx.get(f"http://127.0.0.1:{load_config(config).http.port}/metrics").text
+    assert page.count("# TYPE hotline_letters_received_total ") == 1, page
+    for family in text_string_to_metric_families(page):
+        for sample in family.samples:
+            if sample.name == "hotline_letters_received_total" and sample.labels == {
+                "channel": "phone"
+            }:
+                return sample.value
+    return 0.0
 
 
 def letters(config: Path) -> list[Letter]:
@@ -121,6 +136,9 @@ def test_kamailio_spreads_calls_over_workers_and_around_a_dead_one(tmp_path: Pat
             concurrency=3, keys=FAST, timeout=40,
         )  # fmt: skip
         assert one.ok and one.successful == 3, one
+        # Both workers' counts, the killed one's included, as the gateway's own.
+        wait_until(lambda: phone_letters_counted(config) >= 7)
+        assert phone_letters_counted(config) == 7
     assert len(letters(config)) == 7
     # The gateway was killed (-9): Kamailio went with it instead of holding the SIP port.
     wait_until(lambda: not kamailios_of(tmp_path), timeout=10)
@@ -135,3 +153,29 @@ def kamailios_of(root: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def test_calls_count_in_the_gateways_metrics_and_a_killed_workers_count_stays(
+    tmp_path: Path,
+) -> None:
+    require_tool("sipp")
+    port = free_port()
+    config = serve_config(tmp_path, f"    port: {port}\n")
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.worker.ready")
+        [first] = worker_pids(serve).values()
+        before = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", calls=2, concurrency=2,
+            keys=FAST, timeout=30,
+        )  # fmt: skip
+        assert before.ok and before.successful == 2, before
+        wait_until(lambda: phone_letters_counted(config) >= 2)
+        os.kill(first, signal.SIGKILL)  # what it counted is kept
+        wait_until(lambda: sum("sip.worker.ready" in line for line in serve.lines) == 2)
+        after = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", keys=FAST, timeout=30
+        )
+        assert after.ok, after
+        wait_until(lambda: len(letters(config)) == 3)
+        wait_until(lambda: phone_letters_counted(config) >= 3)
+        assert phone_letters_counted(config) == len(letters(config)) == 3
