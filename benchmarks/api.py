@@ -204,7 +204,8 @@ def sql_rate(engine: Engine, pages: int, department: str | None, checker: Checke
     after: int | None = None
     listed: list[tuple[str, str, str | None]] = []
     started = time.perf_counter()
-    with engine.connect() as conn:
+    # Deferred, as the API's read sessions are: neither takes SQLite's write lock.
+    with engine.execution_options(read_only=True).connect() as conn:
         for _ in range(pages):
             query = keyset(department)
             if after is not None:
