@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import Engine, select
+import pytest
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.engine import make_url
 
 from gateway import tracking
 from gateway.contact import Attachment as File
 from gateway.contact import IncomingContact
-from store.db import make_sessionmaker
-from store.models import Attachment, Citizen, Event, Job, Letter
-from tests.conftest import Parts, count_rows, make_contact
+from gateway.intake import Intake
+from gateway.kinds import DELIVER, ROUTE
+from gateway.metrics import Metrics
+from gateway.notifications import Receipts
+from gateway.spool import Spool
+from store.attachments import AttachmentStore
+from store.db import make_engine, make_sessionmaker
+from store.models import Attachment, Citizen, Event, Job, Letter, OutboxMessage
+from tests.conftest import PII, SHANGHAI, Parts, count_rows, make_contact
 
 
 async def test_a_contact_becomes_a_letter_with_citizen_files_and_a_received_event(
@@ -168,3 +179,78 @@ async def test_jobs_a_contact_needs_are_queued_with_its_letter(
         rows = conn.execute(select(Job.kind, Job.letter_id, Job.status)).all()
         letter_id = conn.execute(select(Letter.id)).scalar_one()
     assert rows == [("ocr", letter_id, "queued")]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_contact_another_node_stores_meanwhile_is_the_letter_that_node_stored(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Two nodes take one contact at once (a mail server trying the second MX, a partner's
+    retry through the balancer). This node looks for it, finds nothing, and the other node
+    commits it before this node's insert: the unique key refuses the second row and intake
+    answers with the other node's letter, queuing nothing more."""
+    contact = make_contact()
+    names = {node: f"hotline-{node}-{uuid.uuid4().hex[:8]}" for node in ("here", "there")}
+
+    def node(name: str) -> tuple[Engine, Intake, Metrics]:
+        url = make_url(database_url).update_query_dict({"application_name": names[name]})
+        node_engine = make_engine(url.render_as_string(hide_password=False), pii=PII)
+        metrics = Metrics()
+        intake = Intake(
+            make_sessionmaker(node_engine),
+            AttachmentStore(tmp_path / "attachments"),
+            Spool(tmp_path / name / "spool", metrics),
+            metrics,
+            SHANGHAI,
+            receipts=Receipts(email=False, sms=True),
+            standing_jobs=(ROUTE,),
+        )
+        return node_engine, intake, metrics
+
+    here_engine, here, here_metrics = node("here")
+    there_engine, there, _ = node("there")
+    inserted = threading.Event()
+
+    def waiting_for_there() -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE application_name = :name AND wait_event_type = 'Lock'"
+                    ),
+                    {"name": names["here"]},
+                ).scalar_one()
+            )
+
+    @event.listens_for(there_engine, "commit")
+    def commit_once_here_waits(_: object) -> None:
+        # The other node's letter is written, not committed: this node, looking now, finds
+        # nothing, and then waits on that node's row of the day's tracking numbers.
+        if inserted.is_set():
+            return
+        inserted.set()
+        deadline = time.monotonic() + 30
+        while not waiting_for_there():
+            assert time.monotonic() < deadline, "this node never reached the other's rows"
+            time.sleep(0.01)
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            theirs = pool.submit(there.accept_sync, contact)
+            assert inserted.wait(30)
+            mine = pool.submit(here.accept_sync, contact)
+            first, again = theirs.result(timeout=60), mine.result(timeout=60)
+    finally:
+        here_engine.dispose()
+        there_engine.dispose()
+
+    assert first.created and not again.created and not again.spooled
+    assert again.tracking_number == first.tracking_number
+    for model in (Letter, Citizen, Attachment, Event, OutboxMessage):
+        assert count_rows(engine, model) == 1, model.__name__
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(Job.kind)).scalars()) == sorted([DELIVER, ROUTE])
+    registry = here_metrics.registry
+    assert registry.get_sample_value("hotline_contacts_redelivered_total", {"channel": "sms"}) == 1
+    assert registry.get_sample_value("hotline_letters_received_total", {"channel": "sms"}) is None
