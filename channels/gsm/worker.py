@@ -131,6 +131,7 @@ class ModemWorker:
                 self._log_status(modem)
                 self._serve(modem)
             except Exception as exc:  # the thread's boundary: it reconnects, never ends
+                self.connected.clear()  # down now, not after the backoff below
                 self.failures += 1
                 if not isinstance(exc, GsmModemException | SerialException | OSError):
                     log.exception("gsm.modem_crashed modem=%s", self.name)  # a bug: traceback
