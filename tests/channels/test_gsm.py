@@ -35,8 +35,10 @@ LONG = ("翠屏区人民路和南岸西路口的路灯已经坏了三天，晚�
 
 
 @pytest.fixture
-def modem() -> Iterator[ModemSimulator]:
-    simulator = ModemSimulator(ModemProfile(capacity=10))
+def modem(tmp_path: Path) -> Iterator[ModemSimulator]:
+    # Through a link, as udev names a USB modem: plugged in again, the modem gets a new
+    # pty, and another process may have taken the old number meanwhile.
+    simulator = ModemSimulator(ModemProfile(capacity=10), symlink=tmp_path / "ttyGSM0")
     simulator.start()
     yield simulator
     simulator.stop()
@@ -75,8 +77,8 @@ def settings(device: str, tmp_path: Path, **changes: object) -> GsmConfig:
 async def run_channel(
     modem: ModemSimulator, parts: Parts, tmp_path: Path, **changes: object
 ) -> AsyncIterator[Running]:
-    device = modem.device
-    assert device is not None
+    assert modem.device is not None
+    device = str(tmp_path / "ttyGSM0")
     config = settings(device, tmp_path, **changes)
     reports = DeliveryReports(parts.intake.sessions, parts.intake.clock)
     channel = GsmChannel(config, parts.intake.accept, {"modem-1": device}, report=reports)
