@@ -20,6 +20,8 @@ from prometheus_client.samples import Sample
 
 from gateway.errors import ConfigurationError
 from gateway.kinds import LANES, lane_of
+from gateway.workers import Handler
+from store.models import Job
 
 # Read by prometheus_client when a process imports it: set, its counters live in files there.
 WORKER_COUNTS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -84,6 +86,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.jobs_done = Counter(
+            "hotline_jobs_done",
+            "Background jobs done, per kind (in the gateway and its STT worker processes).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.jobs_failed = Counter(
+            "hotline_jobs_failed",
+            "Background jobs given up after their last attempt, per kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+
         self._quarantines = _Quarantines()
         self.registry.register(self._quarantines)
 
@@ -95,6 +110,9 @@ class Metrics:
                 f"{WORKER_COUNTS_ENV} is set for the gateway: it sets it for its workers only"
             )
         self.registry.register(_Workers(directory))
+
+    def count_jobs(self, handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+        return {kind: _Counted(kind, handler, self) for kind, handler in handlers.items()}
 
     def watch_modems(self, status: ModemStatus) -> None:
         self.registry.register(_Modems(status))
@@ -173,6 +191,29 @@ class _Workers(Collector):
     def collect(self) -> Iterator[Metric]:
         found: Iterable[Metric] = self.files.collect()  # type: ignore[no-untyped-call]
         return (family for family in found if family.type == "counter")
+
+
+class _Counted(Handler):
+    """A job handler whose jobs are counted: done when ``run`` returns, failed when the
+    runner gives up on one (not at each retried attempt)."""
+
+    def __init__(self, kind: str, handler: Handler, metrics: Metrics) -> None:
+        self.handler = handler
+        self.kind = kind
+        self.schedule = handler.schedule
+        self.done = metrics.jobs_done.labels(kind)
+        self.failed = metrics.jobs_failed.labels(kind)
+
+    def run(self, job: Job) -> None:
+        self.handler.run(job)
+        self.done.inc()
+
+    def gave_up(self, job: Job, error: str) -> None:
+        self.failed.inc()
+        self.handler.gave_up(job, error)
+
+    def ready(self) -> None:
+        self.handler.ready()
 
 
 class _Quarantines(Collector):

@@ -132,7 +132,7 @@ class Gateway:
                 utcnow,
                 webhooks.runner_settings(config.webhooks, config.jobs),
             )
-        self.lanes = lanes_for(sessions, handlers, config.jobs)
+        self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
         self.reads = make_read_sessionmaker(self.engine)
         self.metrics.watch_lanes(self.backlog, utcnow)
         routes: list[BaseRoute] = []

@@ -84,6 +84,7 @@ def _worker(config: Config) -> int:
     from gateway.database import engine_for
     from gateway.intake import utcnow
     from gateway.kinds import ROUTE, TRANSCRIBE
+    from gateway.metrics import Metrics
     from gateway.workers import JobRunner
     from ivr.transcription import TranscribeHandler
     from store.attachments import AttachmentStore
@@ -100,7 +101,9 @@ def _worker(config: Config) -> int:
         after_text=(ROUTE,) if config.routing.enabled else (),
     )
     settings = config.jobs.model_copy(update={"lease_seconds": config.stt.lease_seconds})
-    runner = JobRunner(JobQueue(sessions), {TRANSCRIBE: handler}, settings)
+    # Counted in the files of the gateway that started this process (gateway.metrics).
+    handlers = Metrics().count_jobs({TRANSCRIBE: handler})
+    runner = JobRunner(JobQueue(sessions), handlers, settings)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -8,10 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine
 
+from gateway.config import JobsConfig
+from gateway.kinds import OCR, ROUTE
 from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
+from gateway.workers import GiveUp, Handler, JobRunner
+from store.db import make_sessionmaker
+from store.jobs import JobQueue, enqueue
+from store.models import Job
 from tests.support.processes import ROOT
 
 
@@ -84,3 +92,43 @@ def test_each_run_counts_in_an_empty_folder_and_ended_runs_folders_are_removed(
     assert folder == base / str(os.getpid()) and not any(folder.iterdir())
     # The parent of this test is running: it may be another gateway sharing the folder.
     assert sorted(p.name for p in base.iterdir()) == sorted([str(os.getppid()), str(os.getpid())])
+
+
+class Done(Handler):
+    def run(self, job: Job) -> None:
+        pass
+
+
+class Refused(Handler):
+    def run(self, job: Job) -> None:
+        raise GiveUp("never")
+
+
+class Flaky(Handler):
+    def run(self, job: Job) -> None:
+        raise RuntimeError("down")
+
+
+@pytest.mark.parametrize(
+    ("handler", "attempts", "done", "failed"),
+    [(Done(), 2, 1.0, 0.0), (Refused(), 2, 0.0, 1.0), (Flaky(), 2, 0.0, 0.0),
+     (Flaky(), 1, 0.0, 1.0)],
+    ids=["done", "given-up-at-once", "failed-attempt-retried", "failed-at-the-last-attempt"],
+)  # fmt: skip
+def test_jobs_count_as_done_when_finished_and_failed_when_given_up(
+    engine: Engine, handler: Handler, attempts: int, done: float, failed: float
+) -> None:
+    """``attempts``: how many a job has (the one run here is its last when 1)."""
+    sessions = make_sessionmaker(engine)
+    metrics = Metrics()
+    settings = JobsConfig(max_attempts=attempts)
+    runner = JobRunner(JobQueue(sessions), metrics.count_jobs({OCR: handler}), settings)
+    with sessions.begin() as session:
+        enqueue(session, OCR)
+    assert runner.run_one([OCR])
+
+    _, samples = scrape(metrics)
+
+    assert samples["hotline_jobs_done_total", (("kind", OCR),)] == done
+    assert samples["hotline_jobs_failed_total", (("kind", OCR),)] == failed
+    assert ("hotline_jobs_done_total", (("kind", ROUTE),)) not in samples

