@@ -336,8 +336,11 @@ class SttConfig(Section):
 
 
 class LaneConfig(Section):
-    # Jobs of the lane run at once on this node, each on its own thread and claim.
+    # Jobs of the lane run at once in each process that runs it, each on its own thread.
     workers: int = Field(default=1, ge=1, le=32)
+    # 0: the lane runs in `hotline serve`; n: in n worker processes serve keeps instead
+    # (CPU-heavy work off the gateway's own process).
+    processes: int = Field(default=0, ge=0, le=16)
 
 
 class LanesConfig(Section):
@@ -347,7 +350,17 @@ class LanesConfig(Section):
     route: LaneConfig = LaneConfig(workers=1)
     notify: LaneConfig = LaneConfig(workers=4)
     media: LaneConfig = LaneConfig(workers=2)
-    ocr: LaneConfig = LaneConfig(workers=1)
+    ocr: LaneConfig = LaneConfig(workers=1, processes=1)
+
+    def processes(self) -> dict[str, int]:
+        """{lane: its worker processes} (0: it runs in serve)."""
+        return {name: lane.processes for name, lane in self}
+
+    @model_validator(mode="after")
+    def _notify_in_serve(self) -> LanesConfig:
+        if self.notify.processes:
+            raise ValueError("jobs.lanes.notify runs in serve, beside the modems that send SMS")
+        return self
 
 
 class JobsConfig(Section):

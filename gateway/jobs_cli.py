@@ -34,6 +34,8 @@ def add_parsers(commands: Any) -> None:
     which.add_argument("ids", nargs="*", type=int, default=[], help="job ids")
     which.add_argument("--failed", action="store_true", help="every failed job (of --lane)")
     retry.add_argument("--lane", choices=sorted(LANES))
+    worker = actions.add_parser("worker", help="a lane's worker process (serve starts these)")
+    worker.add_argument("--lane", required=True, choices=("media", "ocr", "route"))
     purge = actions.add_parser("purge", help="delete done jobs now (serve does it hourly)")
     purge.add_argument(
         "--older-than-days", type=float, help="default: jobs.keep_done_days of the config"
@@ -42,6 +44,11 @@ def add_parsers(commands: Any) -> None:
 
 def jobs_command(config: Config, args: argparse.Namespace) -> int:
     from gateway.database import engine_for
+
+    if args.action == "worker":
+        from gateway.handlers import run_lane
+
+        return run_lane(config, args.lane)
 
     sessions = make_sessionmaker(engine_for(config))
     now = datetime.now(UTC)

@@ -23,40 +23,25 @@ from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
 from gateway.database import engine_for
-from gateway.dispatch import RouteHandler, sweep_forever, workflow_for
-from gateway.errors import ConfigurationError
+from gateway.dispatch import sweep_forever, workflow_for
+from gateway.handlers import letter_handlers
 from gateway.health import Health
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
-from gateway.kinds import ROUTE
+from gateway.kinds import DELIVER, ROUTE, lane_of
 from gateway.logs import log_event
 from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.notifications import Receipts
-from gateway.ocr import OcrHandler
 from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
 from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
-from gateway.workers import Handler, lanes_for, purge_forever
-from ivr.transcription import transcription_expected
+from gateway.workers import lanes_for, purge_forever
 from store import jobs
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
 
 log = logging.getLogger(__name__)
-
-
-def awaited_texts(config: Config, ocr: OcrHandler) -> frozenset[str]:
-    """The texts routing waits for: those this deployment reads (no model, no Tesseract:
-    the letters are routed on what is known instead of waiting for ever)."""
-    awaited = {"transcription"} if transcription_expected(config.stt) else set()
-    try:
-        ocr.ready()
-    except ConfigurationError:
-        pass
-    else:
-        awaited.add("ocr")
-    return frozenset(awaited)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -105,22 +90,8 @@ class Gateway:
         if wiring.modem_status is not None:
             self.metrics.watch_modems(wiring.modem_status)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
-        # A voicemail or fax is routed once its text is written (or will never be).
-        route = (ROUTE,) if config.routing.enabled else ()
-        ocr = OcrHandler(
-            sessions, files, config.ocr, utcnow, after_text=route, fax=config.channels.smtp.fax
-        )
-        handlers: dict[str, Handler] = {
-            OcrHandler.kind: ocr,
-            DeliveryHandler.kind: DeliveryHandler(sessions, wiring.senders, utcnow, domain),
-            ROUTE: RouteHandler(sessions, self.workflow, awaited_texts(config, ocr)),
-        }
-        if twilio.enabled:
-            from channels.twilio.media import MediaHandler
-
-            handlers[MediaHandler.kind] = MediaHandler(
-                sessions, files, twilio, utcnow, after_text=route
-            )
+        handlers = letter_handlers(config, sessions, files, utcnow, self.workflow)
+        handlers[DELIVER] = DeliveryHandler(sessions, wiring.senders, utcnow, domain)
         # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
         if config.webhooks.endpoints:
@@ -132,6 +103,13 @@ class Gateway:
                 utcnow,
                 webhooks.runner_settings(config.webhooks, config.jobs),
             )
+        # A lane given worker processes runs there (`hotline jobs worker`), not here.
+        self.lane_pools = {
+            lane: WorkerPool(f"jobs:{lane}", self._cli("jobs", "worker", "--lane", lane), n)
+            for lane, n in config.jobs.lanes.processes().items()
+            if n and any(lane_of(kind) == lane for kind in handlers)
+        }
+        handlers = {k: h for k, h in handlers.items() if lane_of(k) not in self.lane_pools}
         self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
         self.reads = make_read_sessionmaker(self.engine)
         self.metrics.watch_lanes(self.backlog, utcnow)
@@ -175,11 +153,12 @@ class Gateway:
             )
         )
 
-    def _stt_worker_command(self) -> list[str]:
+    def _cli(self, *args: str) -> list[str]:
+        """A `hotline` command for a worker process: the same file (and environment)."""
         command = [sys.executable, "-m", "gateway.cli"]
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
-        return [*command, "stt", "worker"]
+        return [*command, *args]
 
     def backlog(self) -> list[tuple[str, str, int, datetime]] | None:
         try:
@@ -228,13 +207,16 @@ class Gateway:
         }
         for lane, runner in self.lanes.items():
             work[f"jobs:{lane}"] = functools.partial(runner.run, stop)
+        for lane, pool in self.lane_pools.items():
+            self.health.watch(pool)
+            work[f"jobs:{lane}"] = functools.partial(pool.run, stop)
         work["jobs-purge"] = lambda: purge_forever(self.sessions, self.config.jobs, utcnow, stop)
         if self.webhook_sender is not None:
             work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
                 self.sessions, self.config.webhooks, utcnow, stop, self.lanes["notify"].waker()
             )
         if self.config.stt.enabled and self.config.stt.workers:
-            pool = WorkerPool("stt", self._stt_worker_command(), self.config.stt.workers)
+            pool = WorkerPool("stt", self._cli("stt", "worker"), self.config.stt.workers)
             self.health.watch(pool)
             work["stt-workers"] = lambda: pool.run(stop)
         if self.config.routing.enabled:

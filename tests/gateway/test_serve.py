@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from gateway.config import Config, OcrConfig, SttConfig
+from gateway.handlers import awaited_texts
 from gateway.intake import utcnow
 from gateway.metrics import Metrics
 from gateway.ocr import OcrHandler
-from gateway.server import awaited_texts
 from gateway.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
@@ -51,7 +51,8 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
             "parts": {
                 "gsm:modem-1": "ok",
                 "jobs:notify": "ok",
-                "jobs:ocr": "ok",
+                "jobs:ocr": "ok",  # the lane's worker processes, kept by serve
+                "jobs:ocr-0": "ok",
                 "jobs:route": "ok",
                 "jobs-purge": "ok",
                 "smtp": "ok",
@@ -85,7 +86,7 @@ def test_serve_stores_what_an_earlier_outage_left_in_the_spool(tmp_path: Path) -
     with gateway(write_config(tmp_path, port)) as proc:
         line = proc.wait_for_line('"event": "spool.drained"')
         assert '"tracking_number": "20261126000001' in line
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["spool_depth"] == 0
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()["spool_depth"] == 0
     engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", pii=PII)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Letter)).scalar_one() == 1
