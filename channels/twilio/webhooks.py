@@ -52,6 +52,7 @@ MESSAGE_OUTCOMES = {
     "failed": "undelivered",
 }
 CALL_ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
+_ROW_ID = re.compile(r"[0-9]{1,18}")
 _DURATION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
@@ -231,7 +232,9 @@ class TwilioWebhooks:
     async def status(self, params: Params, request: Request) -> Response:
         if "MessageStatus" in params:
             outbox = request.query_params.get("outbox", "")
-            if outbox.isdigit():
+            # ASCII digits a row id can be ("²" is a digit to isdigit(), not to int(); a
+            # longer number overflows the database's integer).
+            if _ROW_ID.fullmatch(outbox):
                 await asyncio.to_thread(self._report, int(outbox), params["MessageStatus"], params)
         elif params.get("CallStatus") in CALL_ENDED and "CallSid" in params:
             # A call that ended with neither a letter nor a missed call hung up in the menu
