@@ -60,11 +60,13 @@ class FormTokens:
     def check(self, token: str, browser: str | None) -> FormToken:
         issued_text, _, rest = token.partition(".")
         nonce, _, signature = rest.partition(".")
-        if not (issued_text.isdigit() and nonce and signature):
+        # ASCII only: compare_digest raises TypeError for a str that is not.
+        if not (token.isascii() and issued_text.isdigit() and nonce and signature):
             raise TokenError("表单无效，请刷新页面后重新填写。")
         if browser is None:
             raise TokenError("请允许浏览器使用Cookie后重新提交。")
-        if not hmac.compare_digest(signature, self._sign(f"{issued_text}.{nonce}", browser)):
+        expected = self._sign(f"{issued_text}.{nonce}", browser)
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise TokenError("表单无效，请刷新页面后重新填写。")
         age = self.clock() - int(issued_text)
         if age > self.max_age_seconds:

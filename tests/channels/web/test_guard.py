@@ -37,6 +37,21 @@ def test_a_token_is_good_for_its_browser_between_the_fill_time_and_its_age() -> 
             tokens.check(junk, "browser-a")
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda t: t + "é", id="signature-not-ascii"),
+        pytest.param(lambda t: t[:-2] + "ＡＢ", id="signature-of-fullwidth-letters"),
+        pytest.param(lambda t: "١" + t, id="time-of-arabic-indic-digits"),
+    ],
+)
+def test_a_token_with_characters_no_token_has_is_refused_in_words(spoil: object) -> None:
+    # hmac.compare_digest raised TypeError for a str that is not ASCII: a 500.
+    tokens = FormTokens(b"k", min_fill_seconds=0, max_age_seconds=3600, clock=Clock())
+    with pytest.raises(TokenError, match="表单无效"):
+        tokens.check(spoil(tokens.issue("browser-a")), "browser-a")  # type: ignore[operator]
+
+
 def test_a_reissued_token_keeps_the_forms_key() -> None:
     tokens = FormTokens(b"k", 0, 3600)
     assert tokens.check(tokens.issue("b", "same-key"), "b").nonce == "same-key"
