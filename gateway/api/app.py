@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -40,7 +41,7 @@ from gateway.redaction import scrub
 from gateway.views import awaiting_text
 from gateway.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from store.attachments import AttachmentStore
-from store.db import make_read_sessionmaker
+from store.db import is_outage, make_read_sessionmaker
 from store.letters import record_event
 from store.models import MAX_ID, Assignment, Attachment, Department, Letter
 
@@ -131,6 +132,16 @@ def build_api(services: Services) -> FastAPI:
     @api.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
     async def http_problem(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail))
+
+    @api.exception_handler(SQLAlchemyError)
+    async def store_down(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Wherever the store fails to answer (a token's lookup comes first), the client is
+        # told to retry, as docs/api.md promises; any other database error is a bug (500).
+        if not is_outage(exc):
+            raise exc
+        answer = problem(503, "The store is unavailable; retry later")
+        answer.headers["Retry-After"] = "30"
+        return answer
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,6 +11,7 @@ from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,6 +27,7 @@ from gateway.contact import Channel, Citizen, IncomingContact
 from gateway.errors import StoreUnavailable
 from gateway.labels import CATEGORY_LABELS
 from gateway.views import iso_utc
+from store.db import is_outage
 from store.models import Assignment, Department, Event, Letter, Reply
 
 NAMES = CATEGORY_LABELS
@@ -56,9 +58,15 @@ def routes(services: Services, zone: ZoneInfo = CONFIG_ZONE) -> list[Route]:
             query = dict(request.query_params)
             body, root, item = await asyncio.to_thread(_read, services, base, query, zone)
             return _render(body, fmt, root, item)
+        except SQLAlchemyError as exc:
+            if not is_outage(exc):
+                raise
+            # Wherever the store fails to answer, an api_key's lookup first: retry.
+            failure = Open311Error(503, "the store is unavailable, retry later")
         except Open311Error as exc:
-            errors = [{"code": exc.status, "description": exc.description}]
-            return _render(errors, fmt, "errors", "error", exc.status)
+            failure = exc
+        errors = [{"code": failure.status, "description": failure.description}]
+        return _render(errors, fmt, "errors", "error", failure.status)
 
     return [Route("/{path:path}", handle, methods=["GET", "POST"])]
 

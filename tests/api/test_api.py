@@ -7,12 +7,15 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from gateway.api import auth
+from gateway.api import auth, open311
 from gateway.api.app import Services, build_api
 from gateway.config import ApiConfig, DeadlinesConfig
 from gateway.contact import Citizen
@@ -20,9 +23,10 @@ from gateway.deadlines import WorkCalendar
 from gateway.workflow import OPERATOR, Actor, Workflow
 from store.db import make_sessionmaker
 from store.models import Event, Letter
-from tests.conftest import SHANGHAI, Parts, make_contact
+from tests.conftest import SHANGHAI, Parts, build_intake, make_contact
 from tests.gateway.test_workflow import ROUTING
 from tests.support.routing import Switchboard
+from tests.support.tcp_proxy import TcpProxy
 
 
 @dataclass
@@ -284,3 +288,52 @@ async def test_numbers_no_row_can_have_get_a_problem_not_a_500(
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["status"] == status
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_with_the_store_down_every_request_gets_a_503_to_retry_never_a_500(
+    database_url: str, engine: Engine, cut_engine: Engine, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The token is looked up before anything else: that lookup too must say "retry", in
+    the API's problem shape and in Open311's error list."""
+    parts = build_intake(cut_engine, tmp_path)
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    sessions = make_sessionmaker(cut_engine)
+    with sessions.begin() as session:
+        token = auth.create(session, "partner", ["read", "write"], None, now)
+    workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: now)
+    services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: now)
+    app = Starlette(
+        routes=[
+            Mount("/api/v1", app=build_api(services)),
+            Mount("/open311/v2", routes=open311.routes(services, SHANGHAI)),
+        ]
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    report = {"api_key": token, "service_code": "complaint", "description": "路灯不亮"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://h/") as client:
+        new = {"idempotency_key": "k1", "text": "人民路路灯不亮", "citizen": {"name": "王五"}}
+        assert (await client.get("/api/v1/letters", headers=headers)).status_code == 200
+        proxy.down()
+        answers = [
+            await client.get("/api/v1/letters", headers=headers),
+            await client.post("/api/v1/letters", headers=headers, json=new),
+            await client.get("/api/v1/letters/20261123000001X", headers=headers),
+        ]
+        georeport = [
+            await client.get(f"/open311/v2/requests.json?api_key={token}"),
+            await client.post("/open311/v2/requests.json", data=report),
+        ]
+        proxy.up()
+        back = await client.get("/api/v1/letters", headers=headers)
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "30"
+    for answer in georeport:
+        assert answer.status_code == 503, answer.text
+        assert answer.json() == [
+            {"code": 503, "description": "the store is unavailable, retry later"}
+        ]
+    assert back.status_code == 200
