@@ -7,8 +7,9 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Row, Select, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.config import RouteRule, RoutingConfig
@@ -22,7 +23,20 @@ OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promise
 IN_HAND = ("triage", "assigned", "signed", "escalated", "promised", "replied")
 
 
-def content(letter: Letter) -> str:
+class Written(Protocol):
+    """What a letter says, as a Letter or a row of its columns holds it."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def transcript(self) -> str | None: ...
+    @property
+    def text_source(self) -> str | None: ...
+
+
+def content(letter: Written) -> str:
     """Everything the citizen wrote or said: the subject and text they typed, or for a
     voicemail or fax (``text_source``) its transcript or OCR text alone, since their subject
     and text are the medium's labels ("电话留言", a fax server's cover note). Empty while
@@ -109,42 +123,85 @@ class Rules:
 
     def find_duplicate(self, session: Session, letter: Letter, now: datetime) -> Letter | None:
         """A letter in hand (judged, not closed) from the same citizen (phone or e-mail) or
-        about the same place, with similar text, received within the window.
+        about the same place, with similar text, received within the window; the oldest
+        such among the newest ``CANDIDATES`` of each kind.
         Only words are compared: a letter with none (a voicemail or fax not yet read, or
         read as nothing) repeats nothing and is repeated by nothing."""
         mine = content(letter)
         if not mine.strip():
             return None
         since = now - timedelta(days=self.config.duplicate_window_days)
-        citizen = letter.citizen
-        same_person: list[ColumnElement[bool]] = []
-        if citizen is not None:
-            # PII is encrypted: the same phone or e-mail is the same keyed hash (under any
-            # key, while a rotation is under way).
-            keyring = keyring_of(session.get_bind().dialect)
-            if citizen.phone and (hashes := keyring.lookup_hashes("phone", citizen.phone)):
-                same_person.append(Citizen.phone_hash.in_(hashes))
-            if citizen.email and (hashes := keyring.lookup_hashes("email", citizen.email)):
-                same_person.append(Citizen.email_hash.in_(hashes))
-        if letter.district:
-            same_person.append(Letter.district == letter.district)
-        if not same_person:
-            return None
-        candidates = session.scalars(
-            select(Letter)
-            .outerjoin(Citizen, Letter.citizen_id == Citizen.id)
-            .where(
-                Letter.id != letter.id,
-                Letter.received_at >= since,
-                Letter.duplicate_of_id.is_(None),
-                Letter.status.in_(IN_HAND),
-                or_(*same_person),
-            )
-            .order_by(Letter.received_at)
-            .limit(200)
-        )
-        for other in candidates:
-            ratio = difflib.SequenceMatcher(None, mine, content(other)).ratio()
-            if ratio >= self.config.duplicate_similarity:
-                return other
+        found: dict[int, Candidate] = {}
+        for query in duplicate_queries(session, letter, since):
+            found.update((row.id, row) for row in session.execute(query))
+        matcher = difflib.SequenceMatcher(None, mine)
+        threshold = self.config.duplicate_similarity
+        for other in sorted(found.values(), key=lambda row: (row.received_at, row.id)):
+            matcher.set_seq2(content(other))
+            # The quick ratios bound the ratio from above: most candidates stop there.
+            if (
+                matcher.real_quick_ratio() >= threshold
+                and matcher.quick_ratio() >= threshold
+                and matcher.ratio() >= threshold
+            ):
+                return session.get(Letter, other.id)
         return None
+
+
+# How many of the newest letters in hand from the same citizen, and how many about the same
+# district, a new letter is compared with: each comes from an index in order of receipt, so
+# routing a letter costs the same however many letters the window holds.
+CANDIDATES = 50
+
+# id, received_at and the columns content() reads.
+Candidates = Select[int, datetime, str, str, str | None, str | None]
+Candidate = Row[int, datetime, str, str, str | None, str | None]
+
+
+def duplicate_queries(session: Session, letter: Letter, since: datetime) -> list[Candidates]:
+    """The candidates a letter may repeat, one query per kind of sameness, each answered
+    from an index: the same citizen (``ix_letters_citizen_received``, their citizen rows
+    found by lookup hash) and the same district (``ix_letters_district_received``)."""
+    in_hand = select(
+        Letter.id,
+        Letter.received_at,
+        Letter.subject,
+        Letter.text,
+        Letter.transcript,
+        Letter.text_source,
+    ).where(
+        Letter.received_at >= since,
+        Letter.duplicate_of_id.is_(None),
+        Letter.status.in_(IN_HAND),
+        Letter.id != letter.id,
+    )
+    newest = Letter.received_at.desc()
+    queries = []
+    if (hashes := same_citizen(session, letter.citizen)) is not None:
+        # A join from citizens, not `citizen_id IN (subquery)`: given the latter, SQLite
+        # (which has no statistics here) reads every letter in hand by the status index.
+        queries.append(
+            in_hand.join(Citizen, Letter.citizen_id == Citizen.id)
+            .where(hashes)
+            .order_by(newest)
+            .limit(CANDIDATES)
+        )
+    if letter.district:
+        queries.append(
+            in_hand.where(Letter.district == letter.district).order_by(newest).limit(CANDIDATES)
+        )
+    return queries
+
+
+def same_citizen(session: Session, citizen: Citizen | None) -> ColumnElement[bool] | None:
+    """Citizens with this one's phone or e-mail. PII is encrypted: the same phone or e-mail
+    is the same keyed hash (under any key, while a rotation is under way)."""
+    if citizen is None:
+        return None
+    keyring = keyring_of(session.get_bind().dialect)
+    same: list[ColumnElement[bool]] = []
+    if citizen.phone and (hashes := keyring.lookup_hashes("phone", citizen.phone)):
+        same.append(Citizen.phone_hash.in_(hashes))
+    if citizen.email and (hashes := keyring.lookup_hashes("email", citizen.email)):
+        same.append(Citizen.email_hash.in_(hashes))
+    return or_(*same) if same else None

@@ -105,6 +105,10 @@ class Letter(Base):
     __tablename__ = "letters"
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_letters_source_external_id"),
+        # Duplicate candidates, newest first: the same citizen's letters and the same
+        # district's (gateway/routing.py duplicate_queries).
+        Index("ix_letters_citizen_received", "citizen_id", "received_at"),
+        Index("ix_letters_district_received", "district", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
