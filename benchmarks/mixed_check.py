@@ -16,8 +16,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import selectinload
 
 from benchmarks.mixed_load import Sent
+from gateway.webhooks import webhook_type
 from store.db import make_sessionmaker
-from store.models import Event, Letter, OutboxMessage
+from store.models import Event, Letter, OutboxMessage, WebhookCursor
 
 OUTCOMES = ("assigned", "triage", "duplicate", "rejected")
 
@@ -90,6 +91,17 @@ def routed_count(engine: Engine, ids: set[int]) -> int:
         return len(ids & set(conn.execute(query).scalars()))
 
 
+def receipts(engine: Engine, letters: set[int]) -> tuple[list[float], int]:
+    """Seconds from queued to sent of these letters' SMS receipts, and how many are unsent."""
+    query = select(OutboxMessage.letter_id, OutboxMessage.created_at, OutboxMessage.sent_at).where(
+        OutboxMessage.kind == "sms"
+    )
+    with engine.connect() as conn:
+        rows = [r for r in conn.execute(query) if r.letter_id in letters]
+    sent = [(r.sent_at - r.created_at).total_seconds() for r in rows if r.sent_at is not None]
+    return sent, len(rows) - len(sent)
+
+
 def outbox_pending(engine: Engine) -> dict[str, int]:
     """Messages still owed, by kind (sms, email, webhook)."""
     query = (
@@ -99,6 +111,24 @@ def outbox_pending(engine: Engine) -> dict[str, int]:
     )
     with engine.connect() as conn:
         return {str(kind): int(n) for kind, n in conn.execute(query)}
+
+
+def owed_once_enabled(engine: Engine, endpoint: str) -> int:
+    """What the disabled endpoint will be owed when it is enabled again: the messages given
+    up because it was gone, and one per announced event past its cursor."""
+    with engine.connect() as conn:
+        cursor = conn.execute(
+            select(WebhookCursor.last_event_id).where(WebhookCursor.endpoint == endpoint)
+        ).scalar_one_or_none()
+        if cursor is None:
+            return 0
+        gone = conn.execute(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.kind == "webhook", OutboxMessage.status == "failed")
+        ).scalar_one()
+        events = conn.execute(select(Event.kind, Event.detail).where(Event.id > cursor)).all()
+    return int(gone) + sum(webhook_type(k, d or {}, "") is not None for k, d in events)
 
 
 def webhooks_owed(engine: Engine) -> int:
@@ -119,6 +149,7 @@ class Verdict:
     end_to_end: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
+    letters: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
 
     def all_seconds(self) -> list[float]:
         return [s for per in self.seconds.values() for s in per]
@@ -166,6 +197,7 @@ def verify(sent: list[Sent], matcher: Matcher) -> Verdict:
 
 
 def judge(letter: Stored, channel: str, verdict: Verdict, acked: float | None) -> None:
+    verdict.letters[channel].add(letter.id)
     if len(letter.outcomes) > 1:
         verdict.failures[f"{channel}: routed {len(letter.outcomes)} times"] += 1
     seconds = letter.seconds

@@ -63,6 +63,18 @@ DETAILS = (
     "昨天晚上开始出现的。",
     "周边商户也受到影响。",
 )
+PLACES = (
+    "超市门口",
+    "小学旁边",
+    "菜市场后面",
+    "公交站对面",
+    "医院东门",
+    "加油站附近",
+    "桥下",
+    "银行旁边",
+    "公园北门",
+    "地铁口",
+)
 TOKEN = re.compile(r'name="token" value="([^"]+)"')
 TRACKING = re.compile(r'id="tracking-number">(\w+)<')
 CALL_KEYS = {"menu_wait": "300", "record_wait": "1000"}
@@ -84,14 +96,11 @@ class Sent:
 
 
 def letter_text(phase: str, n: int, channel: str) -> str:
-    """Distinct letters of a busy morning: now and then two alike enough to be linked."""
+    """Distinct letters of a busy morning, about a third alike enough (same district,
+    similar words) to be linked as duplicates."""
     pick = random.Random(f"{phase}-{channel}-{n}")
-    first, then = pick.sample(DETAILS, 2)
-    return (
-        f"{pick.choice(DISTRICTS)}{pick.choice(STREETS)}{pick.randrange(1, 400)}号"
-        f"{pick.choice(ISSUES)}，从{pick.randrange(1, 28)}号{pick.randrange(6, 23)}点起"
-        f"{first}{then}"
-    )
+    place = f"{pick.choice(DISTRICTS)}{pick.choice(STREETS)}{pick.choice(PLACES)}"
+    return f"{place}{pick.choice(ISSUES)}。{pick.choice(DETAILS)}"
 
 
 def number(prefix: str, phase: str, n: int) -> str:

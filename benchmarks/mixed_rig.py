@@ -21,7 +21,20 @@ from tests.support.processes import free_port
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ENDPOINT = "slow"
-DISTRICTS = ("翠屏区", "叙州区", "南溪区", "江安县", "长宁县", "高县")
+DISTRICTS = (
+    "翠屏区",
+    "叙州区",
+    "南溪区",
+    "江安县",
+    "长宁县",
+    "高县",
+    "珙县",
+    "筠连县",
+    "兴文县",
+    "屏山县",
+    "临港区",
+    "三江新区",
+)
 LANES = ("route", "notify", "ocr", "media", "transcribe")
 PROMPT_SECONDS = 0.3
 
