@@ -43,15 +43,34 @@ ReportDelivery = Callable[[str, int, int], Coroutine[Any, Any, None]]
 
 
 class _Modem(GsmModem):  # type: ignore[misc]
-    """The library's modem, with unsolicited lines reduced to a wake-up call."""
+    """The library's modem, with unsolicited lines reduced to a wake-up call, and a device
+    that vanishes (its reader thread fails) ending the command in flight at once rather
+    than after its timeout."""
 
     def __init__(self, device: str, baud: int, wake: threading.Event) -> None:
         # ds=2: status reports are stored (+CDSI) and reach the sweep like messages.
-        super().__init__(device, baud, AT_CNMI="2,1,0,2,0")
+        super().__init__(device, baud, AT_CNMI="2,1,0,2,0", fatalErrorCallbackFunc=self._gone)
         self._wake = wake
+        self.failure: Exception | None = None
 
     def _handleModemNotification(self, lines: list[str]) -> None:
         self._wake.set()
+
+    def _gone(self, error: Exception) -> None:
+        self.failure = error
+        waiting = self._responseEvent  # the command in flight: stop waiting for its answer
+        if waiting is not None:
+            waiting.set()
+
+    def write(self, data: str, *args: Any, **kwargs: Any) -> Any:
+        if self.failure is not None:
+            raise SerialException(f"the modem is gone: {self.failure}")
+        try:
+            return super().write(data, *args, **kwargs)
+        except Exception as exc:
+            if self.failure is not None:  # cut off mid-answer: that, not the half answer
+                raise SerialException(f"the modem is gone: {self.failure}") from exc
+            raise
 
 
 @dataclass

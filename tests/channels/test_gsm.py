@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -354,3 +355,25 @@ async def test_a_queue_of_receipts_never_keeps_a_citizens_sms_unread(
         for receipt in receipts:  # and every receipt still goes, in order
             await asyncio.wrap_future(receipt)
         assert [parse_pdu(s.pdu).text for s in modem.sent] == [f"回执{n}" for n in range(8)]
+
+
+async def test_a_modem_unplugged_during_a_command_is_down_at_once_not_after_its_timeout(
+    modem: ModemSimulator, parts: Parts, tmp_path: Path
+) -> None:
+    """The library's reader sees the device vanish at once; the command waiting for an
+    answer used to wait out its whole timeout (here 30 s) while /healthz said ok."""
+    async for running in run_channel(modem, parts, tmp_path, command_timeout_seconds=30):
+        app = build_app(Metrics(), lambda: True, lambda: 0, parts=running.channel.health)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+        async with client:
+            modem.hang_next("AT+CMGL")  # the next sweep's listing is never answered
+            await asyncio.to_thread(modem.wait_for_command, "AT+CMGL", timeout=10)
+            await asyncio.sleep(0.2)
+            unplugged = time.monotonic()
+            modem.disconnect()
+            await _health_until(client, 503)
+            assert time.monotonic() - unplugged < 5
+            plugged = time.monotonic()
+            modem.start()  # and it is read again at once, not after the hung command's 30 s
+            await _health_until(client, 200)
+            assert time.monotonic() - plugged < 10
