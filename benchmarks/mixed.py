@@ -333,7 +333,7 @@ def print_report(
         f"\nmixed load ({database}, {os.cpu_count()} CPUs): {args.seconds:g} s a phase of mail "
         f"{rates.mail:g}/s, SMS {rates.sms:g}/s, web form {rates.web:g}/s"
         + (f", calls {rates.calls:g}/s" if rates.calls else ", no calls")
-        + f"; {len(drive.preload)} mails before phase 1 (webhooks to owe)"
+        + f"; {len(drive.preload)} more mails, before and after phase 1, for webhooks to owe"
     )
     print(f"preload: {preload.acknowledged} acknowledged; {problems(preload)}")
     base, mixed = (p.verdict for p in drive.phases)
