@@ -8,7 +8,8 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -133,7 +134,8 @@ class JobRunner:
         handler = self.handlers[job.kind]
         schedule = self._schedule(job.kind)
         try:
-            handler.run(job)
+            with self._holding(job):
+                handler.run(job)
         except GiveUp as exc:
             self._give_up(handler, job, str(exc))
         except Exception as exc:  # any failure of the work is retried, then given up
@@ -157,6 +159,31 @@ class JobRunner:
             self.queue.complete(job)
             log_event(log, "job.done", kind=job.kind, job=job.id, letter=job.letter_id)
         return True
+
+    @contextlib.contextmanager
+    def _holding(self, job: Job) -> Iterator[None]:
+        """Renew the job's lease while it runs, so a long job (a 200-page fax) is never
+        claimed a second time by another worker; a worker that dies stops renewing, and
+        its job is claimed again once the lease runs out."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease.total_seconds() / 3):
+                try:
+                    if not self.queue.renew(job, self.lease):
+                        return  # claimed by another: its answer will be the one kept
+                except sa_exc.SQLAlchemyError as exc:
+                    log_event(
+                        log, "job.lease_not_renewed", logging.WARNING, job=job.id, error=str(exc)
+                    )
+
+        keeper = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _give_up(self, handler: Handler, job: Job, error: str) -> None:
         self.queue.fail(job, error, retry_in=None)

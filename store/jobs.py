@@ -7,6 +7,7 @@ a time (BEGIN IMMEDIATE), which gives the same guarantee on one node.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,9 +75,19 @@ class JobQueue:
                 return None
             job.status = RUNNING
             job.attempts += 1
-            job.locked_by = worker
+            # One claim, one holder: a job claimed again never answers to an earlier claim.
+            job.locked_by = f"{worker}/{secrets.token_hex(4)}"
             job.locked_until = now + lease
             return job
+
+    def renew(self, job: Job, lease: timedelta) -> bool:
+        """Extend the claim of a job still running; False once it is no longer ours."""
+        with self.sessions.begin() as session:
+            current = session.get(Job, job.id, with_for_update=True)
+            if current is None or current.locked_by != job.locked_by or current.status != RUNNING:
+                return False
+            current.locked_until = self.clock() + lease
+            return True
 
     def complete(self, job: Job) -> None:
         self._finish(job, status=DONE)

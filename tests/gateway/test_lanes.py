@@ -18,7 +18,7 @@ from gateway.errors import ConfigurationError
 from gateway.kinds import DELIVER, OCR, ROUTE, WEBHOOK
 from gateway.workers import Handler, JobRunner, lanes_for
 from store.db import make_sessionmaker
-from store.jobs import enqueue
+from store.jobs import JobQueue, enqueue
 from store.models import Job
 
 FAST = JobsConfig(poll_interval_seconds=0.05, backoff_seconds=0.01)
@@ -154,3 +154,33 @@ async def test_a_kind_keeps_its_own_retry_schedule_within_its_lane(engine: Engin
 def test_a_kind_in_no_lane_is_refused_at_start(engine: Engine) -> None:
     with pytest.raises(ConfigurationError, match="no lane"):
         lanes_for(make_sessionmaker(engine), {"mystery": Recorded("mystery")}, FAST)
+
+
+def test_a_job_longer_than_its_lease_is_renewed_and_never_run_twice(engine: Engine) -> None:
+    """A 200-page fax may take longer than the lease: while its worker lives, no other
+    worker (here another node's runner) may claim it again."""
+    sessions = make_sessionmaker(engine)
+    short = FAST.model_copy(update={"lease_seconds": 1.5})
+    runs: list[int] = []
+
+    class Long(Handler):
+        kind = OCR
+
+        def run(self, job: Job) -> None:
+            runs.append(job.id)
+            time.sleep(4.5)  # three leases
+
+    here = JobRunner(JobQueue(sessions), {OCR: Long()}, short, worker="here")
+    there = JobRunner(JobQueue(sessions), {OCR: Long()}, short, worker="there")
+    queue(sessions, OCR)
+    running = threading.Thread(target=here.run_one, args=([OCR],))
+    running.start()
+    while not runs:  # claimed here first
+        time.sleep(0.01)
+    taken_there = []
+    while running.is_alive():
+        taken_there.append(there.queue.claim([OCR], "there", there.lease))
+        time.sleep(0.2)
+    running.join()
+    assert [job for job in taken_there if job is not None] == [] and len(runs) == 1
+    assert statuses(sessions, OCR) == ["done"]
