@@ -349,6 +349,7 @@ class LanesConfig(Section):
 
     route: LaneConfig = LaneConfig(workers=1)
     notify: LaneConfig = LaneConfig(workers=4)
+    webhooks: LaneConfig = LaneConfig(workers=4)
     media: LaneConfig = LaneConfig(workers=2)
     ocr: LaneConfig = LaneConfig(workers=1, processes=1)
 

@@ -3,8 +3,7 @@ channel that queues a job need not import (and load) what runs it.
 
 Each lane has its own claim loops (``jobs.lanes`` in config), so a slow or failing kind
 never holds up another lane: a 200-page fax being read never delays the routing of the
-next letter, and a receiver that times out never delays an SMS receipt's neighbours in
-routing.
+next letter, and a webhook receiver that times out never delays a citizen's receipt.
 """
 
 from __future__ import annotations
@@ -18,7 +17,9 @@ MEDIA = "twilio_media"  # channels.twilio.media: an MMS's pictures, fetched from
 
 LANES: dict[str, tuple[str, ...]] = {
     "route": (ROUTE,),
-    "notify": (DELIVER, WEBHOOK),
+    "notify": (DELIVER,),
+    # Apart from notify: a thousand owed to a slow receiver never hold up a citizen's receipt.
+    "webhooks": (WEBHOOK,),
     "media": (MEDIA,),
     "ocr": (OCR,),
     "transcribe": (TRANSCRIBE,),

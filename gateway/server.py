@@ -213,7 +213,7 @@ class Gateway:
         work["jobs-purge"] = lambda: purge_forever(self.sessions, self.config.jobs, utcnow, stop)
         if self.webhook_sender is not None:
             work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
-                self.sessions, self.config.webhooks, utcnow, stop, self.lanes["notify"].waker()
+                self.sessions, self.config.webhooks, utcnow, stop, self.lanes["webhooks"].waker()
             )
         if self.config.stt.enabled and self.config.stt.workers:
             pool = WorkerPool("stt", self._cli("stt", "worker"), self.config.stt.workers)

@@ -115,6 +115,18 @@ async def test_a_failing_receiver_never_delays_routing(engine: Engine) -> None:
         await until(lambda: statuses(sessions, ROUTE) == ["done"] * 3, timeout=3)
 
 
+async def test_webhooks_owed_to_a_slow_receiver_never_delay_a_citizens_receipt(
+    engine: Engine,
+) -> None:
+    sessions = make_sessionmaker(engine)
+    hooks, receipts = Failing(WEBHOOK, slow=0.5), Recorded(DELIVER)
+    async with running(sessions, {WEBHOOK: hooks, DELIVER: receipts}):
+        queue(sessions, WEBHOOK, 40)  # 20 s of timeouts at four at once, were it one lane
+        await until(lambda: hooks.tries >= 1)
+        queue(sessions, DELIVER, 3)
+        await until(lambda: statuses(sessions, DELIVER) == ["done"] * 3, timeout=3)
+
+
 async def test_a_lane_runs_as_many_jobs_at_once_as_it_has_workers(engine: Engine) -> None:
     sessions = make_sessionmaker(engine)
     together = threading.Barrier(4, timeout=10)  # broken unless four run at the same time
@@ -137,8 +149,8 @@ async def test_a_lane_runs_as_many_jobs_at_once_as_it_has_workers(engine: Engine
     assert statuses(sessions, DELIVER) == ["done"] * 4  # each claimed once, by one worker
 
 
-async def test_a_kind_keeps_its_own_retry_schedule_within_its_lane(engine: Engine) -> None:
-    """Webhooks retry for a day, receipts five times: one lane, two schedules."""
+async def test_each_kind_keeps_its_own_retry_schedule(engine: Engine) -> None:
+    """Webhooks retry for a day, receipts five times."""
     sessions = make_sessionmaker(engine)
     once = FAST.model_copy(update={"max_attempts": 1})
     receipts, hooks = Failing(DELIVER), Failing(WEBHOOK, schedule=once)
