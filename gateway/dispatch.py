@@ -55,6 +55,11 @@ class RouteHandler(Handler):
         self.workflow = workflow
         self.awaited = awaited
 
+    def ready(self) -> None:
+        # Load the word list now: the first letter's routing holds the letter's row lock,
+        # and loading it there held a receipt's write to that letter for seconds.
+        self.workflow.rules.words("路灯")
+
     def run(self, job: Job) -> None:
         with self.sessions.begin() as session:
             letter = session.get(Letter, job.letter_id, with_for_update=True)

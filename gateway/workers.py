@@ -104,7 +104,7 @@ class JobRunner:
         return kinds
 
     async def run(self, stop: asyncio.Event) -> None:
-        kinds = self.runnable_kinds()
+        kinds = await asyncio.to_thread(self.runnable_kinds)  # may load a model or a tool
         await asyncio.gather(*(self._claim_loop(kinds, stop) for _ in range(self.workers)))
 
     async def _claim_loop(self, kinds: list[str], stop: asyncio.Event) -> None:

@@ -181,3 +181,11 @@ def test_typed_letters_without_words_are_never_duplicates_of_each_other(
     board.route()
 
     assert [board.routed(n).status for n in letters] == ["triage", "triage"]
+
+
+def test_the_word_list_is_loaded_before_the_first_letter_is_routed(board: Switchboard) -> None:
+    """Not under the first letter's row lock, where it held a receipt's write for seconds."""
+    handler = board.route_handler()
+    assert handler.workflow.rules.segmenter._tokenizer is None
+    handler.ready()
+    assert handler.workflow.rules.segmenter._tokenizer is not None
