@@ -26,6 +26,15 @@ STATUS_LABELS = {
     "replied": "已答复",
     "closed": "已办结",
 }
+# Background work by lane (gateway.kinds.LANES), as the dashboard shows it.
+LANE_LABELS = {
+    "route": "分办（分类、筛查、并单、交办）",
+    "notify": "回执、答复与催办通知",
+    "webhooks": "对接系统推送",
+    "media": "彩信图片下载",
+    "ocr": "传真文字识别",
+    "transcribe": "电话留言转写",
+}
 # A voicemail or fax waiting for the words its job reads (letters.text_pending).
 AWAITING_TEXT_LABELS = {"transcription": "待转写", "ocr": "待识别"}
 REJECTION_LABELS = {

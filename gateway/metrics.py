@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from gateway.errors import ConfigurationError
-from gateway.kinds import LANES, lane_of
+from gateway.kinds import lane_states
 from gateway.workers import Handler
 from store.models import Job
 
@@ -267,7 +267,6 @@ class _Lanes(Collector):
         rows = self.backlog()
         if rows is None:
             return  # the database is down: no figure rather than a false zero
-        now = self.clock()
         jobs = GaugeMetricFamily(
             "hotline_jobs",
             "Jobs per lane and status (queued: due or backing off; failed: given up, kept).",
@@ -278,15 +277,8 @@ class _Lanes(Collector):
             "How long the oldest due job of a lane has waited to be claimed (0 when none).",
             labels=["lane"],
         )
-        counts = {(lane, status): 0 for lane in LANES for status in ("queued", "running", "failed")}
-        waited = dict.fromkeys(LANES, 0.0)
-        for kind, status, count, earliest in rows:
-            lane = lane_of(kind)
-            counts[lane, status] = counts.get((lane, status), 0) + count
-            if status == "queued" and earliest <= now:
-                waited[lane] = max(waited.get(lane, 0.0), (now - earliest).total_seconds())
-        for (lane, status), count in sorted(counts.items()):
-            jobs.add_metric([lane, status], count)
-        for lane, seconds in sorted(waited.items()):
-            oldest.add_metric([lane], seconds)
+        for lane, state in sorted(lane_states(rows, self.clock()).items()):
+            for status in ("queued", "running", "failed"):
+                jobs.add_metric([lane, status], getattr(state, status))
+            oldest.add_metric([lane], state.oldest_due_seconds)
         yield from (jobs, oldest)

@@ -20,8 +20,10 @@ from starlette.responses import Response
 from gateway import reports, stats
 from gateway.console.desk import HEADERS, Desk
 from gateway.deadlines import TenDays, parse_period
-from gateway.labels import CHANNEL_LABELS
+from gateway.kinds import lane_states
+from gateway.labels import CHANNEL_LABELS, LANE_LABELS
 from gateway.stats import Bulletin, Count
+from store import jobs
 
 # A longer period is a report to run from the command line, not a page to wait for.
 MAX_DAYS = 366
@@ -283,6 +285,8 @@ def dashboard(desk: Desk) -> Response:
     bulletin = _bulletin(desk, period)
     return desk.render(
         "dashboard.html",
+        lanes=lane_states(jobs.backlog(desk.db), desk.now),
+        lane_labels=LANE_LABELS,
         period=period,
         typed={"period": period.query, "from": "", "to": ""},
         choices=_choices(desk, period),

@@ -7,14 +7,23 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 from urllib.parse import unquote
 
 import openpyxl
 
 from gateway.contact import Channel, Citizen
+from gateway.kinds import DELIVER, OCR, ROUTE
 from gateway.redaction import ID_NUMBER, MOBILE
+from store.db import make_sessionmaker
+from store.jobs import enqueue
 from tests.console.conftest import Desk
 
+LANE_ROW = re.compile(
+    r'<tr data-lane="(\w+)"><td>[^<]*</td>'
+    r'<td class="num">(\d+)</td><td class="num">(\d+)</td><td class="num">(\d+)</td>'
+    r'<td class="num">([^<]*)</td>'
+)
 CHANNEL_ROW = re.compile(r'<tr data-channel="(\w+)"><td>[^<]*</td><td class="num">(\d+)</td>')
 # What the citizen of the PII letter gave; none of it may reach a figure or a download.
 ID, PHONE, NAME = "11010519491231002X", "13912345678", "欧阳明"
@@ -144,3 +153,25 @@ async def test_a_department_clerk_has_no_dashboard(desk: Desk) -> None:
         answer = await clerk.get(url)
         assert answer.status_code == 403, url
         assert "您的角色无权访问此页面" in answer.text
+
+
+async def test_the_dashboard_shows_each_lanes_queue_as_it_is_now(desk: Desk) -> None:
+    now = desk.clock()
+    with make_sessionmaker(desk.engine).begin() as session:
+        for kind, status, waited in [
+            (ROUTE, "queued", 90),
+            (ROUTE, "queued", 5),
+            (OCR, "running", 300),
+            (DELIVER, "failed", 3600),
+        ]:
+            enqueue(session, kind, at=now - timedelta(seconds=waited)).status = status
+    leader = await desk.signed_in("ling")
+
+    page = await leader.get("/console/dashboard")
+
+    rows = {lane: tuple(rest) for lane, *rest in LANE_ROW.findall(page.text)}
+    assert rows["route"] == ("2", "0", "0", "90 秒")
+    assert rows["ocr"] == ("0", "1", "0", "—")  # claimed: nobody waits
+    assert rows["notify"] == ("0", "0", "1", "—")
+    assert rows["webhooks"] == ("0", "0", "0", "—")
+    assert "分办" in page.text and "传真文字识别" in page.text
