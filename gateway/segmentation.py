@@ -9,15 +9,19 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-with warnings.catch_warnings():
-    # jieba 0.42 has invalid escapes in its regexes (warned when its bytecode is compiled)
-    # and imports pkg_resources, deprecated by recent setuptools.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", SyntaxWarning)
-    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
-    import jieba
 
-jieba.setLogLevel(logging.WARNING)  # it logs each dictionary load to stderr
+def _jieba() -> Any:
+    """jieba, imported when words are first cut: with pkg_resources it costs a command
+    that never cuts words (`hotline letters list`) a fifth of a second."""
+    with warnings.catch_warnings():
+        # jieba 0.42 has invalid escapes in its regexes (warned when its bytecode is
+        # compiled) and imports pkg_resources, deprecated by recent setuptools.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+        import jieba
+    jieba.setLogLevel(logging.WARNING)  # it logs each dictionary load to stderr
+    return jieba
 
 
 class Segmenter:
@@ -29,7 +33,7 @@ class Segmenter:
     def cut(self, text: str) -> list[str]:
         with self._lock:
             if self._tokenizer is None:
-                tokenizer = jieba.Tokenizer()
+                tokenizer = _jieba().Tokenizer()
                 tokenizer.initialize()
                 for word in self._words:
                     # So that 路灯 or 翠屏区 come out as one word, whatever the dictionary says.
