@@ -341,13 +341,16 @@ class LaneConfig(Section):
     # 0: the lane runs in `hotline serve`; n: in n worker processes serve keeps instead
     # (CPU-heavy work off the gateway's own process).
     processes: int = Field(default=0, ge=0, le=16)
+    # Jobs a worker claims in one transaction and runs in turn: many small jobs (routing)
+    # pay one claim and one completion, not one each.
+    batch: int = Field(default=1, ge=1, le=100)
 
 
 class LanesConfig(Section):
     """Background work by lane (gateway.kinds.LANES); voicemail transcription runs in the
     STT worker processes (``stt.workers``)."""
 
-    route: LaneConfig = LaneConfig(workers=1)
+    route: LaneConfig = LaneConfig(workers=1, batch=8)
     notify: LaneConfig = LaneConfig(workers=4)
     webhooks: LaneConfig = LaneConfig(workers=4)
     media: LaneConfig = LaneConfig(workers=2)

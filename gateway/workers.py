@@ -61,13 +61,16 @@ class JobRunner:
         settings: JobsConfig,
         worker: str | None = None,
         workers: int = 1,
+        batch: int = 1,
     ) -> None:
-        """``workers``: jobs run at once, each claimed on its own (a lane's concurrency)."""
+        """``workers``: claim loops at once (a lane's concurrency); ``batch``: jobs each
+        claims in one transaction and runs in turn."""
         self.queue = queue
         self.handlers = handlers
         self.settings = settings
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.workers = workers
+        self.batch = batch
         self._wake = asyncio.Event()
         # A claim must outlast the slowest kind this runner may take.
         self.lease = timedelta(
@@ -127,15 +130,24 @@ class JobRunner:
                 )
 
     def run_one(self, kinds: list[str]) -> bool:
-        """Claim and run one job; False when there was none."""
-        job = self.queue.claim(kinds, self.worker, self.lease)
-        if job is None:
+        """Claim and run up to ``batch`` jobs (claimed together, their completions recorded
+        together); False when there was none."""
+        claimed = self.queue.claim_many(kinds, self.worker, self.lease, self.batch)
+        if not claimed:
             return False
+        with self._holding(claimed):
+            done = [job for job in claimed if self._run(job)]
+        self.queue.complete_many(done)
+        for job in done:
+            log_event(log, "job.done", kind=job.kind, job=job.id, letter=job.letter_id)
+        return True
+
+    def _run(self, job: Job) -> bool:
+        """Run one claimed job; True when it succeeded, else it is retried or given up."""
         handler = self.handlers[job.kind]
         schedule = self._schedule(job.kind)
         try:
-            with self._holding(job):
-                handler.run(job)
+            handler.run(job)
         except GiveUp as exc:
             self._give_up(handler, job, str(exc))
         except Exception as exc:  # any failure of the work is retried, then given up
@@ -156,28 +168,26 @@ class JobRunner:
                     retry_in=delay,
                 )
         else:
-            self.queue.complete(job)
-            log_event(log, "job.done", kind=job.kind, job=job.id, letter=job.letter_id)
-        return True
+            return True
+        return False
 
     @contextlib.contextmanager
-    def _holding(self, job: Job) -> Iterator[None]:
-        """Renew the job's lease while it runs, so a long job (a 200-page fax) is never
+    def _holding(self, jobs: list[Job]) -> Iterator[None]:
+        """Renew the jobs' leases while they run, so a long job (a 200-page fax) is never
         claimed a second time by another worker; a worker that dies stops renewing, and
-        its job is claimed again once the lease runs out."""
+        its jobs are claimed again once their lease runs out."""
         done = threading.Event()
 
         def renew() -> None:
-            while not done.wait(self.lease.total_seconds() / 3):
+            held = list(jobs)
+            while held and not done.wait(self.lease.total_seconds() / 3):
                 try:
-                    if not self.queue.renew(job, self.lease):
-                        return  # claimed by another: its answer will be the one kept
+                    # One claimed by another (its lease ran out) answers there, not here.
+                    held = [job for job in held if self.queue.renew(job, self.lease)]
                 except sa_exc.SQLAlchemyError as exc:
-                    log_event(
-                        log, "job.lease_not_renewed", logging.WARNING, job=job.id, error=str(exc)
-                    )
+                    log_event(log, "job.lease_not_renewed", logging.WARNING, error=str(exc))
 
-        keeper = threading.Thread(target=renew, name=f"lease-{job.id}", daemon=True)
+        keeper = threading.Thread(target=renew, name=f"lease-{jobs[0].id}", daemon=True)
         keeper.start()
         try:
             yield
@@ -210,8 +220,10 @@ def lanes_for(
     for lane, kinds in LANES.items():
         mine = {kind: handlers[kind] for kind in kinds if kind in handlers}
         if mine:
-            workers = getattr(settings.lanes, lane).workers
-            runners[lane] = JobRunner(JobQueue(sessions), mine, settings, workers=workers)
+            config = getattr(settings.lanes, lane)
+            runners[lane] = JobRunner(
+                JobQueue(sessions), mine, settings, workers=config.workers, batch=config.batch
+            )
     return runners
 
 

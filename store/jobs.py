@@ -56,29 +56,37 @@ class JobQueue:
 
     def claim(self, kinds: Sequence[str], worker: str, lease: timedelta) -> Job | None:
         """Take the oldest due job of these kinds, or one whose worker's lease ran out."""
+        return next(iter(self.claim_many(kinds, worker, lease, 1)), None)
+
+    def claim_many(
+        self, kinds: Sequence[str], worker: str, lease: timedelta, limit: int
+    ) -> list[Job]:
+        """Take up to ``limit`` of the oldest due jobs in one transaction (a lane of many
+        small jobs pays one claim, not one per job)."""
         now = self.clock()
         with self.sessions.begin() as session:
-            job = session.scalars(
-                select(Job)
-                .where(
-                    Job.kind.in_(kinds),
-                    or_(
-                        (Job.status == QUEUED) & (Job.run_after <= now),
-                        (Job.status == RUNNING) & (Job.locked_until < now),
-                    ),
+            jobs = list(
+                session.scalars(
+                    select(Job)
+                    .where(
+                        Job.kind.in_(kinds),
+                        or_(
+                            (Job.status == QUEUED) & (Job.run_after <= now),
+                            (Job.status == RUNNING) & (Job.locked_until < now),
+                        ),
+                    )
+                    .order_by(Job.run_after, Job.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
                 )
-                .order_by(Job.run_after, Job.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if job is None:
-                return None
-            job.status = RUNNING
-            job.attempts += 1
-            # One claim, one holder: a job claimed again never answers to an earlier claim.
-            job.locked_by = f"{worker}/{secrets.token_hex(4)}"
-            job.locked_until = now + lease
-            return job
+            )
+            for job in jobs:
+                job.status = RUNNING
+                job.attempts += 1
+                # One claim, one holder: a job claimed again never answers to an earlier one.
+                job.locked_by = f"{worker}/{secrets.token_hex(4)}"
+                job.locked_until = now + lease
+            return jobs
 
     def renew(self, job: Job, lease: timedelta) -> bool:
         """Extend the claim of a job still running; False once it is no longer ours."""
@@ -90,7 +98,20 @@ class JobQueue:
             return True
 
     def complete(self, job: Job) -> None:
-        self._finish(job, status=DONE)
+        self.complete_many([job])
+
+    def complete_many(self, jobs: Sequence[Job]) -> None:
+        """Mark these jobs done in one transaction (those still ours)."""
+        if not jobs:
+            return
+        now = self.clock()
+        with self.sessions.begin() as session:
+            for job in jobs:
+                current = session.get(Job, job.id, with_for_update=True)
+                if current is None or current.locked_by != job.locked_by:
+                    continue  # its lease ran out and another claimed it: that one answers
+                if current.status == RUNNING:
+                    current.status, current.finished_at, current.locked_until = DONE, now, None
 
     def fail(self, job: Job, error: str, retry_in: timedelta | None) -> None:
         """Record the failure; queue it again after ``retry_in``, or give up when None."""

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import JobsConfig, LaneConfig, LanesConfig
 from gateway.errors import ConfigurationError
 from gateway.kinds import DELIVER, OCR, ROUTE, WEBHOOK
-from gateway.workers import Handler, JobRunner, lanes_for
+from gateway.workers import GiveUp, Handler, JobRunner, lanes_for
 from store.db import make_sessionmaker
 from store.jobs import JobQueue, enqueue
 from store.models import Job
@@ -196,3 +197,35 @@ def test_a_job_longer_than_its_lease_is_renewed_and_never_run_twice(engine: Engi
     running.join()
     assert [job for job in taken_there if job is not None] == [] and len(runs) == 1
     assert statuses(sessions, OCR) == ["done"]
+
+
+class Counted(JobQueue):
+    """The real queue, counting the claims that found work."""
+
+    claims = 0
+
+    def claim_many(self, *args: Any, **kwargs: Any) -> list[Job]:
+        found = super().claim_many(*args, **kwargs)
+        self.claims += bool(found)
+        return found
+
+
+def test_a_batch_is_claimed_together_and_one_bad_job_fails_alone(engine: Engine) -> None:
+    """Routing many small letters pays one claim per batch; a job that can never succeed
+    is given up on its own, and the rest of its batch is recorded done."""
+    sessions = make_sessionmaker(engine)
+
+    class Route(Handler):
+        kind = ROUTE
+
+        def run(self, job: Job) -> None:
+            if job.id == 5:
+                raise GiveUp("letter 5 does not exist")
+
+    queue(sessions, ROUTE, 20)
+    counted = Counted(sessions)
+    runner = JobRunner(counted, {ROUTE: Route()}, FAST, batch=8)
+    while runner.run_one([ROUTE]):
+        pass
+    assert counted.claims == 3  # 8 + 8 + 4
+    assert statuses(sessions, ROUTE) == ["done"] * 4 + ["failed"] + ["done"] * 15
