@@ -156,28 +156,26 @@ class Intake:
         """The group-commit writer: one transaction for the whole batch."""
         try:
             try:
-                outcomes = self._insert_batch(batch)
+                outcomes, queued = self._insert_batch(batch)
             except sa_exc.DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
                 # The pool held a connection the server had dropped (a restart, a failover);
                 # the pool is now emptied, so one more try runs on a fresh connection.
-                outcomes = self._insert_batch(batch)
+                outcomes, queued = self._insert_batch(batch)
         except sa_exc.IntegrityError:
             # Another node stored one of these meanwhile (PostgreSQL): one at a time, each
             # finding its own letter.
-            outcomes = [self._one_by_one(pending) for pending in batch]
-        if self.jobs_queued is not None and (
-            self.receipts is not None
-            or bool(self.standing_jobs)
-            or any(contact.jobs for contact, _ in batch)
-        ):
+            outcomes, queued = [self._one_by_one(pending) for pending in batch], True
+        # Only when a job was queued: each wake costs every lane's claim loops a write
+        # transaction, which waits for (and then holds up) the next batch on SQLite.
+        if self.jobs_queued is not None and queued:
             self.jobs_queued()
         return outcomes
 
     def _one_by_one(self, pending: Pending) -> Accepted | Exception:
         try:
-            return self._insert_batch([pending])[0]
+            return self._insert_batch([pending])[0][0]
         except sa_exc.IntegrityError:
             with self.sessions() as session:
                 found = letters.tracking_numbers_of(
@@ -188,7 +186,8 @@ class Intake:
                 raise
             return Accepted(tracking_number=number, created=False)
 
-    def _insert_batch(self, batch: Sequence[Pending]) -> list[Accepted | Exception]:
+    def _insert_batch(self, batch: Sequence[Pending]) -> tuple[list[Accepted | Exception], bool]:
+        """Each contact's outcome, and whether any job (a receipt's too) was queued."""
         now = self.clock()
         with self.sessions.begin() as session:
             known = letters.tracking_numbers_of(
@@ -216,6 +215,9 @@ class Intake:
                         letter_id, numbers[key], row.letter["verification_code"], contact.subject
                     )
                     self.receipts(session, stored, contact, now)
+            # The letters went in as plain inserts: whatever the session holds is a job or
+            # a receipt's message (and a receipt always comes with its delivery job).
+            queued = bool(session.new) or len(session.identity_map) > 0
         outcomes: list[Accepted | Exception] = []
         for contact, _ in batch:
             key = (contact.source, contact.external_id)
@@ -225,7 +227,7 @@ class Intake:
                 outcomes.append(Accepted(numbers[key], created=True, verification_code=code))
             else:
                 outcomes.append(Accepted(tracking_number=known[key], created=False))
-        return outcomes
+        return outcomes, queued
 
     def _number(
         self, session: Session, contacts: list[IncomingContact]
