@@ -276,6 +276,7 @@ class _Letter:
     subject: str
     text: str
     attachments: tuple[Attachment, ...]
+    message: Message
 
 
 def _parse(raw: bytes, max_parts: int, max_depth: int) -> _Letter:
@@ -291,7 +292,7 @@ def _parse(raw: bytes, max_parts: int, max_depth: int) -> _Letter:
     if not (text or subject or walker.attachments):
         raise PayloadError("the message has no subject, no text and no attachment")
     citizen, external_id = _citizen(message), _external_id(message, raw)
-    return _Letter(external_id, citizen, subject, text, tuple(walker.attachments))
+    return _Letter(external_id, citizen, subject, text, tuple(walker.attachments), message)
 
 
 def parse_email(
@@ -304,13 +305,29 @@ def parse_email(
 ) -> IncomingContact:
     """Decode one RFC 5322 message into a contact; raise `PayloadError` for what cannot be
     a letter. Any byte input ends as one or the other."""
+    return read_email(
+        raw, source=source, received_at=received_at, max_parts=max_parts, max_depth=max_depth
+    )[0]
+
+
+def read_email(
+    raw: bytes,
+    *,
+    source: str,
+    received_at: datetime,
+    max_parts: int = 200,
+    max_depth: int = 10,
+) -> tuple[IncomingContact, Message]:
+    """`parse_email`, and the parsed message for what else a caller reads in its headers (a
+    fax server's caller id): the mail is parsed once. Its header values are as they came
+    (compat32, raw 8-bit bytes as surrogate escapes), never decoded."""
     try:
         letter = _parse(bytes(raw), max_parts, max_depth)
     except PayloadError:
         raise
     except Exception as exc:  # the adapter boundary: no other exception may reach SMTP
         raise PayloadError(f"the message cannot be parsed ({type(exc).__name__})") from exc
-    return IncomingContact(
+    contact = IncomingContact(
         channel=Channel.EMAIL,
         source=source,
         external_id=letter.external_id,
@@ -320,3 +337,4 @@ def parse_email(
         text=letter.text,
         attachments=letter.attachments,
     )
+    return contact, letter.message

@@ -14,14 +14,12 @@ import logging
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.fax import as_fax, is_fax
-from channels.mail import parse_email
+from channels.mail import read_email
 from gateway.config import SmtpConfig
 from gateway.contact import Accept, IncomingContact
 from gateway.errors import ConfigurationError, PayloadError, PayloadTooLarge, TransientError
@@ -118,13 +116,12 @@ class LetterHandler:
         return OVER_LIMITS.format(reason=reason[:200])
 
     def read(self, raw: bytes, envelope: Envelope) -> IncomingContact:
-        contact = parse_email(
+        contact, headers = read_email(
             raw,
             source=self.settings.source,
             received_at=self.clock(),
             max_parts=self.settings.max_parts,
         )
-        headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
         mail_from = envelope.mail_from or ""
         if is_fax(headers, contact.subject, mail_from, envelope.rcpt_tos, self.settings.fax):
             return as_fax(contact, headers, self.settings.fax)
