@@ -57,6 +57,7 @@ def not_whole(engine: Engine, numbers: set[int]) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 21 processes started and killed: minutes on a loaded machine
 def test_kill_9_at_random_points_loses_no_acknowledged_contact(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
