@@ -13,7 +13,7 @@ baseline runs the query the endpoint runs (50 letters after a cursor, newest fir
 department's EXISTS for its token) straight on the engine in the same run, checked alike,
 so the ratio is the API's own cost. A webhook counts when the receiver got it once with a
 valid Standard Webhooks signature and the body of its event; a plain POST when the
-receiver got its body and answered 2xx. Both are sent with the notify lane's concurrency.
+receiver got its body and answered 2xx. Both are sent with the webhooks lane's concurrency.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def main() -> None:
         engine.dispose()
     gateway, plain = webhook_rates(args.webhooks, config)
     print(
-        f"webhooks: {gateway.rate:.0f} verified deliveries/s through the notify lane "
+        f"webhooks: {gateway.rate:.0f} verified deliveries/s through the webhooks lane "
         f"({gateway.verified}/{args.webhooks} signed and whole; {gateway.problems()}); plain "
         f"POSTs of the same bodies {plain.rate:.0f}/s ({plain.verified}/{args.webhooks}; "
         f"{plain.problems()}); gateway/plain = {ratio(gateway.rate, plain.rate)}"
@@ -374,7 +374,7 @@ def verify_webhooks(got: list[Received], bodies: dict[str, dict[str, Any]], bega
 
 
 def webhook_rates(count: int, config: Config) -> tuple[Tally, Tally]:
-    """Deliveries per second through the notify lane as serve runs it (the outbox, signing,
+    """Deliveries per second through the webhooks lane as serve runs it (the outbox, signing,
     the ordering checks, the lane's workers), one event per letter; against plain POSTs of
     the same bodies to the same receiver from as many threads as the lane has workers."""
     from gateway import webhooks
@@ -388,7 +388,7 @@ def webhook_rates(count: int, config: Config) -> tuple[Tally, Tally]:
         allowed_hosts=["127.0.0.1"],
         endpoints=[WebhookEndpoint(name="bench", url=receiver.url, secrets=[SECRET])],
     )
-    workers = config.jobs.lanes.notify.workers
+    workers = config.jobs.lanes.webhooks.workers
     bodies: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{Path(tmp) / 'hooks.db'}", pii=PII)
@@ -434,7 +434,7 @@ def webhook_rates(count: int, config: Config) -> tuple[Tally, Tally]:
         handler = webhooks.WebhookDelivery(
             sessions, sender, webhooks.utcnow, webhooks.runner_settings(settings, config.jobs)
         )
-        lane = lanes_for(sessions, {webhooks.KIND: handler}, config.jobs)["notify"]
+        lane = lanes_for(sessions, {webhooks.KIND: handler}, config.jobs)["webhooks"]
 
         async def run() -> float:
             stop = asyncio.Event()

@@ -352,7 +352,7 @@ class LanesConfig(Section):
 
     route: LaneConfig = LaneConfig(workers=1, batch=8)
     notify: LaneConfig = LaneConfig(workers=4)
-    webhooks: LaneConfig = LaneConfig(workers=4)
+    webhooks: LaneConfig = LaneConfig(workers=4, batch=16)
     media: LaneConfig = LaneConfig(workers=2)
     ocr: LaneConfig = LaneConfig(workers=1, processes=1)
 

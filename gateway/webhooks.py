@@ -30,6 +30,7 @@ from gateway.logs import log_event
 from gateway.outbox import DeliveryHandler, Sender, queue_message
 from gateway.workers import GiveUp
 from store import jobs
+from store.db import make_read_sessionmaker
 from store.letters import record_event
 from store.models import Assignment, Department, Event, Job, Letter, OutboxMessage, WebhookCursor
 from store.outbox import unseal
@@ -348,6 +349,8 @@ class WebhookSender:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.sessions = sessions
+        # Each delivery's checks only read: never SQLite's one write lock for them.
+        self.reads = make_read_sessionmaker(sessions.kw["bind"])
         self.settings = settings
         self.clock = clock
         self.endpoints = {e.name: e for e in settings.endpoints}
@@ -411,7 +414,7 @@ class WebhookSender:
     def _check_turn(self, destination: str, outbox_id: int) -> int | None:
         """The message's letter; raises while the endpoint is disabled or an earlier message
         of the same letter to it is still pending (each letter's events arrive in order)."""
-        with self.sessions() as session:
+        with self.reads() as session:
             cursor = session.get(WebhookCursor, destination)
             if cursor is not None and cursor.disabled_at is not None:
                 raise GiveUp(GONE + (cursor.disabled_reason or "disabled"))
@@ -429,13 +432,17 @@ class WebhookSender:
 
     def _next_in_line(self, destination: str, letter_id: int | None, outbox_id: int) -> None:
         # The next message of this letter may be backing off behind this one: due it now.
+        following_query = (
+            _same_line(destination, letter_id)
+            .where(OutboxMessage.id > outbox_id)
+            .order_by(OutboxMessage.id)
+        )
+        with self.reads() as session:
+            if session.scalar(following_query) is None:
+                return  # the common case: nothing waits behind it, nothing to write
         now = self.clock()
         with self.sessions.begin() as session:
-            following = session.scalar(
-                _same_line(destination, letter_id)
-                .where(OutboxMessage.id > outbox_id)
-                .order_by(OutboxMessage.id)
-            )
+            following = session.scalar(following_query)
             if following is None:
                 return
             waiting = session.scalars(
