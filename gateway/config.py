@@ -344,13 +344,16 @@ class LaneConfig(Section):
     # Jobs a worker claims in one transaction and runs in turn: many small jobs (routing)
     # pay one claim and one completion, not one each.
     batch: int = Field(default=1, ge=1, le=100)
+    # How often the lane looks for jobs other processes queued (a SIP worker's voicemail,
+    # another node's letters); None: jobs.poll_interval_seconds. Looking only reads.
+    poll_seconds: float | None = Field(default=None, gt=0)
 
 
 class LanesConfig(Section):
     """Background work by lane (gateway.kinds.LANES); voicemail transcription runs in the
     STT worker processes (``stt.workers``)."""
 
-    route: LaneConfig = LaneConfig(workers=1, batch=8)
+    route: LaneConfig = LaneConfig(workers=1, batch=8, poll_seconds=0.25)
     notify: LaneConfig = LaneConfig(workers=4)
     webhooks: LaneConfig = LaneConfig(workers=4, batch=16)
     media: LaneConfig = LaneConfig(workers=2)

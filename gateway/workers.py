@@ -62,6 +62,7 @@ class JobRunner:
         worker: str | None = None,
         workers: int = 1,
         batch: int = 1,
+        poll_seconds: float | None = None,
     ) -> None:
         """``workers``: claim loops at once (a lane's concurrency); ``batch``: jobs each
         claims in one transaction and runs in turn."""
@@ -71,6 +72,8 @@ class JobRunner:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.workers = workers
         self.batch = batch
+        # How often to look for jobs other processes queued (this one's wake us at once).
+        self.poll_seconds = poll_seconds or settings.poll_interval_seconds
         self._wake = asyncio.Event()
         # A claim must outlast the slowest kind this runner may take.
         self.lease = timedelta(
@@ -126,12 +129,14 @@ class JobRunner:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    _first(stop, self._wake), timeout=self.settings.poll_interval_seconds
+                    _first(stop, self._wake), timeout=self.poll_seconds
                 )
 
     def run_one(self, kinds: list[str]) -> bool:
         """Claim and run up to ``batch`` jobs (claimed together, their completions recorded
         together); False when there was none."""
+        if not self.queue.any_due(kinds):
+            return False
         claimed = self.queue.claim_many(kinds, self.worker, self.lease, self.batch)
         if not claimed:
             return False
@@ -222,7 +227,12 @@ def lanes_for(
         if mine:
             config = getattr(settings.lanes, lane)
             runners[lane] = JobRunner(
-                JobQueue(sessions), mine, settings, workers=config.workers, batch=config.batch
+                JobQueue(sessions),
+                mine,
+                settings,
+                workers=config.workers,
+                batch=config.batch,
+                poll_seconds=config.poll_seconds,
             )
     return runners
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
+from store.db import make_read_sessionmaker
 from store.models import Job
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -47,12 +49,35 @@ def enqueue(
     return job
 
 
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Due and queued, or running under a lease that ran out (its worker died)."""
+    return or_(
+        (Job.status == QUEUED) & (Job.run_after <= now),
+        (Job.status == RUNNING) & (Job.locked_until < now),
+    )
+
+
 class JobQueue:
     def __init__(
         self, sessions: sessionmaker[Session], clock: Callable[[], datetime] = _now
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        # Looking for work only reads: an idle lane never takes SQLite's one write lock.
+        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+
+    def any_due(self, kinds: Sequence[str]) -> bool:
+        """Whether a claim would find a job of these kinds now (read, not locked)."""
+        now = self.clock()
+        with self.reads() as session:
+            return (
+                session.scalar(
+                    select(Job.id)
+                    .where(Job.kind.in_(kinds), _claimable(now))
+                    .limit(1)
+                )
+                is not None
+            )
 
     def claim(self, kinds: Sequence[str], worker: str, lease: timedelta) -> Job | None:
         """Take the oldest due job of these kinds, or one whose worker's lease ran out."""
@@ -68,13 +93,7 @@ class JobQueue:
             jobs = list(
                 session.scalars(
                     select(Job)
-                    .where(
-                        Job.kind.in_(kinds),
-                        or_(
-                            (Job.status == QUEUED) & (Job.run_after <= now),
-                            (Job.status == RUNNING) & (Job.locked_until < now),
-                        ),
-                    )
+                    .where(Job.kind.in_(kinds), _claimable(now))
                     .order_by(Job.run_after, Job.id)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
