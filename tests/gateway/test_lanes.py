@@ -229,3 +229,18 @@ def test_a_batch_is_claimed_together_and_one_bad_job_fails_alone(engine: Engine)
         pass
     assert counted.claims == 3  # 8 + 8 + 4
     assert statuses(sessions, ROUTE) == ["done"] * 4 + ["failed"] + ["done"] * 15
+
+
+async def test_a_route_job_another_process_queued_is_found_within_a_fraction_of_a_second(
+    engine: Engine,
+) -> None:
+    """A SIP worker's voicemail queues its route job with no way to wake serve's lane:
+    the route lane looks often (0.25 s) where the others keep the 2 s poll."""
+    sessions = make_sessionmaker(engine)
+    route = Recorded(ROUTE)
+    async with running(sessions, {ROUTE: route}, JobsConfig()):  # the shipped polls
+        await asyncio.sleep(0.3)  # idle: the lane is waiting for its next look
+        queue(sessions, ROUTE)  # as another process would: nobody calls wake()
+        queued = time.monotonic()
+        await until(lambda: statuses(sessions, ROUTE) == ["done"], timeout=5)
+        assert time.monotonic() - queued < 1.0
