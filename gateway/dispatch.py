@@ -17,6 +17,7 @@ from gateway.kinds import ROUTE
 from gateway.logs import log_event
 from gateway.workers import GiveUp, Handler
 from gateway.workflow import Workflow
+from store.db import make_read_sessionmaker
 from store.letters import record_event
 from store.models import Job, Letter
 
@@ -52,6 +53,7 @@ class RouteHandler(Handler):
         awaited: frozenset[str] = frozenset(),
     ) -> None:
         self.sessions = sessions
+        self.reads = make_read_sessionmaker(sessions.kw["bind"])
         self.workflow = workflow
         self.awaited = awaited
 
@@ -61,6 +63,12 @@ class RouteHandler(Handler):
         self.workflow.rules.words("路灯")
 
     def run(self, job: Job) -> None:
+        # Words cut and the repeated matter looked for first, without the write lock that
+        # intake needs; the write below re-checks the letter and uses them if still true.
+        with self.reads() as session:
+            seen = session.get(Letter, job.letter_id)
+            ready = seen is not None and seen.status == "received" and not seen.text_pending
+            reading = self.workflow.read(session, seen) if ready and seen else None
         with self.sessions.begin() as session:
             letter = session.get(Letter, job.letter_id, with_for_update=True)
             if letter is None:
@@ -82,7 +90,7 @@ class RouteHandler(Handler):
                     letter=letter,
                     source=letter.text_source,
                 )
-            status = self.workflow.process(session, letter)
+            status = self.workflow.process(session, letter, reading)
         log_event(log, "routing.done", letter=job.letter_id, status=status)
 
 

@@ -65,6 +65,15 @@ _allow(["replied"], "visit", None, OPERATOR)  # 回访: to closed, or reopened
 _allow(["received", "triage", *_ACTIVE, "escalated"], "reclassify", None, OPERATOR)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What routing found for a letter's words (``text``) outside the write lock."""
+
+    text: str
+    words: list[str]
+    original_id: int | None
+
+
 class WorkflowError(Exception):
     """An action the rules do not allow here; nothing was changed. ``chinese`` says the
     same to the staff in the console; str() stays English for the CLI, API and logs."""
@@ -189,11 +198,24 @@ class Workflow:
 
     # -- automatic processing of a new letter ---------------------------------------------
 
-    def process(self, session: Session, letter: Letter) -> str:
-        """Classify, screen, link duplicates and route a new letter; returns its status."""
+    def read(self, session: Session, letter: Letter) -> Reading:
+        """The costly part of process(), done apart in a read-only session so that the
+        one writer SQLite allows is not held for it: cutting the letter's words and
+        looking for the matter it repeats. Changes nothing in the store."""
+        text = content(letter)
+        with session.no_autoflush:
+            letter.district = letter.district or self.rules.district(body(letter))
+            original = self.rules.find_duplicate(session, letter, self.clock())
+        return Reading(text, self.rules.words(text), original.id if original else None)
+
+    def process(self, session: Session, letter: Letter, reading: Reading | None = None) -> str:
+        """Classify, screen, link duplicates and route a new letter; returns its status.
+        ``reading``: what read() found, used when the letter's words are still those."""
         system = Actor(SYSTEM, "routing")
         self._check(letter, "process", system)
-        words = self.rules.words(content(letter))
+        if reading is not None and reading.text != content(letter):
+            reading = None  # its words changed since (a transcript came): read them again
+        words = reading.words if reading else self.rules.words(content(letter))
         if letter.category is None and (category := self.rules.classify(words)):
             letter.category = category
             self._event(session, letter, system, "classified", category=category)
@@ -202,7 +224,10 @@ class Workflow:
         if reason is not None:
             self.reject(session, letter, reason, system)
             return letter.status
-        original = self.rules.find_duplicate(session, letter, self.clock())
+        if reading is None:
+            original = self.rules.find_duplicate(session, letter, self.clock())
+        else:
+            original = session.get(Letter, reading.original_id) if reading.original_id else None
         if original is not None:
             # 并单: linked to the matter in hand; its reply will answer this citizen too.
             letter.duplicate_of_id, letter.status = original.id, "duplicate"

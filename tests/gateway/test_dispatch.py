@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from gateway.contact import Channel, Citizen
 from gateway.kinds import ROUTE, TRANSCRIBE
+from store.models import Letter
 from tests.conftest import Parts, make_contact
 from tests.support.routing import CALLER, Routed, Switchboard
 
@@ -189,3 +190,22 @@ def test_the_word_list_is_loaded_before_the_first_letter_is_routed(board: Switch
     assert handler.workflow.rules.segmenter._tokenizer is None
     handler.ready()
     assert handler.workflow.rules.segmenter._tokenizer is not None
+
+
+def test_what_was_read_outside_the_write_lock_is_used_only_while_the_words_are_the_same(
+    board: Switchboard,
+) -> None:
+    """Routing cuts words and looks for the repeated matter in a read session first; if
+    the letter's words changed before the write (a transcript came), it reads them again
+    rather than link the letter on words it no longer has."""
+    first = board.store(make_contact(1, text=STREETLIGHT))
+    board.route()
+    second = board.store(make_contact(2, text=STREETLIGHT))
+    with board.sessions() as session:
+        reading = board.workflow.read(session, session.get(Letter, second))
+    assert reading.original_id == first  # as it read: a repeat of the first
+    with board.sessions.begin() as session:
+        letter = session.get(Letter, second)
+        letter.text = NOISE  # its words changed before the write
+        assert board.workflow.process(session, letter, reading) == "assigned"
+        assert letter.duplicate_of_id is None and letter.district == "南溪区"
