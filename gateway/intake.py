@@ -205,19 +205,23 @@ class Intake:
                 for key, (contact, files) in fresh.items()
             }
             ids = letters.insert_letters(session, list(new.values()))
+            work = [
+                (kind, letter_id)
+                for (contact, _), letter_id in zip(fresh.values(), ids, strict=True)
+                for kind in (*contact.jobs, *self.standing_jobs)
+            ]
+            queued = jobs.enqueue_many(session, work, now) > 0
             for (contact, _), (key, row), letter_id in zip(
                 fresh.values(), new.items(), ids, strict=True
             ):
-                for kind in (*contact.jobs, *self.standing_jobs):
-                    jobs.enqueue(session, kind, letter_id=letter_id, at=now)
                 if self.receipts is not None:
                     stored = StoredLetter(
                         letter_id, numbers[key], row.letter["verification_code"], contact.subject
                     )
                     self.receipts(session, stored, contact, now)
-            # The letters went in as plain inserts: whatever the session holds is a job or
-            # a receipt's message (and a receipt always comes with its delivery job).
-            queued = bool(session.new) or len(session.identity_map) > 0
+            # The letters and their jobs went in as plain inserts: whatever the session
+            # holds is a receipt's message (and a receipt always comes with its job).
+            queued = queued or bool(session.new) or len(session.identity_map) > 0
         outcomes: list[Accepted | Exception] = []
         for contact, _ in batch:
             key = (contact.source, contact.external_id)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -55,6 +55,17 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
         (Job.status == QUEUED) & (Job.run_after <= now),
         (Job.status == RUNNING) & (Job.locked_until < now),
     )
+
+
+def enqueue_many(session: Session, jobs: Sequence[tuple[str, int]], at: datetime) -> int:
+    """Add (kind, letter id) jobs in the caller's transaction with one insert (intake
+    queues a batch's route jobs this way); how many."""
+    if jobs:
+        row = {"payload": {}, "status": QUEUED, "attempts": 0, "run_after": at, "created_at": at}
+        session.execute(
+            insert(Job), [{**row, "kind": kind, "letter_id": letter} for kind, letter in jobs]
+        )
+    return len(jobs)
 
 
 class JobQueue:
