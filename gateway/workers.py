@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -111,14 +112,26 @@ class JobRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         kinds = await asyncio.to_thread(self.runnable_kinds)  # may load a model or a tool
-        await asyncio.gather(*(self._claim_loop(kinds, stop) for _ in range(self.workers)))
+        # Threads of the lane's own: jobs that wait (a webhook receiver's second, a modem's
+        # send rate) never take the threads other lanes, intake and /metrics run on.
+        threads = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="jobs-" + "-".join(self.handlers)
+        )
+        try:
+            loops = (self._claim_loop(kinds, stop, threads) for _ in range(self.workers))
+            await asyncio.gather(*loops)
+        finally:
+            threads.shutdown(wait=False)
 
-    async def _claim_loop(self, kinds: list[str], stop: asyncio.Event) -> None:
+    async def _claim_loop(
+        self, kinds: list[str], stop: asyncio.Event, threads: ThreadPoolExecutor
+    ) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             # Cleared before looking: a wake that comes while this loop looks is kept.
             self._wake.clear()
             try:
-                ran = await asyncio.to_thread(self.run_one, kinds) if kinds else False
+                ran = await loop.run_in_executor(threads, self.run_one, kinds) if kinds else False
             except sa_exc.SQLAlchemyError as exc:
                 if not is_outage(exc):
                     raise
@@ -128,9 +141,7 @@ class JobRunner:
             if ran:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    _first(stop, self._wake), timeout=self.poll_seconds
-                )
+                await asyncio.wait_for(_first(stop, self._wake), timeout=self.poll_seconds)
 
     def run_one(self, kinds: list[str]) -> bool:
         """Claim and run up to ``batch`` jobs (claimed together, their completions recorded
