@@ -244,3 +244,24 @@ async def test_a_route_job_another_process_queued_is_found_within_a_fraction_of_
         queued = time.monotonic()
         await until(lambda: statuses(sessions, ROUTE) == ["done"], timeout=5)
         assert time.monotonic() - queued < 1.0
+
+
+async def test_jobs_that_wait_never_take_the_threads_routing_needs(engine: Engine) -> None:
+    """Forty receipts and webhooks waiting on a modem and a slow receiver (more than the
+    default thread pool holds on any machine) and routing still goes on at once."""
+    sessions = make_sessionmaker(engine)
+    release = threading.Event()
+    receipts, hooks = Recorded(DELIVER, hold=release), Recorded(WEBHOOK, hold=release)
+    route = Recorded(ROUTE)
+    wide = LanesConfig(notify=LaneConfig(workers=20), webhooks=LaneConfig(workers=20))
+    settings = FAST.model_copy(update={"lanes": wide})
+    async with running(sessions, {DELIVER: receipts, WEBHOOK: hooks, ROUTE: route}, settings):
+        try:
+            queue(sessions, DELIVER, 20)
+            queue(sessions, WEBHOOK, 20)
+            await until(lambda: statuses(sessions, DELIVER) == ["running"] * 20)
+            await until(lambda: statuses(sessions, WEBHOOK) == ["running"] * 20)
+            queue(sessions, ROUTE, 3)
+            await until(lambda: statuses(sessions, ROUTE) == ["done"] * 3, timeout=5)
+        finally:
+            release.set()
