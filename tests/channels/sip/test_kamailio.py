@@ -280,6 +280,9 @@ def test_a_worker_hanging_up_reaches_the_caller_and_frees_its_slot(
     again = place_calls(sipp, sip, tmp_path, calls=2, at_once=2, scenario=HUNG_UP)
 
     assert finished(again, tmp_path) == 0
+    # Each worker's own line for its second call may come a moment after the caller ended.
+    one.wait_for("HUNG-UP", 2)
+    two.wait_for("HUNG-UP", 2)
     assert (one.count("HUNG-UP"), two.count("HUNG-UP")) == (2, 2)
 
 
