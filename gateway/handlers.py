@@ -9,8 +9,6 @@ the serve process, so the notify lane always runs there.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from collections.abc import Callable
 from datetime import datetime
 
@@ -85,13 +83,5 @@ def run_lane(config: Config, lane: str) -> int:
         raise ConfigurationError(f"lane {lane!r} has no jobs a worker process can run")
     # Counted in the files of the gateway that started this process (gateway.metrics).
     runner = lanes_for(sessions, Metrics().count_jobs(handlers), config.jobs)[lane]
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await runner.run(stop)
-
-    asyncio.run(run())
+    runner.run_until_signalled()
     return 0

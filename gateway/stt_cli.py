@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,13 +102,5 @@ def _worker(config: Config) -> int:
     # Counted in the files of the gateway that started this process (gateway.metrics).
     handlers = Metrics().count_jobs({TRANSCRIBE: handler})
     runner = JobRunner(JobQueue(sessions), handlers, settings)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await runner.run(stop)
-
-    asyncio.run(run())
+    runner.run_until_signalled()
     return 0

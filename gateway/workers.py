@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -122,6 +123,19 @@ class JobRunner:
             await asyncio.gather(*loops)
         finally:
             threads.shutdown(wait=False)
+
+    def run_until_signalled(self) -> None:
+        """A worker process's life (hotline stt worker, hotline jobs worker): the jobs until
+        SIGTERM or SIGINT, then the job in hand is finished and the process ends."""
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await self.run(stop)
+
+        asyncio.run(run())
 
     async def _claim_loop(
         self, kinds: list[str], stop: asyncio.Event, threads: ThreadPoolExecutor
