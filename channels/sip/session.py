@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # The caller's level (0-255) under which the line counts as silent while recording.
 SILENCE_LEVEL = 2  # speech measured 7-13 on G.711 from SIPp's sample message
 LEVEL_POLL_SECONDS = 0.2
+# The longest a key waits for the jitter buffer to empty (pjmedia's buffer holds < 0.5 s).
+DRAIN_LIMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -192,10 +194,8 @@ class CallSession:
                     self.digits.get(), timeout=min(LEVEL_POLL_SECONDS, left)
                 )
                 if digit == record.finish_key:
-                    # What was said just before the key is still in the jitter buffer.
                     with contextlib.suppress(HungUp):
-                        buffered = await self.bridge.buffered_seconds(self.facts.number)
-                        await self._until_gone(asyncio.sleep(buffered + FRAME_SECONDS))
+                        await self._until_gone(self._drain())
                     return "key"
             except HungUp:
                 return "hangup"
@@ -205,6 +205,19 @@ class CallSession:
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= record.silence_seconds:
                 return "silence"
+
+    async def _drain(self) -> None:
+        """What was said just before the key is still in the jitter buffer (RFC 4733 events
+        skip it): wait until the bridge has taken its last frame, then one tick more for the
+        recorder to get it. Polled, not estimated once: a busy machine's bridge clock runs
+        late, and a one-shot wait cut the last frame of a message (CI, once)."""
+        limit = time.monotonic() + DRAIN_LIMIT_SECONDS
+        while time.monotonic() < limit:
+            buffered = await self.bridge.buffered_seconds(self.facts.number)
+            if buffered <= 0:
+                break
+            await asyncio.sleep(buffered)
+        await asyncio.sleep(2 * FRAME_SECONDS)
 
     async def _transfer(self, transfer: flow.Transfer) -> flow.Event:
         """Bridged: we call the agent and connect the two legs (REFER is not honoured by

@@ -110,6 +110,7 @@ class Kept:
     sent: int  # voiced 20 ms frames in the message
     found: int  # of those, the frames found unchanged in the recording
     recording: float  # the recording's length in seconds
+    missing: tuple[int, ...] = ()  # the voiced frames not found, by index in the message
 
     @property
     def missing_seconds(self) -> float:
@@ -139,6 +140,7 @@ def kept(message: np.ndarray, recording: np.ndarray) -> Kept:
         sent=len(frames),
         found=sum(found),
         recording=len(recording) / RATE,
+        missing=tuple(i for i, hit in zip(frames, found, strict=True) if not hit),
     )
 
 
