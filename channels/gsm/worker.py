@@ -37,6 +37,8 @@ from store.attachments import write_durably
 
 log = logging.getLogger(__name__)
 CTRL_Z = "\x1a"
+ESC = b"\x1b"
+ESC_SETTLE_SECONDS = 0.2
 
 # (modem name, message reference, TP-Status) of a delivery report (TS 23.040 §9.2.3.15).
 ReportDelivery = Callable[[str, int, int], Coroutine[Any, Any, None]]
@@ -52,6 +54,7 @@ class _Modem(GsmModem):  # type: ignore[misc]
         super().__init__(device, baud, AT_CNMI="2,1,0,2,0", fatalErrorCallbackFunc=self._gone)
         self._wake = wake
         self.failure: Exception | None = None
+        self._fresh = True  # no command written on this connection yet
 
     def _handleModemNotification(self, lines: list[str]) -> None:
         self._wake.set()
@@ -62,10 +65,22 @@ class _Modem(GsmModem):  # type: ignore[misc]
         if waiting is not None:
             waiting.set()
 
+    def _end_message_entry(self) -> None:
+        """A process killed between AT+CMGS and the message body leaves the modem taking
+        every byte as that body: our AT commands would vanish into it and each connect time
+        out. ESC abandons the entry and sends nothing (TS 27.005 §3.5.1; Gammu starts the
+        same way); a modem in command mode ignores it. Its OK, if any, comes before our
+        first command, so it is not taken for that command's answer."""
+        self.serial.write(ESC)
+        time.sleep(ESC_SETTLE_SECONDS)
+
     def write(self, data: str, *args: Any, **kwargs: Any) -> Any:
         if self.failure is not None:
             raise SerialException(f"the modem is gone: {self.failure}")
         try:
+            if self._fresh:
+                self._fresh = False
+                self._end_message_entry()
             return super().write(data, *args, **kwargs)
         except Exception as exc:
             if self.failure is not None:  # cut off mid-answer: that, not the half answer

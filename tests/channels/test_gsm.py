@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -151,6 +152,28 @@ async def test_messages_that_arrived_while_the_gateway_was_down_are_read_at_star
         await running.deleted(2)
 
     assert sorted(text for _, text, _ in letters(engine)) == ["第一条", "第二条"]
+
+
+async def test_a_modem_left_waiting_for_a_message_body_is_reset_at_connect(
+    modem: ModemSimulator, parts: Parts, engine: Engine, tmp_path: Path
+) -> None:
+    """A gateway killed between AT+CMGS and its PDU leaves the modem taking every byte as
+    the message body until Ctrl-Z: the next gateway's AT commands would vanish into it and
+    every connect time out. ESC ends that entry (TS 27.005 §3.5.1) and sends nothing."""
+    assert modem.device is not None
+    fd = os.open(modem.device, os.O_RDWR | os.O_NOCTTY)
+    try:
+        os.write(fd, b"AT+CMGS=23\r")
+        await asyncio.to_thread(modem.wait_for_command, "AT+CMGS", timeout=5)
+    finally:
+        os.close(fd)  # killed: the body and its Ctrl-Z never come
+    modem.deliver_text(CITIZEN, "重启后的第一条")
+
+    async for running in run_channel(modem, parts, tmp_path):
+        await running.deleted()
+
+    assert letters(engine) == [("sms", "重启后的第一条", CITIZEN)]
+    assert modem.sent == []
 
 
 async def test_a_full_sim_is_emptied_and_the_waiting_message_arrives(
