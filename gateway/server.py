@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
-from gateway import webhooks
+from gateway import notices, webhooks
 from gateway.api import open311
 from gateway.api.app import Services, build_api
 from gateway.config import Config
@@ -211,6 +211,10 @@ class Gateway:
             self.health.watch(pool)
             work[f"jobs:{lane}"] = functools.partial(pool.run, stop)
         work["jobs-purge"] = lambda: purge_forever(self.sessions, self.config.jobs, utcnow, stop)
+        if self.engine.dialect.name == "postgresql":  # SQLite has no notices: lanes poll
+            work["jobs-notices"] = lambda: notices.listen(
+                self.engine, self._wake_lane_of, jobs_queued, stop
+            )
         if self.webhook_sender is not None:
             work["webhook-fanout"] = lambda: webhooks.fan_out_forever(
                 self.sessions, self.config.webhooks, utcnow, stop, self.lanes["webhooks"].waker()
@@ -248,6 +252,12 @@ class Gateway:
         await http
         self.engine.dispose()
         log_event(log, "gateway.stopped")
+
+    def _wake_lane_of(self, kind: str) -> None:
+        """Another process queued jobs of this kind (on the event loop: gateway.notices)."""
+        runner = self.lanes.get(lane_of(kind))
+        if runner is not None:
+            runner.wake()
 
     async def _drain_spool(self, stop: asyncio.Event) -> None:
         interval = self.config.storage.spool_drain_interval_seconds

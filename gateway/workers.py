@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import notices
 from gateway.config import JobsConfig
 from gateway.errors import ConfigurationError
 from gateway.kinds import LANES
@@ -91,6 +92,11 @@ class JobRunner:
         """New work was queued on this node: look now rather than at the next poll."""
         self._wake.set()
 
+    def wake_for(self, kind: str) -> None:
+        """Jobs of ``kind`` were queued somewhere (gateway.notices): wake if they are ours."""
+        if kind in self.handlers:
+            self.wake()
+
     def waker(self) -> Callable[[], None]:
         """A wake() that any thread may call."""
         loop = asyncio.get_running_loop()
@@ -133,7 +139,10 @@ class JobRunner:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await self.run(stop)
+            await asyncio.gather(
+                self.run(stop),
+                notices.listen(self.queue.engine, self.wake_for, self.wake, stop),
+            )
 
         asyncio.run(run())
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import Engine, Select, delete, event, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -20,6 +20,10 @@ from store.db import make_read_sessionmaker
 from store.models import Job
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# PostgreSQL's LISTEN/NOTIFY channel: a commit that queued jobs names their kinds on it, so
+# lanes in other processes and on other nodes look at once (gateway.notices).
+NOTICES = "hotline_jobs"
+_QUEUED_KINDS = "hotline.queued_kinds"  # in Session.info until the commit
 
 
 def _now() -> datetime:
@@ -46,7 +50,26 @@ def enqueue(
         created_at=moment,
     )
     session.add(job)
+    announce(session, [kind])
     return job
+
+
+def announce(session: Session, kinds: Sequence[str]) -> None:
+    """Name these kinds in the PostgreSQL notice sent when this transaction commits: once
+    per transaction however many jobs it queued, and never on a rollback, like the jobs."""
+    session.info.setdefault(_QUEUED_KINDS, set()).update(kinds)
+
+
+@event.listens_for(Session, "before_commit")
+def _notify(session: Session) -> None:
+    kinds = session.info.pop(_QUEUED_KINDS, None)
+    if kinds and session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(NOTICES, ",".join(sorted(kinds)))))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_QUEUED_KINDS, None)
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:
@@ -65,6 +88,7 @@ def enqueue_many(session: Session, jobs: Sequence[tuple[str, int]], at: datetime
         session.execute(
             insert(Job), [{**row, "kind": kind, "letter_id": letter} for kind, letter in jobs]
         )
+        announce(session, [kind for kind, _ in jobs])
     return len(jobs)
 
 
@@ -74,19 +98,16 @@ class JobQueue:
     ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.engine: Engine = sessions.kw["bind"]
         # Looking for work only reads: an idle lane never takes SQLite's one write lock.
-        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+        self.reads = make_read_sessionmaker(self.engine)
 
     def any_due(self, kinds: Sequence[str]) -> bool:
         """Whether a claim would find a job of these kinds now (read, not locked)."""
         now = self.clock()
         with self.reads() as session:
             return (
-                session.scalar(
-                    select(Job.id)
-                    .where(Job.kind.in_(kinds), _claimable(now))
-                    .limit(1)
-                )
+                session.scalar(select(Job.id).where(Job.kind.in_(kinds), _claimable(now)).limit(1))
                 is not None
             )
 
@@ -211,4 +232,5 @@ def retry(session: Session, query: Select[Job], now: datetime) -> list[Job]:
     for job in jobs:
         job.status, job.attempts, job.run_after = QUEUED, 0, now
         job.locked_by = job.locked_until = job.finished_at = None
+    announce(session, [job.kind for job in jobs])
     return jobs
