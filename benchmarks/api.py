@@ -11,30 +11,27 @@ query): the newest first, a department's token only the letters its department h
 (never one it returned), each with its tracking number, status and lead department. The
 baseline runs the query the endpoint runs (50 letters after a cursor, newest first, the
 department's EXISTS for its token) straight on the engine in the same run, checked alike,
-so the ratio is the API's own cost. A webhook counts when the receiver got it once with a
-valid Standard Webhooks signature and the body of its event; a plain POST when the
-receiver got its body and answered 2xx. Both are sent with the webhooks lane's concurrency.
+so the ratio is the API's own cost. The webhook figure is benchmarks/webhooks.py's (one
+round on SQLite; run that module for rounds and PostgreSQL).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine, exists, insert, select, text
 
-from benchmarks.common import Tally, race, ratio
+from benchmarks.common import Tally, ratio
+from benchmarks.webhooks import report, webhook_rates
 from gateway.api import auth
 from gateway.api.app import Services, build_api
 from gateway.config import ApiConfig, Config, DeadlinesConfig, load_config
@@ -282,204 +279,7 @@ def main() -> None:
                 )
         engine.dispose()
     gateway, plain = webhook_rates(args.webhooks, config)
-    print(
-        f"webhooks: {gateway.rate:.0f} verified deliveries/s through the webhooks lane "
-        f"({gateway.verified}/{args.webhooks} signed and whole; {gateway.problems()}); plain "
-        f"POSTs of the same bodies {plain.rate:.0f}/s ({plain.verified}/{args.webhooks}; "
-        f"{plain.problems()}); gateway/plain = {ratio(gateway.rate, plain.rate)}"
-    )
-
-
-# -- webhook deliveries ----------------------------------------------------------------------
-
-SECRET = "whsec_" + "QmVuY2htYXJrIHNlY3JldCBvZiAzMiBieXRlcyEhISE="  # 32 bytes
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-class Receiver:
-    """A local endpoint that keeps what it was sent and when; it checks nothing while the
-    clock runs, so checking costs neither side."""
-
-    def __init__(self, expected: int) -> None:
-        self.got: list[Received] = []
-        self.expected = expected
-        self.all_in = threading.Event()
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(204)
-                self.end_headers()
-                with lock:
-                    outer.got.append(Received(dict(self.headers), body, time.perf_counter()))
-                    if len(outer.got) >= outer.expected:
-                        outer.all_in.set()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def reset(self, expected: int) -> None:
-        self.got, self.expected = [], expected
-        self.all_in.clear()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def event_body(n: int) -> dict[str, Any]:
-    return {
-        "type": "letter.created",
-        "timestamp": NOW.isoformat(),
-        "data": {"tracking_number": f"W{n:014d}", "status": "received"},
-    }
-
-
-def verify_webhooks(got: list[Received], bodies: dict[str, dict[str, Any]], began: float) -> Tally:
-    """Each event once, signed with our secret (Standard Webhooks), with its own body."""
-    from standardwebhooks import Webhook
-
-    verifier, tally, seen = Webhook(SECRET), Tally(), set()
-    last = began
-    for r in got:
-        try:
-            payload = verifier.verify(r.body, r.headers)
-        except Exception:  # the library's verification error, whatever its class
-            tally.fail("deliveries with a bad signature")
-            continue
-        webhook_id = r.headers.get("webhook-id", r.headers.get("Webhook-Id", ""))
-        if webhook_id in seen:
-            tally.fail("deliveries of an event already delivered")
-        elif payload != bodies.get(webhook_id):
-            tally.fail("deliveries with another body than their event's")
-        else:
-            seen.add(webhook_id)
-            tally.verified += 1
-            last = max(last, r.at)
-    tally.fail("events never delivered", len(set(bodies) - seen))
-    tally.seconds = last - began
-    return tally
-
-
-def webhook_rates(count: int, config: Config) -> tuple[Tally, Tally]:
-    """Deliveries per second through the webhooks lane as serve runs it (the outbox, signing,
-    the ordering checks, the lane's workers), one event per letter; against plain POSTs of
-    the same bodies to the same receiver from as many threads as the lane has workers."""
-    from gateway import webhooks
-    from gateway.config import WebhookEndpoint, WebhooksConfig
-    from gateway.outbox import queue_message
-    from gateway.workers import lanes_for
-    from store import jobs
-
-    receiver = Receiver(count)
-    settings = WebhooksConfig(
-        allowed_hosts=["127.0.0.1"],
-        endpoints=[WebhookEndpoint(name="bench", url=receiver.url, secrets=[SECRET])],
-    )
-    workers = config.jobs.lanes.webhooks.workers
-    bodies: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'hooks.db'}", pii=PII)
-        upgrade(engine)
-        with engine.begin() as conn:
-            conn.execute(
-                insert(Letter),
-                [
-                    {
-                        "id": n + 1,
-                        "tracking_number": f"W{n:014d}",
-                        "verification_code": "000000",
-                        "channel": "web",
-                        "source": "bench",
-                        "external_id": f"w{n}",
-                        "received_at": NOW,
-                        "status": "received",
-                        "subject": "路灯",
-                        "text": "翠屏区人民路的路灯坏了",
-                        "anonymous": False,
-                        "confidential": False,
-                        "publish": False,
-                    }
-                    for n in range(count)
-                ],
-            )
-        sessions = make_sessionmaker(engine)
-        with sessions.begin() as session:
-            for n in range(count):
-                body = event_body(n)
-                message = queue_message(
-                    session, webhooks.KIND, n + 1, "bench", body, NOW, deliver=False
-                )
-                jobs.enqueue(
-                    session,
-                    webhooks.KIND,
-                    letter_id=n + 1,
-                    payload={"outbox_id": message.id},
-                    at=NOW,
-                )
-                bodies[f"msg_{message.id}"] = body
-        sender = webhooks.WebhookSender(sessions, settings)
-        handler = webhooks.WebhookDelivery(
-            sessions, sender, webhooks.utcnow, webhooks.runner_settings(settings, config.jobs)
-        )
-        lane = lanes_for(sessions, {webhooks.KIND: handler}, config.jobs)["webhooks"]
-
-        async def run() -> float:
-            stop = asyncio.Event()
-            began = time.perf_counter()
-            running = asyncio.create_task(lane.run(stop))
-            await asyncio.to_thread(receiver.all_in.wait, 120)
-            stop.set()
-            await running
-            return began
-
-        began = asyncio.run(run())
-        gateway = verify_webhooks(receiver.got, bodies, began)
-        sender.close()
-        engine.dispose()
-    receiver.reset(count)
-    plain = plain_posts(
-        receiver, [json.dumps(event_body(n)).encode() for n in range(count)], workers
-    )
-    receiver.close()
-    return gateway, plain
-
-
-def plain_posts(receiver: Receiver, raws: list[bytes], workers: int) -> Tally:
-    answered: list[int] = []
-
-    def client(share: list[bytes]) -> Callable[[Callable[[], None]], None]:
-        def work(start: Callable[[], None]) -> None:
-            with httpx.Client() as http:
-                start()
-                for raw in share:
-                    answer = http.post(
-                        receiver.url, content=raw, headers={"content-type": "application/json"}
-                    )
-                    answered.append(answer.status_code)
-
-        return work
-
-    tally = race([client(raws[i::workers]) for i in range(workers)])
-    ok = sum(1 for status in answered if 200 <= status < 300)
-    tally.fail("POSTs answered other than 2xx", len(answered) - ok)
-    tally.fail("POSTs never answered", len(raws) - len(answered))
-    got = sorted(r.body for r in receiver.got)
-    tally.verified = min(ok, sum(1 for a, b in zip(got, sorted(raws), strict=False) if a == b))
-    tally.fail("bodies the receiver did not get whole", ok - tally.verified)
-    return tally
+    print(report(args.webhooks, gateway, plain, "SQLite"))
 
 
 if __name__ == "__main__":
