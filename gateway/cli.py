@@ -3,37 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import getpass
-import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from channels.sip import cli as sip_cli
-from gateway import jobs_cli, pii_cli, stt_cli, tracking
-from gateway.actions import ACTIONS
-from gateway.actions import add_parser as add_action_parser
+from gateway import letters_cli
+from gateway.cli_common import (
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    moment,
+    print_json,
+)
 from gateway.config import Config, load_config
-from gateway.console import cli as console_cli
 from gateway.errors import ConfigurationError
-from gateway.labels import AWAITING_TEXT_LABELS
 from gateway.logs import configure
-from gateway.views import citizen_view, letter_detail, letter_summary
-from store import letters
 from store.db import is_outage, make_sessionmaker
 from store.pii import PiiError
 
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 1
-EXIT_UNAVAILABLE = 3
+Handler = Callable[[Config, argparse.Namespace], int]
 
 
 def run() -> None:
@@ -44,7 +38,7 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _arguments(argv)
     try:
         if args.command == "config":
             config = load_config(Path(args.file) if args.file else _config_path(args))
@@ -55,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hotline: configuration error\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     configure(config.logging.level, config.logging.format)
-    handler = _handlers()[args.command]
+    # `letters` is not looked up in _handlers(), which imports every command's module.
+    handler = (
+        letters_cli.letters_command if args.command == "letters" else _handlers()[args.command]
+    )
     try:
         return handler(config, args)
     except ConfigurationError as exc:
@@ -75,12 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
 
 
-def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
+def _handlers() -> dict[str, Handler]:
     """The command each subcommand runs (a test checks every subcommand has one)."""
+    from channels.sip import cli as sip_cli
+    from gateway import jobs_cli, pii_cli, stt_cli
+    from gateway.console import cli as console_cli
+
     return {
         "serve": _serve,
         "db": _db_upgrade,
-        "letters": _letters,
+        "letters": letters_cli.letters_command,
         "sweep": _sweep,
         "report": _report,
         "transcribe": stt_cli.transcribe,
@@ -95,13 +96,45 @@ def _handlers() -> dict[str, Callable[[Config, argparse.Namespace], int]]:
     }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
+class _NotReading(Exception):
+    """The arguments are not a `letters list` or `letters show` the reading parser takes."""
+
+
+class _ReadingParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotReading(message)
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """`hotline letters list|show` are parsed without building the full parser, which
+    imports every command's module (the routing core for `letters act`, the console, the
+    job queues...). Whatever the reading parser does not take (another command, --help, a
+    mistake) goes to the full parser: the same namespace, or its usual message."""
+    reading = _ReadingParser(prog="hotline", add_help=False)
+    _add_config_option(reading)
+    commands = reading.add_subparsers(dest="command", required=True)
+    letters_cli.add_parsers(commands, reading_only=True)
+    try:
+        return reading.parse_args(argv)
+    except _NotReading:
+        return _parser().parse_args(argv)
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         help="config file (default: $HOTLINE_CONFIG, else ./config.yaml if present, "
         "else the embedded defaults)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    from channels.sip import cli as sip_cli
+    from gateway import jobs_cli, pii_cli, stt_cli
+    from gateway.console import cli as console_cli
+
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
+    _add_config_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway (applies migrations first)")
     db = commands.add_parser("db", help="database schema")
@@ -109,21 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("config", help="validate a config file")
     check.add_argument("action", choices=["check"])
     check.add_argument("file", nargs="?")
-    found = commands.add_parser("letters", help="look at stored letters")
-    actions = found.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list")
-    listing.add_argument("--channel")
-    listing.add_argument("--status")
-    listing.add_argument("--since", type=_moment, help="ISO date or time; local time if no zone")
-    listing.add_argument("--limit", type=int, default=100)
-    listing.add_argument("--json", action="store_true")
-    show = actions.add_parser("show")
-    show.add_argument("tracking_number")
-    show.add_argument("--json", action="store_true")
-    show.add_argument(
-        "--reveal-pii", metavar="REASON", help="also show the citizen; the read is audited"
-    )
-    add_action_parser(actions)
+    letters_cli.add_parsers(commands)
     commands.add_parser("sweep", help="warn, urge and supervise overdue letters once, now")
     report = commands.add_parser("report", help="the bulletin and assessment for a period")
     report.add_argument(
@@ -154,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     hook_actions = hooks.add_subparsers(dest="action", required=True)
     replay = hook_actions.add_parser("replay", help="send dead-lettered webhooks again")
     replay.add_argument("--endpoint")
-    replay.add_argument("--since", type=_moment, help="ISO date or time; local time if no zone")
+    replay.add_argument("--since", type=moment, help="ISO date or time; local time if no zone")
     enable = hook_actions.add_parser("enable", help="re-enable an endpoint that answered 410")
     enable.add_argument("endpoint")
     return parser
@@ -168,18 +187,13 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     return default if default.exists() else None
 
 
-def _moment(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
-
-
 def _serve(config: Config, args: argparse.Namespace) -> int:
     # The event loop answers every SMTP/HTTP command while the writer and parsers hold the
     # GIL in threads; at Python's default 5 ms switch interval each reply waited up to 5 ms
     # (measured: 344 -> 467 mails/s in benchmarks/smtp.py).
     sys.setswitchinterval(0.0005)
+    import asyncio
+
     from gateway.database import engine_for
     from gateway.server import Gateway
     from store.migrate import upgrade
@@ -208,104 +222,6 @@ def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
 
     upgrade(engine_for(config))
     print("database schema is up to date")
-    return 0
-
-
-def _letters(config: Config, args: argparse.Namespace) -> int:
-    from gateway.database import engine_for
-
-    sessions = make_sessionmaker(engine_for(config))
-    if args.action == "act":
-        return _act(config, sessions, args)
-    if args.action == "list":
-        since = args.since
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=config.zone)
-        with sessions() as session:
-            rows = letters.list_letters(
-                session,
-                letters.LetterFilter(args.channel, args.status, since, args.limit),
-            )
-            views = [letter_summary(letter) for letter in rows]
-        if args.json:
-            _print_json(views)
-        else:
-            for view in views:
-                local = datetime.fromisoformat(view["received_at"]).astimezone(config.zone)
-                print(
-                    f"{view['tracking_number']}  {local:%Y-%m-%d %H:%M}  {view['channel']:<5}  "
-                    f"{view['status']:<10}  {view['subject']}"
-                )
-        return 0
-    return _show(config, sessions, args)
-
-
-def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
-    number = tracking.normalize(args.tracking_number)
-    if not tracking.is_valid(number):
-        print(f"hotline: {args.tracking_number!r} is not a valid tracking number", file=sys.stderr)
-        return EXIT_USAGE
-    with sessions.begin() as session:
-        letter = letters.find_by_tracking_number(session, number)
-        if letter is None:
-            print(f"hotline: no letter {number}", file=sys.stderr)
-            return EXIT_NOT_FOUND
-        view = letter_detail(letter)
-        if args.reveal_pii and letter.citizen is not None:
-            view["citizen"] = citizen_view(letter.citizen)
-            letters.record_event(
-                session,
-                at=datetime.now(UTC),
-                actor=f"cli:{getpass.getuser()}",
-                kind="pii_read",
-                letter=letter,
-                reason=args.reveal_pii,
-            )
-    if args.json:
-        _print_json(view)
-        return 0
-    local = datetime.fromisoformat(view["received_at"]).astimezone(config.zone)
-    print(f"信件 {view['tracking_number']}  ({view['channel']}, {view['source']})")
-    print(
-        f"收到: {local:%Y-%m-%d %H:%M:%S}  状态: {view['status']}  类别: {view['category'] or '-'}"
-    )
-    if view["awaiting_text"]:
-        print(AWAITING_TEXT_LABELS[view["awaiting_text"]])
-    print(f"主题: {view['subject']}")
-    print(view["text"])
-    if view["transcript"]:
-        print(f"{'识别' if view['text_source'] == 'ocr' else '转写'}: {view['transcript']}")
-    for item in view["attachments"]:
-        print(f"附件: {item['filename']} ({item['media_type']}, {item['size']} B)")
-    if "citizen" in view:
-        for key, value in view["citizen"].items():
-            if value:
-                print(f"来信人 {key}: {value}")
-    for event in view["events"]:
-        at = datetime.fromisoformat(event["at"]).astimezone(config.zone)
-        print(f"  {at:%Y-%m-%d %H:%M:%S}  {event['kind']:<10} {event['actor']}")
-    return 0
-
-
-def _act(config: Config, sessions: Any, args: argparse.Namespace) -> int:
-    from gateway.dispatch import workflow_for
-    from gateway.workflow import WorkflowError
-
-    number = tracking.normalize(args.tracking_number)
-    workflow = workflow_for(config, lambda: datetime.now(UTC))
-    try:
-        with sessions.begin() as session:
-            workflow.sync_departments(session)
-            letter = letters.find_by_tracking_number(session, number)
-            if letter is None:
-                print(f"hotline: no letter {number}", file=sys.stderr)
-                return EXIT_NOT_FOUND
-            ACTIONS[args.verb](workflow, session, letter, args, args.actor)
-            status = letter.status
-    except WorkflowError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"{number}: {status}")
     return 0
 
 
@@ -346,13 +262,15 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     if args.xlsx:
         reports.write_xlsx(bulletin, args.xlsx)
     if args.json:
-        _print_json(reports.bulletin_json(bulletin))
+        print_json(reports.bulletin_json(bulletin))
     else:
         print(reports.render_text(bulletin))
     return 0
 
 
 def _tokens(config: Config, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from gateway.api import auth
     from gateway.database import engine_for
     from store.models import ApiToken
@@ -397,11 +315,6 @@ def _webhooks(config: Config, args: argparse.Namespace) -> int:
         return EXIT_NOT_FOUND
     print(f"{args.endpoint}: enabled")
     return 0
-
-
-def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
