@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from datetime import date, time
@@ -245,6 +246,36 @@ class KamailioConfig(Section):
     call_slot_expire_seconds: int = Field(default=600, ge=30)
     shared_memory_mb: int = Field(default=64, ge=16)
     children: int = Field(default=4, ge=1)
+    # Several nodes (docs/operations.md): other nodes' workers this Kamailio dispatches to
+    # besides its own, "host:port" each (their worker_host:worker_base_port+n). It sends to
+    # them from its own workers' socket (worker_host:port), which those nodes list below.
+    peer_workers: list[tuple[str, int]] = []
+    # Other nodes' Kamailio whose calls this node's workers take besides their own
+    # Kamailio's: "host:port" of the socket each sends from (its worker_host and port).
+    peer_fronts: list[tuple[str, int]] = []
+
+    @field_validator("peer_workers", "peer_fronts", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        """Each "10.0.0.2:5070" or "[fd00::2]:5070" as (host, port): an IP address, since
+        Kamailio runs without DNS and a worker compares it with the packet's source."""
+        if not isinstance(value, list):
+            return value
+        parsed: list[object] = []
+        for entry in value:
+            if not isinstance(entry, str):
+                parsed.append(entry)
+                continue
+            host, _, port = entry.rpartition(":")
+            try:
+                address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+            except ValueError:
+                address = None
+            in_range = port.isdigit() and 0 < int(port) < 65536
+            if address is None or address.is_unspecified or not in_range:
+                raise ValueError(f"{entry!r} is not host:port with an IP address")
+            parsed.append((str(address), int(port)))
+        return parsed
 
 
 class SipConfig(Section):
@@ -260,8 +291,11 @@ class SipConfig(Section):
     # pjsua2-python is built with PJSUA_MAX_CALLS=4: one process holds 4 calls (pjsua
     # accepts a larger maxCalls without a word and still refuses the fifth INVITE).
     calls_per_worker: int = Field(default=4, ge=1, le=4)
-    # Worker n listens on 127.0.0.1:(worker_base_port + n) when there is more than one.
+    # Worker n listens on worker_host:(worker_base_port + n) when there is more than one:
+    # loopback behind this node's Kamailio alone; an address of this machine that other
+    # nodes' Kamailio reach when they front this pool too (kamailio.peer_workers there).
     worker_base_port: int = Field(default=5070, ge=1024, le=65000)
+    worker_host: str = "127.0.0.1"
     # Where RTP is sent and received (Kamailio relays signalling only): by default the
     # address callers reach, `host`.
     media_address: str | None = None

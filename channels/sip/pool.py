@@ -20,27 +20,33 @@ log = logging.getLogger(__name__)
 
 
 def worker_addresses(config: Config) -> list[tuple[str, int]]:
+    """Where this node's workers listen: the only one on the channel's own address, or each
+    behind Kamailio on ``worker_host`` (loopback unless other nodes' Kamailio front it)."""
     settings = config.channels.sip
     if settings.workers == 1:
         return [(settings.host, settings.port)]
-    return [("127.0.0.1", settings.worker_base_port + n) for n in range(settings.workers)]
+    host = settings.worker_host
+    return [(host, settings.worker_base_port + n) for n in range(settings.workers)]
 
 
 async def options_ping(host: str, port: int, timeout: float = 2.0) -> bool:
     """A SIP OPTIONS over UDP answered at all: the worker's PJSIP thread is alive."""
     branch = "z9hG4bK" + secrets.token_hex(8)
+    # worker_host may be an IPv6 address: bracketed in a SIP URI (RFC 3261 §19.1.1).
+    v6 = ":" in host
+    target = f"[{host}]:{port}" if v6 else f"{host}:{port}"
     request = (
-        f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+        f"OPTIONS sip:{target} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:9;branch={branch};rport\r\n"
         "Max-Forwards: 70\r\n"
         f"From: <sip:health@127.0.0.1>;tag={secrets.token_hex(4)}\r\n"
-        f"To: <sip:{host}:{port}>\r\n"
+        f"To: <sip:{target}>\r\n"
         f"Call-ID: {secrets.token_hex(12)}@health\r\n"
         "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     )
 
     def ping() -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(timeout)
             s.sendto(request.encode(), (host, port))
             with contextlib.suppress(OSError):
@@ -90,6 +96,7 @@ class SipChannel:
                 host=self.settings.host,
                 port=self.settings.port,
                 workers=self.settings.workers,
+                peer_workers=len(self.settings.kamailio.peer_workers),
             )
 
     async def stop(self) -> None:

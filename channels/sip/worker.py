@@ -22,9 +22,10 @@ from channels.sip import recovery
 from channels.sip.bridge import Bridge
 from channels.sip.closing import ClosedFiles
 from channels.sip.identity import parties
-from channels.sip.kamailio import front_address
+from channels.sip.kamailio import admitted_fronts
 from channels.sip.line import Line, LineEvent, answer
 from channels.sip.pjthread import PjThread
+from channels.sip.pool import worker_addresses
 from channels.sip.session import CallFacts, CallSession
 from gateway.addresses import in_networks
 from gateway.config import Config
@@ -38,13 +39,6 @@ from ivr.prompts import prompt_path
 from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
-
-
-def worker_address(config: Config, index: int) -> tuple[str, int]:
-    settings = config.channels.sip
-    if settings.workers == 1:
-        return settings.host, settings.port
-    return "127.0.0.1", settings.worker_base_port + index
 
 
 class _Account(pj.Account):  # type: ignore[misc]  # pjsua2 ships no types
@@ -69,10 +63,11 @@ class SipWorker:
         self.index = index
         self.accept = accept
         self.write_missed = write_missed
-        self.host, self.port = worker_address(config, index)
-        # Behind Kamailio only Kamailio may call, from its one forwarding socket: it checks
-        # the trunks' addresses and strips identities they may not assert.
-        self.front = None if settings.workers == 1 else front_address(settings, self.host)
+        self.host, self.port = worker_addresses(config)[index]
+        # Behind Kamailio only Kamailio may call, from its forwarding socket (this node's, or
+        # another node's that fronts this pool too): it checks the trunks' addresses and
+        # strips identities they may not assert.
+        self.fronts = frozenset() if settings.workers == 1 else admitted_fronts(settings, self.host)
         self.refusals = RateLimiter(settings.throttle_after_failures, 60)
         self.recordings = settings.recordings_dir / f"worker-{index}"
         self.closed: ClosedFiles | None = None
@@ -145,9 +140,7 @@ class SipWorker:
             answer(line, 486)
             return
         # Behind Kamailio the identity was vetted there (RFC 3325 trust boundary).
-        trusted = self.front is not None or in_networks(
-            source, self.settings.trusted_identity_sources
-        )
+        trusted = bool(self.fronts) or in_networks(source, self.settings.trusted_identity_sources)
         who = parties(str(prm.rdata.wholeMsg), trust_asserted=trusted)
         call_id = str(line.getInfo().callIdString)
         facts = CallFacts(
@@ -159,9 +152,9 @@ class SipWorker:
         answer(line, 200)
 
     def _admitted(self, source: str, port: int) -> bool:
-        if self.front is None:
+        if not self.fronts:
             return in_networks(source, self.settings.allowed_sources)
-        return (source, port) == self.front
+        return (source, port) in self.fronts
 
     # -- on the asyncio loop ------------------------------------------------------------
 
