@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,19 @@ from store.models import Event
 from tests.conftest import Parts, make_contact
 
 ROOT = Path(__file__).resolve().parents[2]
+# Modules reading letters must not load (issue 16: `letters list --json` starts in < 0.3 s).
+HEAVY = {
+    "jieba": "the routing core's word segmentation",
+    "gateway.workflow": "the routing core",
+    "gateway.actions": "letters act",
+    "holidays": "the working-day calendar",
+    "fastapi": "the HTTP side",
+    "starlette": "the HTTP side",
+    "gateway.console": "the console",
+    "gateway.jobs_cli": "another command",
+    "ivr.stt": "speech-to-text",
+    "channels": "the channels (the SIP command's module)",
+}
 SUMMARY_KEYS = {
     "tracking_number",
     "channel",
@@ -36,9 +50,11 @@ DETAIL_KEYS = SUMMARY_KEYS | {
 }
 
 
-def hotline(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def hotline(
+    database_url: str, *args: str, python: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
+        [sys.executable, *python, "-m", "gateway.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -75,6 +91,46 @@ def test_letters_list_filters_by_channel_and_since(database_url: str, stored: li
 
     assert json.loads(by_channel.stdout) == []
     assert json.loads(later.stdout) == []
+
+
+@pytest.mark.parametrize("show", [False, True], ids=["list", "show"])
+def test_reading_letters_loads_neither_the_routing_core_nor_the_http_side_nor_the_console(
+    database_url: str, stored: list[str], show: bool
+) -> None:
+    args = ["show", stored[0]] if show else ["list"]
+    done = hotline(database_url, "letters", *args, "--json", python=["-X", "importtime"])
+
+    assert done.returncode == 0, done.stderr
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "store.models" in imported  # the list is read from -X importtime
+    loaded = {
+        module: why
+        for module, why in HEAVY.items()
+        if any(name == module or name.startswith(f"{module}.") for name in imported)
+    }
+    assert loaded == {}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["letters", "list", "--json"],
+        ["--config", "x.yaml", "letters", "list", "--channel", "sms", "--since", "2026-11-27"],
+        ["letters", "list", "--status", "received", "--lim", "5"],
+        ["letters", "show", "202611260000012", "--reveal-pii", "回访核实"],
+        ["letters", "act", "202611260000012", "sign", "--as", "department:li@housing"],
+        ["jobs", "list", "--json"],
+    ],
+    ids=["list", "list-filtered", "list-abbreviated", "show", "act", "other-command"],
+)
+def test_the_reading_parser_reads_as_the_full_parser_does(argv: list[str]) -> None:
+    from gateway.cli import _arguments, _parser
+
+    assert _arguments(argv) == _parser().parse_args(argv)
 
 
 def test_letters_show_json_has_text_files_and_history_but_no_citizen(
