@@ -51,10 +51,11 @@ def letter_handlers(
     ocr = OcrHandler(
         sessions, files, config.ocr, clock, after_text=route, fax=config.channels.smtp.fax
     )
-    handlers: dict[str, Handler] = {
-        OcrHandler.kind: ocr,
-        ROUTE: RouteHandler(sessions, workflow, awaited_texts(config, ocr)),
-    }
+    handlers: dict[str, Handler] = {OcrHandler.kind: ocr}
+    if config.routing.enabled:
+        # Not otherwise: a gateway that only takes letters in (routing done downstream)
+        # never loads the routing core's dictionary, and no route job is ever queued.
+        handlers[ROUTE] = RouteHandler(sessions, workflow, awaited_texts(config, ocr))
     if config.channels.twilio.enabled:
         from channels.twilio.media import MediaHandler
 

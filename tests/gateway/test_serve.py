@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from gateway.config import Config, OcrConfig, SttConfig
-from gateway.handlers import awaited_texts
+from gateway.config import Config, OcrConfig, RoutingConfig, SttConfig
+from gateway.dispatch import workflow_for
+from gateway.handlers import awaited_texts, letter_handlers
 from gateway.intake import utcnow
+from gateway.kinds import ROUTE
 from gateway.metrics import Metrics
 from gateway.ocr import OcrHandler
 from gateway.spool import Spool
@@ -149,3 +151,17 @@ def test_routing_waits_only_for_the_texts_this_gateway_will_read(
     handler = OcrHandler(sessions, AttachmentStore(tmp_path / "files"), config.ocr, utcnow)
 
     assert awaited_texts(config, handler) == awaited
+
+
+def test_a_gateway_that_does_not_route_has_no_route_lane(tmp_path: Path) -> None:
+    """Routing done downstream: no route handler, so no lane loads the routing core's
+    dictionary at start (seconds of CPU beside intake on a small machine)."""
+    sessions = make_sessionmaker(make_engine(f"sqlite:///{tmp_path / 'h.db'}"))
+    files = AttachmentStore(tmp_path / "files")
+
+    def kinds(routing: bool) -> set[str]:
+        config = Config(routing=RoutingConfig(enabled=routing))
+        return set(letter_handlers(config, sessions, files, utcnow, workflow_for(config, utcnow)))
+
+    assert ROUTE in kinds(routing=True)
+    assert ROUTE not in kinds(routing=False)
