@@ -9,14 +9,15 @@ import contextlib
 import json
 import logging
 import os
-import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -27,13 +28,13 @@ from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
 from gateway.errors import ConfigurationError, TransientError
 from gateway.kinds import WEBHOOK
 from gateway.logs import log_event
-from gateway.outbox import DeliveryHandler, Sender, queue_message
+from gateway.outbox import DeliveryHandler, queue_message
 from gateway.workers import GiveUp
 from store import jobs
 from store.db import make_read_sessionmaker
 from store.letters import record_event
 from store.models import Assignment, Department, Event, Job, Letter, OutboxMessage, WebhookCursor
-from store.outbox import unseal
+from store.outbox import purge, unseal
 from store.pii import keyring_of
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ SETTLE = timedelta(seconds=60)
 ATTEMPTS = 12
 # The error of a message given up because its endpoint is gone: enable() sends them again.
 GONE = "endpoint disabled: "
-# What DeliveryHandler names a message with this handler's domain: the outbox row id.
 _DOMAIN = "webhooks"
-_MESSAGE_ID = re.compile(rf"<outbox-(\d+)@{_DOMAIN}>")
 _SECRET_PREFIX = "whsec_"
 
 
@@ -335,7 +334,8 @@ def runner_settings(settings: WebhooksConfig, base: JobsConfig) -> JobsConfig:
 
 
 class WebhookSender:
-    """Signs and POSTs one webhook outbox row (an outbox Sender for kind "webhook").
+    """Signs and POSTs webhook messages over one pooled HTTP client (keep-alive per
+    receiver), shared by the lane's workers.
 
     2xx is delivered; 410 Gone disables the endpoint; anything else, a timeout or a lost
     connection raises for a retry. The body of the answer is never read.
@@ -349,11 +349,15 @@ class WebhookSender:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.sessions = sessions
-        # Each delivery's checks only read: never SQLite's one write lock for them.
-        self.reads = make_read_sessionmaker(sessions.kw["bind"])
         self.settings = settings
         self.clock = clock
         self.endpoints = {e.name: e for e in settings.endpoints}
+        # The allow list is fixed at start: each endpoint is judged once, not per request.
+        self.refusals = {
+            e.name: problem
+            for e in settings.endpoints
+            if (problem := url_problem(e.url, settings.allowed_hosts))
+        }
         self.signers = {
             e.name: _signers(e, f"webhooks.endpoints[{i}]", environ)
             for i, e in enumerate(settings.endpoints)
@@ -366,18 +370,19 @@ class WebhookSender:
     def close(self) -> None:
         self.client.close()
 
-    def __call__(self, destination: str, payload: Mapping[str, Any], message_id: str) -> None:
+    def url_of(self, destination: str) -> str:
+        """The endpoint's URL; GiveUp when it is not configured or not allowed."""
         endpoint = self.endpoints.get(destination)
         if endpoint is None:
             raise GiveUp(f"no endpoint {destination!r} in webhooks.endpoints")
-        problem = url_problem(endpoint.url, self.settings.allowed_hosts)
+        problem = self.refusals.get(destination)
         if problem:
             raise GiveUp(f"refused {endpoint.url}: {problem}")
-        match = _MESSAGE_ID.fullmatch(message_id)
-        if match is None:
-            raise GiveUp(f"not a webhook outbox message: {message_id}")
-        outbox_id = int(match.group(1))
-        letter_id = self._check_turn(destination, outbox_id)
+        return endpoint.url
+
+    def post(self, destination: str, outbox_id: int, payload: Mapping[str, Any]) -> None:
+        """Sign and POST one outbox row's payload; returns once the receiver took it."""
+        url = self.url_of(destination)
         body = json.dumps(
             {k: v for k, v in payload.items() if k != "sent"},
             ensure_ascii=False,
@@ -396,66 +401,17 @@ class WebhookSender:
             ),
         }
         try:
-            with self.client.stream(
-                "POST", endpoint.url, content=body.encode(), headers=headers
-            ) as response:
-                status = response.status_code
+            with self.client.stream("POST", url, content=body.encode(), headers=headers) as answer:
+                status = answer.status_code
         except httpx.HTTPError as exc:
-            raise TransientError(f"{endpoint.url}: {type(exc).__name__}: {exc}") from exc
+            raise Unreachable(f"{url}: {type(exc).__name__}: {exc}") from exc
         if 200 <= status < 300:
-            self._next_in_line(destination, letter_id, outbox_id)
             return
         if status == 410:
-            reason = f"{endpoint.url} answered 410 Gone"
+            reason = f"{url} answered 410 Gone"
             self._disable(destination, reason)
             raise GiveUp(GONE + reason)
-        raise TransientError(f"{endpoint.url} answered {status}")
-
-    def _check_turn(self, destination: str, outbox_id: int) -> int | None:
-        """The message's letter; raises while the endpoint is disabled or an earlier message
-        of the same letter to it is still pending (each letter's events arrive in order)."""
-        with self.reads() as session:
-            cursor = session.get(WebhookCursor, destination)
-            if cursor is not None and cursor.disabled_at is not None:
-                raise GiveUp(GONE + (cursor.disabled_reason or "disabled"))
-            letter_id = session.scalar(
-                select(OutboxMessage.letter_id).where(OutboxMessage.id == outbox_id)
-            )
-            earlier = session.scalar(
-                _same_line(destination, letter_id)
-                .where(OutboxMessage.id < outbox_id)
-                .order_by(OutboxMessage.id)
-            )
-        if earlier is not None:
-            raise Waiting(f"waiting for earlier event msg_{earlier}")
-        return letter_id
-
-    def _next_in_line(self, destination: str, letter_id: int | None, outbox_id: int) -> None:
-        # The next message of this letter may be backing off behind this one: due it now.
-        following_query = (
-            _same_line(destination, letter_id)
-            .where(OutboxMessage.id > outbox_id)
-            .order_by(OutboxMessage.id)
-        )
-        with self.reads() as session:
-            if session.scalar(following_query) is None:
-                return  # the common case: nothing waits behind it, nothing to write
-        now = self.clock()
-        with self.sessions.begin() as session:
-            following = session.scalar(following_query)
-            if following is None:
-                return
-            waiting = session.scalars(
-                select(Job).where(
-                    Job.kind == KIND,
-                    Job.status == jobs.QUEUED,
-                    Job.run_after > now,
-                    Job.letter_id == letter_id,
-                )
-            )
-            for job in waiting:
-                if job.payload.get("outbox_id") == following:
-                    job.run_after = now
+        raise TransientError(f"{url} answered {status}")
 
     def _disable(self, destination: str, reason: str) -> None:
         with self.sessions.begin() as session:
@@ -467,24 +423,46 @@ class WebhookSender:
         log_event(log, "webhook.disabled", logging.WARNING, endpoint=destination, reason=reason)
 
 
-def _same_line(destination: str, letter_id: int | None) -> Select[int]:
-    # Webhook rows are pending, sent or failed; a failed one no longer holds the line.
-    return (
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.kind == KIND,
-            OutboxMessage.status == "pending",
-            OutboxMessage.destination == destination,
-            OutboxMessage.letter_id == letter_id,
-        )
-        .limit(1)
-    )
+class Unreachable(TransientError):
+    """No answer from the receiver (a timeout, a refused or lost connection)."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed webhook job and the outbox row it delivers."""
+
+    job: int
+    holder: str | None  # the job's locked_by: one claim of it
+    attempts: int
+    outbox_id: int
+    letter_id: int | None
+    destination: str
+    status: str
+    payload: dict[str, Any]
+    disabled: str | None  # why its endpoint is disabled (a 410), if it is
+
+    @property
+    def line(self) -> tuple[str, int | None]:
+        """Each letter's messages reach an endpoint in order: one line per pair."""
+        return self.destination, self.letter_id
+
+
+# A job's outcome: None when delivered (or nothing was left to deliver), else its error.
+Outcome = Exception | None
 
 
 class WebhookDelivery(DeliveryHandler):
-    """The outbox delivery for webhook rows, on the job kind "webhook" with a schedule of
-    its own (``runner_settings()``: a day of retries), so that its retries never follow
-    the SMS and e-mail schedule."""
+    """Delivers webhook outbox rows on the job kind "webhook", with a schedule of its own
+    (``runner_settings()``: a day of retries), so that its retries never follow the SMS
+    and e-mail schedule.
+
+    The lane claims jobs in batches and runs them in turn. The first of a batch to run
+    delivers the whole batch: one read for the batch's rows, the endpoints' state and
+    their letters' lines; the POSTs in outbox order; one write recording what was
+    delivered. The other jobs of the batch then answer with their own outcome. Nothing is
+    answered as delivered before it is recorded, so a crash anywhere means a resend with
+    the same webhook-id (at least once), never a loss.
+    """
 
     kind = KIND
     history = False  # one delivery per endpoint per event: the outbox row says enough
@@ -492,12 +470,215 @@ class WebhookDelivery(DeliveryHandler):
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        sender: Sender,
+        sender: WebhookSender,
         clock: Callable[[], datetime],
         schedule: JobsConfig | None = None,
     ) -> None:
-        super().__init__(sessions, {KIND: sender}, clock, _DOMAIN)
+        super().__init__(sessions, {}, clock, _DOMAIN)
+        self.sender = sender
         self.schedule = schedule
+        # The batch's checks only read: never SQLite's one write lock for them.
+        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+        # Each lane worker runs its own batches on its own thread.
+        self._batch = threading.local()
+
+    def run(self, job: Job) -> None:
+        outcomes: dict[tuple[int, str | None], Outcome] = getattr(self._batch, "outcomes", {})
+        key = (job.id, job.locked_by)
+        if key not in outcomes:
+            outcomes = self._batch.outcomes = self.deliver_batch(job)
+        outcome = outcomes.pop(key, None)  # None too when its outbox row is gone
+        if outcome is not None:
+            raise outcome
+
+    def deliver_batch(self, job: Job) -> dict[tuple[int, str | None], Outcome]:
+        """Deliver ``job`` and the jobs claimed with it; each one's outcome."""
+        with self.reads() as session:
+            batch = claimed_with(session, job)
+            lines = pending_lines(session, {m.line for m in batch})
+        disabled = {m.destination: m.disabled for m in batch if m.disabled is not None}
+        outcomes: dict[tuple[int, str | None], Outcome] = {}
+        delivered: list[Claimed] = []
+        done: set[int] = set()  # outbox rows delivered in this batch
+        down: set[str] = set()  # endpoints that did not answer in this batch
+        for message in batch:
+            try:
+                posted = self._deliver(message, lines.get(message.line, []), done, disabled, down)
+            except Exception as exc:  # this message's failure is its own job's, not the batch's
+                outcomes[message.job, message.holder] = exc
+            else:
+                outcomes[message.job, message.holder] = None
+                if posted:
+                    delivered.append(message)
+                    done.add(message.outbox_id)
+        if delivered:
+            try:
+                self._record(delivered, next_waiting(lines, delivered, batch))
+            except Exception as exc:  # answered as failed, so each is sent again (same id)
+                error = TransientError(f"delivered but not recorded: {type(exc).__name__}")
+                for message in delivered:
+                    outcomes[message.job, message.holder] = error
+        return outcomes
+
+    def _deliver(
+        self,
+        message: Claimed,
+        line: list[int],
+        done: set[int],
+        disabled: dict[str, str],
+        down: set[str],
+    ) -> bool:
+        """Whether it was POSTed now (False: sent before); raises when it was not taken."""
+        if message.status == "sent":
+            return False
+        url = self.sender.url_of(message.destination)
+        if message.destination in disabled:
+            raise GiveUp(GONE + disabled[message.destination])
+        earlier = next((i for i in line if i < message.outbox_id and i not in done), None)
+        if earlier is not None:
+            raise Waiting(f"waiting for earlier event msg_{earlier}")
+        if message.destination in down:
+            # One timeout per batch, not one per message: the batch's other receivers wait
+            # for a dead one at most once.
+            raise Unreachable(f"{url}: not tried, it did not answer just now")
+        try:
+            self.sender.post(message.destination, message.outbox_id, message.payload)
+        except Unreachable:
+            down.add(message.destination)
+            raise
+        except GiveUp as exc:
+            if str(exc).startswith(GONE):
+                disabled[message.destination] = str(exc).removeprefix(GONE)
+            raise
+        return True
+
+    def _record(self, delivered: Sequence[Claimed], waiting: Sequence[int]) -> None:
+        """One transaction: the delivered rows sent and purged, and the next message of
+        each of their lines, if it backs off behind one of them, due now."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            keyring = keyring_of(session.get_bind().dialect)
+            rows = []
+            for message in delivered:
+                row = _Sent(KIND, message.destination, dict(message.payload))
+                purge(row, keyring)  # docs/privacy.md
+                rows.append(
+                    {
+                        "id": message.outbox_id,
+                        "status": "sent",
+                        "sent_at": now,
+                        "attempts": message.attempts,
+                        "payload": row.payload,
+                        "destination": row.destination,
+                    }
+                )
+            session.execute(update(OutboxMessage), rows)  # one UPDATE, many rows
+            if waiting:
+                session.execute(
+                    update(Job)
+                    .where(
+                        Job.kind == KIND,
+                        Job.status == jobs.QUEUED,
+                        Job.run_after > now,
+                        Job.letter_id.in_({m.letter_id for m in delivered}),
+                        Job.payload["outbox_id"].as_integer().in_(waiting),
+                    )
+                    .values(run_after=now)
+                    .execution_options(synchronize_session=False)
+                )
+
+
+@dataclass
+class _Sent:
+    """An outbox row's parts that store.outbox.purge reads and rewrites."""
+
+    kind: str
+    destination: str
+    payload: dict[str, Any]
+
+
+def claimed_with(session: Session, job: Job) -> list[Claimed]:
+    """The webhook jobs claimed together with ``job`` (one claim gives them one lease
+    end, in this process), with their outbox rows and whether their endpoints are
+    disabled, oldest row first."""
+    holder = (job.locked_by or "").rpartition("/")[0]
+    together = and_(
+        Job.kind == KIND,
+        Job.status == jobs.RUNNING,
+        Job.locked_until == job.locked_until,
+        Job.locked_by.startswith(holder + "/", autoescape=True),
+    )
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.locked_by,
+            Job.attempts,
+            OutboxMessage.id,
+            OutboxMessage.letter_id,
+            OutboxMessage.destination,
+            OutboxMessage.status,
+            OutboxMessage.payload,
+            case(
+                (
+                    WebhookCursor.disabled_at.is_not(None),
+                    func.coalesce(WebhookCursor.disabled_reason, "disabled"),
+                ),
+                else_=None,
+            ),
+        )
+        .join(OutboxMessage, OutboxMessage.id == Job.payload["outbox_id"].as_integer())
+        .outerjoin(WebhookCursor, WebhookCursor.endpoint == OutboxMessage.destination)
+        .where(or_(Job.id == job.id, together) if job.locked_until and holder else Job.id == job.id)
+        .order_by(OutboxMessage.id)
+    )
+    claimed = [Claimed(*row) for row in rows]
+    # The job in hand answers to its own claim, whatever the table says now.
+    return [
+        replace(m, holder=job.locked_by, attempts=job.attempts) if m.job == job.id else m
+        for m in claimed
+    ]
+
+
+def pending_lines(
+    session: Session, lines: set[tuple[str, int | None]]
+) -> dict[tuple[str, int | None], list[int]]:
+    """The pending webhook rows of these (endpoint, letter) lines, in order."""
+    found: dict[tuple[str, int | None], list[int]] = {}
+    if not lines:
+        return found
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.destination, OutboxMessage.letter_id)
+        .where(
+            OutboxMessage.kind == KIND,
+            OutboxMessage.status == "pending",
+            OutboxMessage.destination.in_({d for d, _ in lines}),
+            OutboxMessage.letter_id.in_({letter for _, letter in lines}),
+        )
+        .order_by(OutboxMessage.id)
+    )
+    for id_, destination, letter_id in rows:
+        if (destination, letter_id) in lines:
+            found.setdefault((destination, letter_id), []).append(id_)
+    return found
+
+
+def next_waiting(
+    lines: Mapping[tuple[str, int | None], list[int]],
+    delivered: Sequence[Claimed],
+    batch: Sequence[Claimed],
+) -> list[int]:
+    """The next pending row of each line a delivery moved on, when it is not in this
+    batch: it may be backing off behind the delivered one (its job is due now)."""
+    ours = {m.outbox_id for m in batch}
+    last: dict[tuple[str, int | None], int] = {}
+    for message in delivered:
+        last[message.line] = max(last.get(message.line, 0), message.outbox_id)
+    waiting = []
+    for line, after in last.items():
+        following = next((i for i in lines.get(line, []) if i > after), None)
+        if following is not None and following not in ours:
+            waiting.append(following)
+    return waiting
 
 
 # -- operators ----------------------------------------------------------------------------

@@ -7,13 +7,14 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
@@ -32,6 +33,7 @@ NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
 PHONE = "+8613800138000"
 # How long the receiver's deliberately slow answer hangs (the client gives up at 0.5 s).
 SLOW_SECONDS = 3.0
+HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -71,8 +73,8 @@ class Receiver:
         return answer
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def receiving() -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -94,11 +96,19 @@ def receiver() -> Iterator[Receiver]:
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
-    yield state
-    state.released.set()
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield state
+    finally:
+        state.released.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with receiving() as state:
+        yield state
 
 
 def settings_for(receiver: Receiver, **changes: Any) -> WebhooksConfig:
@@ -171,7 +181,7 @@ class Hooks:
 def make_hooks(engine: Engine, receiver: Receiver) -> Iterator[Any]:
     made: list[Hooks] = []
 
-    def make(settings: WebhooksConfig | None = None) -> Hooks:
+    def make(settings: WebhooksConfig | None = None, batch: int = 1) -> Hooks:
         settings = settings or settings_for(receiver)
         sessions = make_sessionmaker(engine)
         clock = Clock()
@@ -181,6 +191,7 @@ def make_hooks(engine: Engine, receiver: Receiver) -> Iterator[Any]:
             JobQueue(sessions, clock),
             {webhooks.KIND: handler},
             webhooks.runner_settings(settings, JobsConfig(backoff_seconds=0.001)),
+            batch=batch,
         )
         hooks = Hooks(engine, sessions, settings, sender, runner, clock)
         hooks.fan_out()  # the endpoint starts here: what came before is not sent
@@ -494,3 +505,167 @@ def test_an_event_after_a_gap_waits_for_the_gap_to_settle(
     assert hooks.fan_out() == 1  # the letter's received event, not the one after the gap
     later = datetime.now(UTC) + webhooks.SETTLE + timedelta(seconds=1)
     assert webhooks.fan_out(hooks.sessions, hooks.settings, later) == 1
+
+
+# -- batches ------------------------------------------------------------------------------
+
+
+def claim_batch(hooks: Hooks) -> list[Job]:
+    return hooks.runner.queue.claim_many([webhooks.KIND], "node", timedelta(minutes=5), 16)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements run on the engine meanwhile (not BEGIN, COMMIT or PRAGMA)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        verb = statement.split(None, 1)[0].upper()
+        if verb in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("letters", [2, 12])
+def test_a_batch_is_read_in_two_statements_and_recorded_in_one_however_many_it_holds(
+    engine: Engine, parts: Parts, receiver: Receiver, make_hooks: Any, letters: int
+) -> None:
+    hooks: Hooks = make_hooks(batch=16)
+    for n in range(letters):
+        letter_of(parts, n)
+    assert hooks.fan_out() == letters
+    claimed = claim_batch(hooks)
+    handler = hooks.runner.handlers[webhooks.KIND]
+
+    with statements(engine) as seen:
+        for job in claimed:
+            handler.run(job)
+
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2 and len(seen) == 3, seen
+    assert len(receiver.accepted) == len({r.id for r in receiver.accepted}) == letters
+    assert [status for status, _ in hooks.outbox()] == ["sent"] * letters
+
+
+def test_a_receiver_that_does_not_answer_delays_the_batch_once_and_fails_none_of_the_others(
+    engine: Engine, parts: Parts, receiver: Receiver, make_hooks: Any
+) -> None:
+    with receiving() as dead:
+        dead.script = ["hang"] * 10
+        settings = settings_for(receiver)
+        settings.endpoints.append(
+            WebhookEndpoint(
+                name="dead", url=f"http://127.0.0.1:{dead.port}/hooks", secrets=[NEW_SECRET]
+            )
+        )
+        hooks: Hooks = make_hooks(settings, batch=16)
+        for n in range(3):
+            letter_of(parts, n)
+        assert hooks.fan_out() == 6
+
+        assert hooks.runner.run_one([webhooks.KIND])
+
+        # One timeout for the dead endpoint's three, then its others were not tried.
+        assert len(dead.requests) == 1
+        assert len(receiver.accepted) == 3
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(OutboxMessage.destination, OutboxMessage.status, Job.status)
+                .join(Job, Job.payload["outbox_id"].as_integer() == OutboxMessage.id)
+                .order_by(OutboxMessage.id)
+            )
+            outcomes = sorted(set(rows))
+    assert outcomes == [("cases", "sent", "done"), ("dead", "pending", "queued")]
+
+
+def test_in_a_batch_a_letter_whose_event_failed_holds_its_later_events_and_no_one_else(
+    engine: Engine, parts: Parts, receiver: Receiver, make_hooks: Any
+) -> None:
+    hooks: Hooks = make_hooks(batch=16)
+    first, second = letter_of(parts, 1), letter_of(parts, 2)
+    add_event(engine, first, "assigned", "assigned", lead=True)
+    add_event(engine, first, "urged", "assigned")
+    receiver.script = [500]  # the first letter's letter.created
+    assert hooks.fan_out() == 4
+
+    assert hooks.runner.run_one([webhooks.KIND])
+
+    assert [(r.json["data"]["tracking_number"], r.answer) for r in receiver.requests] == [
+        (tracking_number(engine, first), 500),
+        (tracking_number(engine, second), 200),
+    ]
+    with engine.connect() as conn:
+        errors = conn.execute(select(Job.last_error).order_by(Job.id)).scalars().all()
+    assert sum("waiting for earlier event" in (e or "") for e in errors) == 2
+    hooks.deliver()
+    assert [status for status, _ in hooks.outbox()] == ["sent"] * 4
+    assert [
+        r.json["type"]
+        for r in receiver.accepted
+        if r.json["data"]["tracking_number"] == tracking_number(engine, first)
+    ] == ["letter.created", "letter.assigned", "letter.overdue"]
+
+
+def test_a_delivery_makes_the_next_event_of_its_letter_due_at_once(
+    engine: Engine, parts: Parts, receiver: Receiver, make_hooks: Any
+) -> None:
+    hooks: Hooks = make_hooks(batch=16)
+    letter = letter_of(parts, 1)
+    add_event(engine, letter, "assigned", "assigned", lead=True)
+    receiver.script = [500]
+    assert hooks.fan_out() == 2
+    assert hooks.runner.run_one([webhooks.KIND])  # created: 500; assigned: waits behind it
+    with engine.begin() as conn:
+        first, second = conn.execute(select(Job.id, Job.run_after).order_by(Job.id)).all()
+        # Backing off further than the first (a later attempt's longer wait).
+        conn.execute(
+            update(Job).where(Job.id == second.id).values(run_after=first.run_after + HOUR)
+        )
+    hooks.clock.jump_to(first.run_after)
+
+    assert hooks.runner.run_one([webhooks.KIND])  # only the first is due: delivered
+
+    with engine.connect() as conn:
+        due = conn.execute(select(Job.run_after).where(Job.status == "queued")).scalar_one()
+    assert due <= hooks.clock()
+    assert [r.json["type"] for r in receiver.accepted] == ["letter.created"]
+
+
+def test_a_batch_delivered_but_not_recorded_is_sent_again_with_the_same_ids(
+    engine: Engine, parts: Parts, receiver: Receiver, make_hooks: Any, monkeypatch: Any
+) -> None:
+    hooks: Hooks = make_hooks(batch=16)
+    for n in range(3):
+        letter_of(parts, n)
+    assert hooks.fan_out() == 3
+    handler = hooks.runner.handlers[webhooks.KIND]
+
+    def lost(*args: Any) -> None:
+        raise OSError("the database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(handler, "_record", lost)
+        assert hooks.runner.run_one([webhooks.KIND])
+
+    assert [status for status, _ in hooks.outbox()] == ["pending"] * 3
+    with engine.connect() as conn:
+        jobs = conn.execute(select(Job.status, Job.last_error)).all()
+    assert {(status, error) for status, error in jobs} == {
+        ("queued", "TransientError: delivered but not recorded: OSError")
+    }
+    first = [r.id for r in receiver.requests]
+    hooks.deliver()
+    assert [status for status, _ in hooks.outbox()] == ["sent"] * 3
+    assert [r.id for r in receiver.requests] == first + first
+
+
+def tracking_number(engine: Engine, letter_id: int) -> str:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(Letter.tracking_number).where(Letter.id == letter_id)
+        ).scalar_one()
