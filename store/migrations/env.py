@@ -6,6 +6,8 @@ from alembic import context
 
 from store.models import Base
 
+# The advisory lock migrations hold on PostgreSQL (any fixed number; 12345 is ours).
+MIGRATION_LOCK = 12345
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:
     sqlite = connection.dialect.name == "sqlite"
@@ -22,6 +24,10 @@ with engine.connect() as connection:
             render_as_batch=sqlite,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several nodes may start at once: one migrates while the others wait
+                # here, then find the version it committed and nothing left to do.
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
             if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
                 raise RuntimeError("the migration left rows whose foreign keys point nowhere")
