@@ -208,6 +208,11 @@ class _Counted(Handler):
         self.handler.run(job)
         self.done.inc()
 
+    def run_batch(self, jobs: list[Job]) -> list[Exception | None]:
+        outcomes = self.handler.run_batch(jobs)
+        self.done.inc(sum(outcome is None for outcome in outcomes))
+        return outcomes
+
     def gave_up(self, job: Job, error: str) -> None:
         self.failed.inc()
         self.handler.gave_up(job, error)

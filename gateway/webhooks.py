@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Select, and_, case, func, or_, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -432,7 +431,6 @@ class Claimed:
     """A claimed webhook job and the outbox row it delivers."""
 
     job: int
-    holder: str | None  # the job's locked_by: one claim of it
     attempts: int
     outbox_id: int
     letter_id: int | None
@@ -456,10 +454,9 @@ class WebhookDelivery(DeliveryHandler):
     (``runner_settings()``: a day of retries), so that its retries never follow the SMS
     and e-mail schedule.
 
-    The lane claims jobs in batches and runs them in turn. The first of a batch to run
-    delivers the whole batch: one read for the batch's rows, the endpoints' state and
-    their letters' lines; the POSTs in outbox order; one write recording what was
-    delivered. The other jobs of the batch then answer with their own outcome. Nothing is
+    The lane claims jobs in batches and hands each batch over at once (``run_batch``):
+    one read for the batch's rows, the endpoints' state and their letters' lines; the
+    POSTs in outbox order; one write recording what was delivered; each job's outcome. Nothing is
     answered as delivered before it is recorded, so a crash anywhere means a resend with
     the same webhook-id (at least once), never a loss.
     """
@@ -479,25 +476,25 @@ class WebhookDelivery(DeliveryHandler):
         self.schedule = schedule
         # The batch's checks only read: never SQLite's one write lock for them.
         self.reads = make_read_sessionmaker(sessions.kw["bind"])
-        # Each lane worker runs its own batches on its own thread.
-        self._batch = threading.local()
 
     def run(self, job: Job) -> None:
-        outcomes: dict[tuple[int, str | None], Outcome] = getattr(self._batch, "outcomes", {})
-        key = (job.id, job.locked_by)
-        if key not in outcomes:
-            outcomes = self._batch.outcomes = self.deliver_batch(job)
-        outcome = outcomes.pop(key, None)  # None too when its outbox row is gone
+        [outcome] = self.run_batch([job])
         if outcome is not None:
             raise outcome
 
-    def deliver_batch(self, job: Job) -> dict[tuple[int, str | None], Outcome]:
-        """Deliver ``job`` and the jobs claimed with it; each one's outcome."""
+    def run_batch(self, jobs: list[Job]) -> list[Exception | None]:
+        """Deliver the jobs claimed together; each one's outcome (None too when its
+        outbox row is gone)."""
+        outcomes = self.deliver_batch(jobs)
+        return [outcomes.get(job.id) for job in jobs]
+
+    def deliver_batch(self, jobs: list[Job]) -> dict[int, Outcome]:
+        """Each job's outcome, by job id."""
         with self.reads() as session:
-            batch = claimed_with(session, job)
+            batch = claimed_with(session, jobs)
             lines = pending_lines(session, {m.line for m in batch})
         disabled = {m.destination: m.disabled for m in batch if m.disabled is not None}
-        outcomes: dict[tuple[int, str | None], Outcome] = {}
+        outcomes: dict[int, Outcome] = {}
         delivered: list[Claimed] = []
         done: set[int] = set()  # outbox rows delivered in this batch
         down: set[str] = set()  # endpoints that did not answer in this batch
@@ -505,9 +502,9 @@ class WebhookDelivery(DeliveryHandler):
             try:
                 posted = self._deliver(message, lines.get(message.line, []), done, disabled, down)
             except Exception as exc:  # this message's failure is its own job's, not the batch's
-                outcomes[message.job, message.holder] = exc
+                outcomes[message.job] = exc
             else:
-                outcomes[message.job, message.holder] = None
+                outcomes[message.job] = None
                 if posted:
                     delivered.append(message)
                     done.add(message.outbox_id)
@@ -517,7 +514,7 @@ class WebhookDelivery(DeliveryHandler):
             except Exception as exc:  # answered as failed, so each is sent again (same id)
                 error = TransientError(f"delivered but not recorded: {type(exc).__name__}")
                 for message in delivered:
-                    outcomes[message.job, message.holder] = error
+                    outcomes[message.job] = error
         return outcomes
 
     def _deliver(
@@ -597,21 +594,13 @@ class _Sent:
     payload: dict[str, Any]
 
 
-def claimed_with(session: Session, job: Job) -> list[Claimed]:
-    """The webhook jobs claimed together with ``job`` (one claim gives them one lease
-    end, in this process), with their outbox rows and whether their endpoints are
+def claimed_with(session: Session, jobs: list[Job]) -> list[Claimed]:
+    """These claimed webhook jobs with their outbox rows and whether their endpoints are
     disabled, oldest row first."""
-    holder = (job.locked_by or "").rpartition("/")[0]
-    together = and_(
-        Job.kind == KIND,
-        Job.status == jobs.RUNNING,
-        Job.locked_until == job.locked_until,
-        Job.locked_by.startswith(holder + "/", autoescape=True),
-    )
+    ours = {job.id: job for job in jobs}
     rows = session.execute(
         select(
             Job.id,
-            Job.locked_by,
             Job.attempts,
             OutboxMessage.id,
             OutboxMessage.letter_id,
@@ -628,15 +617,11 @@ def claimed_with(session: Session, job: Job) -> list[Claimed]:
         )
         .join(OutboxMessage, OutboxMessage.id == Job.payload["outbox_id"].as_integer())
         .outerjoin(WebhookCursor, WebhookCursor.endpoint == OutboxMessage.destination)
-        .where(or_(Job.id == job.id, together) if job.locked_until and holder else Job.id == job.id)
+        .where(Job.id.in_(ours))
         .order_by(OutboxMessage.id)
     )
-    claimed = [Claimed(*row) for row in rows]
-    # The job in hand answers to its own claim, whatever the table says now.
-    return [
-        replace(m, holder=job.locked_by, attempts=job.attempts) if m.job == job.id else m
-        for m in claimed
-    ]
+    # Each job answers to its own claim, whatever the table says now.
+    return [replace(m, attempts=ours[m.job].attempts) for m in (Claimed(*row) for row in rows)]
 
 
 def pending_lines(

@@ -48,6 +48,19 @@ class Handler:
     def run(self, job: Job) -> None:
         raise NotImplementedError
 
+    def run_batch(self, jobs: list[Job]) -> list[Exception | None]:
+        """Run jobs of this kind claimed together; each one's failure, or None. A handler
+        that can do a batch's work at once (one read, one write) overrides this."""
+        outcomes: list[Exception | None] = []
+        for job in jobs:
+            try:
+                self.run(job)
+            except Exception as exc:  # this job's failure, settled by the runner
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
     def gave_up(self, job: Job, error: str) -> None:
         """Called once when the job will not be tried again."""
 
@@ -175,39 +188,45 @@ class JobRunner:
         if not claimed:
             return False
         with self._holding(claimed):
-            done = [job for job in claimed if self._run(job)]
+            done = [
+                job for job, failure in self._run_batches(claimed) if self._settle(job, failure)
+            ]
         self.queue.complete_many(done)
         for job in done:
             log_event(log, "job.done", kind=job.kind, job=job.id, letter=job.letter_id)
         return True
 
-    def _run(self, job: Job) -> bool:
-        """Run one claimed job; True when it succeeded, else it is retried or given up."""
+    def _run_batches(self, claimed: list[Job]) -> Iterator[tuple[Job, Exception | None]]:
+        """Each kind's jobs of the claim go to its handler together, in claim order."""
+        for kind in dict.fromkeys(job.kind for job in claimed):
+            jobs = [job for job in claimed if job.kind == kind]
+            yield from zip(jobs, self.handlers[kind].run_batch(jobs), strict=True)
+
+    def _settle(self, job: Job, failure: Exception | None) -> bool:
+        """True when the job succeeded; else it is retried, or given up."""
+        if failure is None:
+            return True
         handler = self.handlers[job.kind]
         schedule = self._schedule(job.kind)
-        try:
-            handler.run(job)
-        except GiveUp as exc:
-            self._give_up(handler, job, str(exc))
-        except Exception as exc:  # any failure of the work is retried, then given up
-            error = f"{type(exc).__name__}: {exc}"
-            if job.attempts >= schedule.max_attempts:
-                self._give_up(handler, job, error)
-            else:
-                delay = schedule.backoff_seconds * 2 ** (job.attempts - 1)
-                self.queue.fail(job, error, retry_in=timedelta(seconds=delay))
-                log_event(
-                    log,
-                    "job.retry",
-                    logging.WARNING,
-                    kind=job.kind,
-                    job=job.id,
-                    attempt=job.attempts,
-                    error=error,
-                    retry_in=delay,
-                )
-        else:
-            return True
+        if isinstance(failure, GiveUp):
+            self._give_up(handler, job, str(failure))
+            return False
+        error = f"{type(failure).__name__}: {failure}"
+        if job.attempts >= schedule.max_attempts:
+            self._give_up(handler, job, error)
+            return False
+        delay = schedule.backoff_seconds * 2 ** (job.attempts - 1)
+        self.queue.fail(job, error, retry_in=timedelta(seconds=delay))
+        log_event(
+            log,
+            "job.retry",
+            logging.WARNING,
+            kind=job.kind,
+            job=job.id,
+            attempt=job.attempts,
+            error=error,
+            retry_in=delay,
+        )
         return False
 
     @contextlib.contextmanager

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.config import JobsConfig, LaneConfig, LanesConfig
 from gateway.errors import ConfigurationError
 from gateway.kinds import DELIVER, OCR, ROUTE, WEBHOOK
+from gateway.metrics import Metrics
 from gateway.workers import GiveUp, Handler, JobRunner, lanes_for
 from store.db import make_sessionmaker
 from store.jobs import JobQueue, enqueue
@@ -229,6 +230,36 @@ def test_a_batch_is_claimed_together_and_one_bad_job_fails_alone(engine: Engine)
         pass
     assert counted.claims == 3  # 8 + 8 + 4
     assert statuses(sessions, ROUTE) == ["done"] * 4 + ["failed"] + ["done"] * 15
+
+
+def test_a_handler_that_takes_batches_gets_each_claim_whole_through_the_counters(
+    engine: Engine,
+) -> None:
+    """A handler that does a batch's work at once (webhooks: one read, one write) gets the
+    claim's jobs in one call, counted as serve counts them; each failure is its job's."""
+    sessions = make_sessionmaker(engine)
+
+    class Webhooks(Handler):
+        kind = WEBHOOK
+
+        def __init__(self) -> None:
+            self.batches: list[list[int]] = []
+
+        def run_batch(self, jobs: list[Job]) -> list[Exception | None]:
+            self.batches.append([job.id for job in jobs])
+            return [GiveUp("gone") if job.id == 3 else None for job in jobs]
+
+    queue(sessions, WEBHOOK, 11)
+    metrics = Metrics()
+    hooks = Webhooks()
+    handlers = metrics.count_jobs({WEBHOOK: hooks})
+    runner = lanes_for(sessions, handlers, FAST)["webhooks"]
+    runner.batch = 8
+    while runner.run_one([WEBHOOK]):
+        pass
+    assert hooks.batches == [list(range(1, 9)), [9, 10, 11]]
+    assert statuses(sessions, WEBHOOK) == ["done"] * 2 + ["failed"] + ["done"] * 8
+    assert metrics.jobs_done.labels(WEBHOOK)._value.get() == 10
 
 
 async def test_a_route_job_another_process_queued_is_found_within_a_fraction_of_a_second(
