@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, event, func, insert, or_, select
+from sqlalchemy import Engine, Select, delete, event, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -155,14 +155,17 @@ class JobQueue:
         """Mark these jobs done in one transaction (those still ours)."""
         if not jobs:
             return
-        now = self.clock()
         with self.sessions.begin() as session:
-            for job in jobs:
-                current = session.get(Job, job.id, with_for_update=True)
-                if current is None or current.locked_by != job.locked_by:
-                    continue  # its lease ran out and another claimed it: that one answers
-                if current.status == RUNNING:
-                    current.status, current.finished_at, current.locked_until = DONE, now, None
+            session.execute(
+                update(Job)
+                # One whose lease ran out and was claimed again answers to that claim.
+                .where(
+                    tuple_(Job.id, Job.locked_by).in_([(job.id, job.locked_by) for job in jobs]),
+                    Job.status == RUNNING,
+                )
+                .values(status=DONE, finished_at=self.clock(), locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def fail(self, job: Job, error: str, retry_in: timedelta | None) -> None:
         """Record the failure; queue it again after ``retry_in``, or give up when None."""
