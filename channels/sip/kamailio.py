@@ -674,6 +674,7 @@ class Kamailio:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            self._group_gone(proc.pid)
         finally:
             os.close(pidfd)
             self._pidfd = None
@@ -684,6 +685,19 @@ class Kamailio:
             self._proc = None
             self._reader = None
         log_event(log, "kamailio.stopped", pid=proc.pid, returncode=proc.returncode)
+
+    def _group_gone(self, group: int) -> None:
+        """Wait until the children killed with the group are reaped too (by init, now
+        that their parent is gone): until then they hold Kamailio's ports, and a
+        Kamailio started at once on them would fail to bind."""
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.02)
+        log_event(log, "kamailio.children_left", logging.WARNING, group=group)
 
     def alive(self) -> bool:
         """Whether Kamailio's main process is running (it exits if a child dies)."""
