@@ -620,7 +620,8 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         except OSError as exc:
             raise ConfigurationError(f"{path}: cannot read: {exc.strerror}") from exc
         try:
-            loaded = yaml.safe_load(text)
+            # libyaml's safe loader where it is built in: 1 ms for the shipped file, not 20.
+            loaded = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             raise ConfigurationError(f"{path}: not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):

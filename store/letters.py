@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from store.models import Attachment, Citizen, Event, Letter, TrackingSequence
@@ -32,10 +31,12 @@ _CITIZENS, _LETTERS, _FILES, _EVENTS, _SEQUENCES = map(
 def take_sequences(session: Session, day: str, count: int) -> range:
     """Take the next ``count`` numbers of ``day`` atomically (one upsert; rolled back with
     the letters that use them, so no number is skipped)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # The dialect's own upsert, imported here: loading PostgreSQL's dialect on SQLite took
+    # a command line such as `hotline letters list` 50-90 ms.
+    dialect = importlib.import_module(f"sqlalchemy.dialects.{session.get_bind().dialect.name}")
     column = _SEQUENCES.c.last
     statement = (
-        insert(_SEQUENCES)
+        dialect.insert(_SEQUENCES)
         .values(day=day, last=count)
         .on_conflict_do_update(index_elements=["day"], set_={"last": column + count})
         .returning(column)
