@@ -5,7 +5,9 @@
 Prints ratios measured in the same run (absolute times on a shared machine are noise):
 - accept/core: letters per second through Intake.accept (one commit per letter: citizen,
   letter, event, sequence) over a Core insert of the same rows (one commit each);
-- lookup 1M/10k: the time of a tracking-number lookup with 1M letters over with 10k.
+- lookup 1M/10k: the time of a tracking-number lookup with 1M letters over with 10k;
+- accept 1M/10k: letters per second through Intake.accept with 1M letters stored over
+  with 10k (its check for a letter already stored must not grow with the table).
 """
 
 from __future__ import annotations
@@ -180,13 +182,20 @@ def run(backend: str, n: int, big: int, probes: int) -> None:
         try:
             numbers = fill(engine, 10_000, 0)
             small = lookup_time(engine, numbers, probes)
+            accept_small = accept_rate(engine, workdir, n, offset=10 * n)
             numbers += fill(engine, big, 10_000)
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
             large = lookup_time(engine, numbers, probes)
+            accept_large = accept_rate(engine, workdir, n, offset=11 * n)
             print(
                 f"{backend}: lookup at 10k {small * 1e6:.0f} us, at {big:,} {large * 1e6:.0f} us, "
                 f"{big // 1000}k/10k = {large / small:.2f}"
+            )
+            # Intake's own check for a letter already stored must not grow with the table.
+            print(
+                f"{backend}: accept at 10k {accept_small:.0f}/s, at {big:,} {accept_large:.0f}/s, "
+                f"{big // 1000}k/10k = {accept_large / accept_small:.2f}"
             )
         finally:
             engine.dispose()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from store.models import Attachment, Citizen, Event, Letter, TrackingSequence
@@ -52,9 +52,19 @@ def tracking_numbers_of(
     if not keys:
         return {}
     letters = _LETTERS.c
+    by_source: dict[str, list[str]] = {}
+    for source, external_id in keys:
+        by_source.setdefault(source, []).append(external_id)
+    # Per source, not as (source, external_id) IN (...): SQLite answers a row-value IN by
+    # scanning the whole index, so each intake batch cost more as the table grew.
     rows = session.execute(
         select(letters.source, letters.external_id, letters.tracking_number).where(
-            tuple_(letters.source, letters.external_id).in_(list(keys))
+            or_(
+                *(
+                    (letters.source == source) & letters.external_id.in_(ids)
+                    for source, ids in by_source.items()
+                )
+            )
         )
     )
     return {(source, external_id): number for source, external_id, number in rows}
