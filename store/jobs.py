@@ -158,8 +158,10 @@ class JobQueue:
         with self.sessions.begin() as session:
             session.execute(
                 update(Job)
-                # One whose lease ran out and was claimed again answers to that claim.
+                # One whose lease ran out and was claimed again answers to that claim. The
+                # ids alone lead: SQLite searches a row-value IN by no index of its own.
                 .where(
+                    Job.id.in_([job.id for job in jobs]),
                     tuple_(Job.id, Job.locked_by).in_([(job.id, job.locked_by) for job in jobs]),
                     Job.status == RUNNING,
                 )
