@@ -3,7 +3,8 @@ cursor pages, at 10k and at 1M letters, with an unscoped and a department's toke
 the same keyset query in plain SQL; and webhook deliveries per second against plain POSTs
 to the same local receiver.
 
-    .venv/bin/python -m benchmarks.api [--big 1000000] [--pages 200] [--webhooks 500]
+    .venv/bin/python -m benchmarks.api [--big 1000000] [--pages 200] [--rounds 3]
+        [--postgres [URL]] [--webhooks 500]
 
 Only what was verified counts. A listed row counts when it is the letter that belongs at
 that place of that token's listing (known from how the letters were made, not from either
@@ -11,26 +12,34 @@ query): the newest first, a department's token only the letters its department h
 (never one it returned), each with its tracking number, status and lead department. The
 baseline runs the query the endpoint runs (50 letters after a cursor, newest first, the
 department's EXISTS for its token) straight on the engine in the same run, checked alike,
-so the ratio is the API's own cost. The webhook figure is benchmarks/webhooks.py's (one
-round on SQLite; run that module for rounds and PostgreSQL).
+so the ratio is the API's own cost. The API is measured twice: in-process through the ASGI
+app (httpx's ASGITransport), and over HTTP from a real uvicorn in a process of its own (one
+keep-alive connection). Each figure is the median of ``--rounds`` rounds taking turns. The
+webhook figure is benchmarks/webhooks.py's (one round on SQLite; run that module for rounds
+and PostgreSQL).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import Engine, exists, insert, select, text
 
-from benchmarks.common import Tally, ratio
+from benchmarks.common import POSTGRES, Tally, median_rate, postgres_schema, ratio, summed
 from benchmarks.webhooks import report, webhook_rates
 from gateway.api import auth
 from gateway.api.app import Services, build_api
@@ -220,26 +229,105 @@ def sql_rate(engine: Engine, pages: int, department: str | None, checker: Checke
 @dataclass
 class Listing:
     who: str
-    api: Tally
-    sql: Tally
+    asgi: list[Tally]
+    http: list[Tally]
+    sql: list[Tally]
+
+    def line(self, size: int) -> str:
+        asgi, http, sql = (median_rate(t) for t in (self.asgi, self.http, self.sql))
+        return (
+            f"{size:,} letters, {self.who} token, {len(self.sql)} rounds: API in-process "
+            f"{asgi:.0f} verified letters/s ({_problems(self.asgi)}), over HTTP {http:.0f}/s "
+            f"({_problems(self.http)}), the same keyset query in SQL {sql:.0f}/s "
+            f"({_problems(self.sql)}); API/SQL in-process = {ratio(asgi, sql)}, "
+            f"over HTTP = {ratio(http, sql)}"
+        )
+
+
+def _problems(tallies: list[Tally]) -> str:
+    total = summed(tallies)
+    return f"{total.verified} rows verified; {total.problems()}"
+
+
+def services_for(url: str, root: Path, config: Config) -> Services:
+    engine = make_engine(url, pii=PII)
+    parts = build_intake(engine, root)
+    workflow = Workflow(config.routing, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: NOW)
+    sessions = make_sessionmaker(engine)
+    return Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: NOW)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, ready: EventType) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+def serve(url: str, root: Path, port: int, ready: EventType) -> None:
+    """The API on a real uvicorn, as serve runs it (binding its own port: a socket handed
+    over from another process loses its protocol number, and asyncio then leaves Nagle's
+    algorithm on, 40 ms a response), in a process of its own."""
+    services = services_for(url, root, load_config(ROOT / "config.yaml", environ={}))
+    config = uvicorn.Config(
+        build_api(services),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+    )
+    _Server(config, ready).run()
+
+
+@contextmanager
+def http_server(url: str, root: Path) -> Iterator[str]:
+    """A uvicorn serving the API in a child process, once it listens."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # a free port, given to the child
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    child = context.Process(target=serve, args=(url, root, port, ready), daemon=True)
+    child.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError(f"uvicorn did not listen on {port} within 60 s")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        child.terminate()
+        child.join(10)
 
 
 async def measure(
     engine: Engine,
     tokens: dict[str | None, str],
     services: Services,
+    base_url: str,
     pages: int,
+    rounds: int,
     size: int,
     codes: list[str],
 ) -> list[Listing]:
     transport = httpx.ASGITransport(app=build_api(services))
     results = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://h/") as client:
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://h/") as asgi,
+        httpx.AsyncClient(base_url=base_url, timeout=60) as http,
+    ):
         for department, token in tokens.items():
-            await api_rate(client, token, 2, Checker(size, codes, department))  # warm
-            api = await api_rate(client, token, pages, Checker(size, codes, department))
-            sql = sql_rate(engine, pages, department, Checker(size, codes, department))
-            results.append(Listing(department or "unscoped", api, sql))
+            listing = Listing(department or "unscoped", [], [], [])
+            for client in (asgi, http):  # warm: compiled statements, pooled connections
+                await api_rate(client, token, 2, Checker(size, codes, department))
+            for _ in range(rounds):  # taking turns, so that noise falls on each alike
+                for client, into in ((asgi, listing.asgi), (http, listing.http)):
+                    checker = Checker(size, codes, department)
+                    into.append(await api_rate(client, token, pages, checker))
+                checker = Checker(size, codes, department)
+                listing.sql.append(sql_rate(engine, pages, department, checker))
+            results.append(listing)
     return results
 
 
@@ -247,39 +335,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=POSTGRES,
+        help=f"list from PostgreSQL (default {POSTGRES}) in a schema made and dropped here",
+    )
     parser.add_argument("--webhooks", type=int, default=500)
     args = parser.parse_args()
     config = load_config(ROOT / "config.yaml", environ={})
     codes = departments(config)
+    backend = "PostgreSQL" if args.postgres else "SQLite"
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'api.db'}", pii=PII)
-        upgrade(engine)
-        parts = build_intake(engine, Path(tmp))
-        sessions = make_sessionmaker(engine)
-        workflow = Workflow(config.routing, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: NOW)
-        with sessions.begin() as session:
-            workflow.sync_departments(session)
-            tokens = {
-                None: auth.create(session, "bench", ["read"], None, NOW),
-                SCOPED: auth.create(session, "bench-dept", ["read"], SCOPED, NOW),
-            }
-        services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: NOW)
-        have = 0
-        for size in (10_000, args.big):
-            fill(engine, have, size, codes)
-            have = size
-            with engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
-            for r in asyncio.run(measure(engine, tokens, services, args.pages, size, codes)):
-                print(
-                    f"{size:,} letters, {r.who} token: API lists {r.api.rate:.0f} verified "
-                    f"letters/s ({r.api.verified} rows; {r.api.problems()}), the same keyset "
-                    f"query in SQL {r.sql.rate:.0f}/s ({r.sql.verified} rows; "
-                    f"{r.sql.problems()}); API/SQL = {ratio(r.api.rate, r.sql.rate)}"
-                )
-        engine.dispose()
-    gateway, plain = webhook_rates(args.webhooks, config)
-    print(report(args.webhooks, gateway, plain, "SQLite"))
+        drop: Callable[[], None] | None = None
+        if args.postgres:
+            url, drop = postgres_schema(args.postgres)
+        else:
+            url = f"sqlite:///{Path(tmp) / 'api.db'}"
+        services = services_for(url, Path(tmp), config)
+        engine = services.sessions.kw["bind"]
+        try:
+            upgrade(engine)
+            with services.sessions.begin() as session:
+                services.workflow.sync_departments(session)
+                tokens = {
+                    None: auth.create(session, "bench", ["read"], None, NOW),
+                    SCOPED: auth.create(session, "bench-dept", ["read"], SCOPED, NOW),
+                }
+            have = 0
+            with http_server(url, Path(tmp)) as base_url:
+                for size in (10_000, args.big):
+                    fill(engine, have, size, codes)
+                    have = size
+                    with engine.begin() as conn:
+                        conn.execute(text("ANALYZE"))
+                    listings = asyncio.run(
+                        measure(
+                            engine, tokens, services, base_url, args.pages, args.rounds, size, codes
+                        )
+                    )
+                    for listing in listings:
+                        print(f"{backend}: {listing.line(size)}", flush=True)
+        finally:
+            engine.dispose()
+            if drop is not None:
+                drop()
+    if args.webhooks:
+        gateway, plain = webhook_rates(args.webhooks, config)
+        print(report(args.webhooks, gateway, plain, "SQLite"))
 
 
 if __name__ == "__main__":
