@@ -109,6 +109,16 @@ class Letter(Base):
         # district's (gateway/routing.py duplicate_queries).
         Index("ix_letters_citizen_received", "citizen_id", "received_at"),
         Index("ix_letters_district_received", "district", "received_at"),
+        # The bulletin's volume and districts of a period, read from the index alone.
+        Index(
+            "ix_letters_received_figures",
+            "received_at",
+            "channel",
+            "category",
+            "status",
+            "district",
+            "id",  # PostgreSQL's indexes do not hold the key: the join to assignments does
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -218,16 +228,36 @@ class Assignment(Base):
     __tablename__ = "assignments"
     __table_args__ = (
         Index("ix_assignments_open", "status", "due_at"),
-        # Statistics select a period's assignments by when they were made.
-        Index("ix_assignments_assigned_at", "assigned_at"),
+        # A letter's assignments; with what the bulletin's letters per department asks.
+        Index(
+            "ix_assignments_letter_figures", "letter_id", "status", "assigned_at", "department_id"
+        ),
+        # Statistics select a period's assignments by when they were made, and count their
+        # replies from the index alone.
+        Index(
+            "ix_assignments_assigned_figures",
+            "assigned_at",
+            "status",
+            "department_id",
+            "due_at",
+            "replied_at",
+            "letter_id",
+        ),
         # A department's queue: its open ones by deadline, without reading the others.
         Index("ix_assignments_department_queue", "department_id", "status", "due_at"),
-        # Overdue counts: replied after the period's end (or not at all).
-        Index("ix_assignments_replied_at", "replied_at"),
+        # Overdue counts: past due and replied after the period's end (or not at all).
+        Index(
+            "ix_assignments_overdue",
+            "replied_at",
+            "due_at",
+            "status",
+            "assigned_at",
+            "department_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"), index=True)
+    letter_id: Mapped[int] = mapped_column(ForeignKey("letters.id"))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     mode: Mapped[str] = mapped_column(String(16))
     reply_type: Mapped[str] = mapped_column(String(16))
