@@ -389,6 +389,8 @@ class LanesConfig(Section):
 
     route: LaneConfig = LaneConfig(workers=1, batch=8, poll_seconds=0.25)
     notify: LaneConfig = LaneConfig(workers=4)
+    # One at a time per modem is all the modems take: more would only wait in turn.
+    sms: LaneConfig = LaneConfig(workers=2)
     webhooks: LaneConfig = LaneConfig(workers=4, batch=16)
     media: LaneConfig = LaneConfig(workers=2)
     ocr: LaneConfig = LaneConfig(workers=1, processes=1)
@@ -399,8 +401,10 @@ class LanesConfig(Section):
 
     @model_validator(mode="after")
     def _notify_in_serve(self) -> LanesConfig:
-        if self.notify.processes:
-            raise ValueError("jobs.lanes.notify runs in serve, beside the modems that send SMS")
+        if self.notify.processes or self.sms.processes:
+            raise ValueError(
+                "jobs.lanes.notify and jobs.lanes.sms run in serve, beside the modems that send"
+            )
         return self
 
 

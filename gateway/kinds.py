@@ -15,13 +15,17 @@ from datetime import datetime
 ROUTE = "route"  # gateway.dispatch: classify, screen, link, assign
 TRANSCRIBE = "transcribe"  # ivr.transcription: a voicemail's words (STT worker processes)
 OCR = "ocr"  # gateway.ocr: a fax's words
-DELIVER = "deliver"  # gateway.outbox: receipts, replies and urge notices by SMS and e-mail
+DELIVER = "deliver"  # gateway.outbox: receipts, replies and urge notices by e-mail
+DELIVER_SMS = "deliver_sms"  # gateway.outbox: the same by SMS, at the modems' send rate
 WEBHOOK = "webhook"  # gateway.webhooks: events to integrators
 MEDIA = "twilio_media"  # channels.twilio.media: an MMS's pictures, fetched from Twilio
 
 LANES: dict[str, tuple[str, ...]] = {
     "route": (ROUTE,),
     "notify": (DELIVER,),
+    # Apart from notify: a modem sends a few SMS a minute, and a morning's SMS receipts
+    # waiting on it never hold up an e-mail receipt or a department's notice.
+    "sms": (DELIVER_SMS,),
     # Apart from notify: a thousand owed to a slow receiver never hold up a citizen's receipt.
     "webhooks": (WEBHOOK,),
     "media": (MEDIA,),

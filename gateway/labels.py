@@ -29,7 +29,8 @@ STATUS_LABELS = {
 # Background work by lane (gateway.kinds.LANES), as the dashboard shows it.
 LANE_LABELS = {
     "route": "分办（分类、筛查、并单、交办）",
-    "notify": "回执、答复与催办通知",
+    "notify": "回执、答复与催办通知（邮件）",
+    "sms": "回执、答复与催办短信",
     "webhooks": "对接系统推送",
     "media": "彩信图片下载",
     "ocr": "传真文字识别",

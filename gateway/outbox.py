@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import OutgoingMailConfig
-from gateway.kinds import DELIVER
+from gateway.kinds import DELIVER, DELIVER_SMS
 from gateway.redaction import mask
 from gateway.workers import GiveUp, Handler
 from store import jobs
@@ -53,10 +53,20 @@ def queue_message(
     session.add(message)
     session.flush()
     if deliver:
-        jobs.enqueue(
-            session, DELIVER, letter_id=letter_id, payload={"outbox_id": message.id}, at=at
-        )
+        job = DELIVER_SMS if kind == "sms" else DELIVER
+        jobs.enqueue(session, job, letter_id=letter_id, payload={"outbox_id": message.id}, at=at)
     return message
+
+
+def delivery_handlers(
+    sessions: sessionmaker[Session],
+    senders: Mapping[str, Sender],
+    clock: Callable[[], datetime],
+    domain: str,
+) -> dict[str, Handler]:
+    """One handler for both delivery kinds: SMS in a lane of its own (gateway.kinds)."""
+    handler = DeliveryHandler(sessions, senders, clock, domain)
+    return {DELIVER: handler, DELIVER_SMS: handler}
 
 
 class Mailer:

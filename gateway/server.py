@@ -28,11 +28,11 @@ from gateway.handlers import letter_handlers
 from gateway.health import Health
 from gateway.http import build_app
 from gateway.intake import Intake, utcnow
-from gateway.kinds import DELIVER, ROUTE, lane_of
+from gateway.kinds import ROUTE, lane_of
 from gateway.logs import log_event
 from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.notifications import Receipts
-from gateway.outbox import DeliveryHandler, DeliveryReports, Mailer
+from gateway.outbox import DeliveryReports, Mailer, delivery_handlers
 from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
 from gateway.spool import Spool
@@ -91,7 +91,7 @@ class Gateway:
             self.metrics.watch_modems(wiring.modem_status)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
         handlers = letter_handlers(config, sessions, files, utcnow, self.workflow)
-        handlers[DELIVER] = DeliveryHandler(sessions, wiring.senders, utcnow, domain)
+        handlers.update(delivery_handlers(sessions, wiring.senders, utcnow, domain))
         # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
         if config.webhooks.endpoints:

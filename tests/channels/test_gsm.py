@@ -22,7 +22,7 @@ from gateway.contact import Accepted, IncomingContact
 from gateway.http import build_app
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
-from gateway.outbox import DeliveryHandler, DeliveryReports
+from gateway.outbox import DeliveryReports, delivery_handlers
 from gateway.workers import JobRunner
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.modem.pdu import deliver_pdus
@@ -327,10 +327,10 @@ async def test_a_crash_between_commit_and_delete_gives_no_second_letter(
 
 def run_jobs(parts: Parts, channel: GsmChannel) -> int:
     sessions = make_sessionmaker(parts.intake.sessions.kw["bind"])
-    handler = DeliveryHandler(sessions, {"sms": channel.deliver}, parts.intake.clock, "h.local")
-    runner = JobRunner(JobQueue(sessions), {"deliver": handler}, JobsConfig(backoff_seconds=0.001))
+    handlers = delivery_handlers(sessions, {"sms": channel.deliver}, parts.intake.clock, "h.local")
+    runner = JobRunner(JobQueue(sessions), handlers, JobsConfig(backoff_seconds=0.001))
     ran = 0
-    while runner.run_one(["deliver"]):
+    while runner.run_one(list(handlers)):
         ran += 1
     return ran
 

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +28,8 @@ from channels.twilio.media import MEDIA_JOB, MediaHandler, on_api_host
 from channels.twilio.rest import TwilioSms
 from channels.twilio.webhooks import TwilioWebhooks
 from gateway.config import Config, JobsConfig, TwilioConfig
-from gateway.outbox import DeliveryHandler, queue_message
-from gateway.workers import GiveUp, JobRunner
+from gateway.outbox import delivery_handlers, queue_message
+from gateway.workers import GiveUp, Handler, JobRunner
 from ivr.letters import call_letter
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import DialOutcome, HangUp, Press, Silence, Speak, TwilioApi, TwilioCaller
@@ -70,12 +70,11 @@ class Hotline:
         with make_sessionmaker(self.engine)() as s:
             return list(s.scalars(select(Letter).order_by(Letter.id)))
 
-    def run_jobs(self, *handlers: object) -> None:
-        runner = JobRunner(
-            JobQueue(make_sessionmaker(self.engine)),
-            {h.kind: h for h in handlers},  # type: ignore[attr-defined]
-            JobsConfig(),
-        )
+    def run_jobs(self, *handlers: Handler) -> None:
+        self.run_kinds({h.kind: h for h in handlers})
+
+    def run_kinds(self, handlers: Mapping[str, Handler]) -> None:
+        runner = JobRunner(JobQueue(make_sessionmaker(self.engine)), handlers, JobsConfig())
         while runner.run_one(list(runner.handlers)):
             pass
 
@@ -269,8 +268,8 @@ async def test_a_receipt_goes_out_through_twilio_and_its_delivery_comes_back(
     with sessions.begin() as s:
         queue_message(s, "sms", letter.id, CITIZEN, {"body": "您的诉求已受理"}, _now())
     sender = TwilioSms(hotline.settings)
-    delivery = DeliveryHandler(sessions, {"sms": sender.deliver}, _now, "hotline.local")
-    await asyncio.to_thread(hotline.run_jobs, delivery)
+    delivery = delivery_handlers(sessions, {"sms": sender.deliver}, _now, "hotline.local")
+    await asyncio.to_thread(hotline.run_kinds, delivery)
     [sent] = hotline.api.messages
     assert (sent.to, sent.body) == (CITIZEN, "您的诉求已受理")
     await asyncio.to_thread(hotline.api.wait_for_callbacks, 2)

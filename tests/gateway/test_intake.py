@@ -19,7 +19,7 @@ from gateway import tracking
 from gateway.contact import Attachment as File
 from gateway.contact import IncomingContact
 from gateway.intake import Intake
-from gateway.kinds import DELIVER, ROUTE
+from gateway.kinds import DELIVER_SMS, ROUTE
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
 from gateway.spool import Spool
@@ -250,7 +250,7 @@ def test_a_contact_another_node_stores_meanwhile_is_the_letter_that_node_stored(
     for model in (Letter, Citizen, Attachment, Event, OutboxMessage):
         assert count_rows(engine, model) == 1, model.__name__
     with engine.connect() as conn:
-        assert sorted(conn.execute(select(Job.kind)).scalars()) == sorted([DELIVER, ROUTE])
+        assert sorted(conn.execute(select(Job.kind)).scalars()) == sorted([DELIVER_SMS, ROUTE])
     registry = here_metrics.registry
     assert registry.get_sample_value("hotline_contacts_redelivered_total", {"channel": "sms"}) == 1
     assert registry.get_sample_value("hotline_letters_received_total", {"channel": "sms"}) is None

@@ -16,12 +16,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import JobsConfig, LaneConfig, LanesConfig
 from gateway.errors import ConfigurationError
-from gateway.kinds import DELIVER, OCR, ROUTE, WEBHOOK
+from gateway.intake import utcnow
+from gateway.kinds import DELIVER, LANES, OCR, ROUTE, WEBHOOK
+from gateway.labels import LANE_LABELS
 from gateway.metrics import Metrics
+from gateway.outbox import delivery_handlers, queue_message
 from gateway.workers import GiveUp, Handler, JobRunner, lanes_for
 from store.db import make_sessionmaker
 from store.jobs import JobQueue, enqueue
-from store.models import Job
+from store.models import Job, Letter
+from tests.conftest import Parts, make_contact
 
 FAST = JobsConfig(poll_interval_seconds=0.05, backoff_seconds=0.01)
 
@@ -127,6 +131,34 @@ async def test_webhooks_owed_to_a_slow_receiver_never_delay_a_citizens_receipt(
         await until(lambda: hooks.tries >= 1)
         queue(sessions, DELIVER, 3)
         await until(lambda: statuses(sessions, DELIVER) == ["done"] * 3, timeout=3)
+
+
+async def test_sms_receipts_waiting_on_the_modems_rate_never_delay_an_e_mail(
+    engine: Engine, parts: Parts
+) -> None:
+    """A modem sends a few SMS a minute: a morning's SMS receipts wait on it. They wait in
+    a lane of their own, so an e-mail receipt or a department's notice goes out at once."""
+    sessions = make_sessionmaker(engine)
+    letter = parts.intake.store(make_contact()).tracking_number
+    mailed: list[str] = []
+
+    def modem(to: str, payload: Mapping[str, Any], message_id: str) -> None:
+        time.sleep(1.5)  # the carrier's send rate
+
+    def relay(to: str, payload: Mapping[str, Any], message_id: str) -> None:
+        mailed.append(to)
+
+    handlers = delivery_handlers(sessions, {"sms": modem, "email": relay}, utcnow, "hotline.test")
+    with sessions.begin() as session:
+        letter_id = session.scalar(select(Letter.id).where(Letter.tracking_number == letter))
+        assert letter_id is not None
+        for n in range(12):
+            queue_message(session, "sms", letter_id, f"+86138{n:08d}", {"text": "已受理"}, utcnow())
+    async with running(sessions, handlers):
+        await asyncio.sleep(0.3)  # the SMS lane holds its first receipts
+        with sessions.begin() as session:
+            queue_message(session, "email", letter_id, "citizen@example.cn", {}, utcnow())
+        await until(lambda: mailed == ["citizen@example.cn"], timeout=1.5)
 
 
 async def test_a_lane_runs_as_many_jobs_at_once_as_it_has_workers(engine: Engine) -> None:
@@ -296,3 +328,7 @@ async def test_jobs_that_wait_never_take_the_threads_routing_needs(engine: Engin
             await until(lambda: statuses(sessions, ROUTE) == ["done"] * 3, timeout=5)
         finally:
             release.set()
+
+
+def test_every_lane_has_a_chinese_name_on_the_dashboard() -> None:
+    assert set(LANE_LABELS) == set(LANES)

@@ -56,6 +56,7 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
                 "jobs:ocr": "ok",  # the lane's worker processes, kept by serve
                 "jobs:ocr-0": "ok",
                 "jobs:route": "ok",
+                "jobs:sms": "ok",  # SMS receipts, apart: they wait on the modems' rate
                 "jobs-purge": "ok",
                 "smtp": "ok",
                 "spool-drainer": "ok",
