@@ -30,7 +30,7 @@ from gateway.intake import Intake
 from gateway.kinds import ROUTE
 from gateway.metrics import Metrics
 from gateway.notifications import Receipts
-from gateway.outbox import DELIVER, DeliveryHandler
+from gateway.outbox import delivery_handlers
 from gateway.spool import Spool
 from gateway.workers import JobRunner
 from gateway.workflow import Workflow
@@ -239,7 +239,7 @@ def plant(
         JobQueue(sessions, clock),
         {
             ROUTE: RouteHandler(sessions, workflow),
-            DELIVER: DeliveryHandler(sessions, {"sms": sender, "email": sender}, clock, "h"),
+            **delivery_handlers(sessions, {"sms": sender, "email": sender}, clock, "h"),
         },
         JobsConfig(),
     )
@@ -248,7 +248,7 @@ def plant(
     report = intake.accept_sync(report_contact()).tracking_number
     complaint = intake.accept_sync(complaint_contact()).tracking_number
     assert report is not None and complaint is not None
-    while runner.run_one([ROUTE, DELIVER]):
+    while runner.run_one(list(runner.handlers)):
         pass
     world = World(sessions, intake, files, workflow, runner, clock, report, complaint)
     with sessions.begin() as session:
