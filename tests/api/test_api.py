@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from gateway.api import auth, open311
 from gateway.api.app import Services, build_api
 from gateway.config import ApiConfig, DeadlinesConfig
-from gateway.contact import Citizen
+from gateway.contact import Channel, Citizen
 from gateway.deadlines import WorkCalendar
 from gateway.workflow import OPERATOR, Actor, Workflow
 from store.db import make_sessionmaker
@@ -95,7 +95,7 @@ async def test_letters_are_listed_newest_first_a_page_at_a_time(api: Api) -> Non
     ]
     seen, cursor = [], None
     for _ in range(5):
-        params = {"cursor": cursor} if cursor else {}
+        params: dict[str, str] = {"cursor": cursor} if cursor else {}
         page = (
             await api.client.get("/letters", params=params, headers=bearer(api, "reader"))
         ).json()
@@ -116,6 +116,50 @@ async def test_a_department_token_sees_only_its_own_letters(api: Api) -> None:
     assert [i["tracking_number"] for i in listed["items"]] == [noise]
     hidden = await api.client.get(f"/letters/{streetlight}", headers=bearer(api, "environment"))
     assert hidden.status_code == 404
+
+
+async def test_a_revoked_token_is_refused_at_its_very_next_request(api: Api) -> None:
+    number = letter(api.parts, api.workflow, 1, "路灯坏了")
+    assert (await api.client.get("/letters", headers=bearer(api, "reader"))).status_code == 200
+    with api.parts.intake.sessions.begin() as session:
+        assert auth.revoke(session, "reader", datetime(2026, 11, 23, 3, 0, tzinfo=UTC)) == 1
+
+    for path in ("/letters", f"/letters/{number}"):
+        answer = await api.client.get(path, headers=bearer(api, "reader"))
+        assert answer.status_code == 401, path
+    assert (await api.client.get("/letters", headers=bearer(api, "partner"))).status_code == 200
+
+
+async def test_departments_and_filters_taking_turns_each_get_their_own_page(api: Api) -> None:
+    """A page's statement is built once per department and set of filters: neither one
+    token's department nor one request's filter value may stay in it for the next."""
+    streetlight = letter(api.parts, api.workflow, 1, "路灯坏了")
+    noise = letter(
+        api.parts, api.workflow, 2, "工地噪音扰民", citizen=Citizen(phone="+8613900139000")
+    )
+    mail = letter(
+        api.parts,
+        api.workflow,
+        3,
+        "滨江路的路灯一直不亮",
+        channel=Channel.EMAIL,
+        citizen=Citizen(email="w@x.cn"),
+    )
+
+    async def listed(who: str, query: str = "") -> list[str]:
+        answer = await api.client.get(f"/letters?limit=50{query}", headers=bearer(api, who))
+        assert answer.status_code == 200, answer.text
+        return [i["tracking_number"] for i in answer.json()["items"]]
+
+    for _ in range(2):
+        assert await listed("environment") == [noise]
+        assert await listed("city-admin") == [mail, streetlight]
+        assert await listed("reader") == [mail, noise, streetlight]
+        assert await listed("city-admin", "&channel=email") == [mail]
+        assert await listed("city-admin", "&channel=sms") == [streetlight]
+        assert await listed("environment", "&channel=email") == []
+        assert await listed("reader", "&department=environment") == [noise]
+        assert await listed("reader", "&department=city-admin&channel=sms") == [streetlight]
 
 
 async def test_contact_details_are_masked_and_a_reporter_is_not_shown_at_all(api: Api) -> None:
