@@ -132,6 +132,8 @@ class JobRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         kinds = await asyncio.to_thread(self.runnable_kinds)  # may load a model or a tool
+        # From here on this runner claims: what an operator (or a test) waits for at start.
+        log_event(log, "jobs.ready", kinds=",".join(kinds), workers=self.workers)
         # Threads of the lane's own: jobs that wait (a webhook receiver's second, a modem's
         # send rate) never take the threads other lanes, intake and /metrics run on.
         threads = ThreadPoolExecutor(
