@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, text
 
+from benchmarks import core
 from benchmarks.common import POSTGRES, Tally, postgres_schema, ratio
 from gateway import stats
 from gateway.config import load_config
@@ -48,12 +49,7 @@ NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 START, END = NOW - timedelta(days=10), NOW
 PERIOD = {"start": START, "end": END}
 TEXTS = [
-    "我要投诉翠屏区人民路的路灯坏了三天，晚上很黑",
-    "请问办理居住证需要什么材料",
-    "南溪区某小区物业乱收费，希望有关部门处理",
-    "叙州区工地夜间施工噪音太大影响休息",
-    "公交车司机态度差，建议加强管理",
-    "公司拖欠工资三个月了，求助",
+    *core.TEXTS,
     "小区门口井盖缺失，老人小孩经过很危险",
     "连续两天停水，没有任何通知",
 ]

@@ -202,7 +202,11 @@ class JobRunner:
         """Each kind's jobs of the claim go to its handler together, in claim order."""
         for kind in dict.fromkeys(job.kind for job in claimed):
             jobs = [job for job in claimed if job.kind == kind]
-            yield from zip(jobs, self.handlers[kind].run_batch(jobs), strict=True)
+            try:
+                outcomes = self.handlers[kind].run_batch(jobs)
+            except Exception as exc:  # the batch failed as a whole: so did each of its jobs
+                outcomes = [exc] * len(jobs)
+            yield from zip(jobs, outcomes, strict=True)
 
     def _settle(self, job: Job, failure: Exception | None) -> bool:
         """True when the job succeeded; else it is retried, or given up."""

@@ -133,6 +133,27 @@ async def test_webhooks_owed_to_a_slow_receiver_never_delay_a_citizens_receipt(
         await until(lambda: statuses(sessions, DELIVER) == ["done"] * 3, timeout=3)
 
 
+def test_a_batch_that_fails_as_a_whole_is_retried_job_by_job_and_the_lane_goes_on(
+    engine: Engine,
+) -> None:
+    """A batch handler's shared read can fail (a bad row, a bug): each of its jobs is then
+    failed and retried with that error, never left running until its lease runs out."""
+    sessions = make_sessionmaker(engine)
+
+    class Broken(Handler):
+        kind = WEBHOOK
+
+        def run_batch(self, jobs: list[Job]) -> list[Exception | None]:
+            raise ValueError("the batch's read failed")
+
+    queue(sessions, WEBHOOK, 3)
+    runner = JobRunner(JobQueue(sessions), {WEBHOOK: Broken()}, FAST, batch=8)
+    assert runner.run_one([WEBHOOK])
+    with sessions() as session:
+        rows = session.execute(select(Job.status, Job.attempts, Job.last_error)).all()
+    assert rows == [("queued", 1, "ValueError: the batch's read failed")] * 3
+
+
 async def test_sms_receipts_waiting_on_the_modems_rate_never_delay_an_e_mail(
     engine: Engine, parts: Parts
 ) -> None:
