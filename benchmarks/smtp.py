@@ -282,9 +282,13 @@ def start_baseline(port: int) -> Child:
     return child
 
 
-def start_gateway(port: int, workdir: Path, database_url: str, routing: bool) -> Child:
+def start_gateway(
+    port: int, workdir: Path, database_url: str, routing: bool, route_processes: int | None
+) -> Child:
     """`hotline serve` with SMTP alone, routing by the shipped config's departments and rules."""
     shipped = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    if route_processes is not None:
+        shipped["jobs"]["lanes"]["route"]["processes"] = route_processes
     config = {
         "database": {"url": database_url},
         "http": {"port": free_port()},
@@ -314,7 +318,11 @@ def measure(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
     procs: list[Child] = []
     try:
         procs.append(start_baseline(ports["baseline"]))
-        procs.append(start_gateway(ports["gateway"], workdir, database_url, args.routing))
+        procs.append(
+            start_gateway(
+                ports["gateway"], workdir, database_url, args.routing, args.route_processes
+            )
+        )
         warm = [mail("warm", n) for n in range(50)]
         for port in ports.values():  # connections, caches and the first pages of the file
             drive(port, warm, args.clients)
@@ -399,6 +407,13 @@ def main() -> None:
         type=float,
         default=60,
         help="with --routing: stop waiting once no letter was routed for this many seconds",
+    )
+    parser.add_argument(
+        "--route-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --routing: the route lane in N worker processes (default: as config.yaml)",
     )
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

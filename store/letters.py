@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Integer, Table, bindparam, insert, select
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql import Executable
 
 from store.models import Attachment, Citizen, Event, Letter, TrackingSequence
 
@@ -31,43 +33,49 @@ _CITIZENS, _LETTERS, _FILES, _EVENTS, _SEQUENCES = map(
 def take_sequences(session: Session, day: str, count: int) -> range:
     """Take the next ``count`` numbers of ``day`` atomically (one upsert; rolled back with
     the letters that use them, so no number is skipped)."""
+    statement = _sequence_upsert(session.get_bind().dialect.name)
+    last = int(session.connection().execute(statement, {"day": day, "count": count}).scalar_one())
+    return range(last - count + 1, last + 1)
+
+
+@functools.cache
+def _sequence_upsert(dialect_name: str) -> Executable:
+    """Built once per dialect, values bound at execution: rebuilding it (and its cache key)
+    each batch cost more than SQLite's upsert itself."""
     # The dialect's own upsert, imported here: loading PostgreSQL's dialect on SQLite took
     # a command line such as `hotline letters list` 50-90 ms.
-    dialect = importlib.import_module(f"sqlalchemy.dialects.{session.get_bind().dialect.name}")
-    column = _SEQUENCES.c.last
-    statement = (
+    dialect = importlib.import_module(f"sqlalchemy.dialects.{dialect_name}")
+    column, count = _SEQUENCES.c.last, bindparam("count", type_=Integer)
+    return (
         dialect.insert(_SEQUENCES)
-        .values(day=day, last=count)
+        .values(day=bindparam("day"), last=count)
         .on_conflict_do_update(index_elements=["day"], set_={"last": column + count})
         .returning(column)
     )
-    last = int(session.execute(statement).scalar_one())
-    return range(last - count + 1, last + 1)
 
 
 def tracking_numbers_of(
     session: Session, keys: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], str]:
     """The letters already stored for these (source, external_id) keys."""
-    if not keys:
-        return {}
-    letters = _LETTERS.c
     by_source: dict[str, list[str]] = {}
     for source, external_id in keys:
         by_source.setdefault(source, []).append(external_id)
-    # Per source, not as (source, external_id) IN (...): SQLite answers a row-value IN by
-    # scanning the whole index, so each intake batch cost more as the table grew.
-    rows = session.execute(
-        select(letters.source, letters.external_id, letters.tracking_number).where(
-            or_(
-                *(
-                    (letters.source == source) & letters.external_id.in_(ids)
-                    for source, ids in by_source.items()
-                )
-            )
-        )
-    )
-    return {(source, external_id): number for source, external_id, number in rows}
+    # One query per source (a batch mostly has one), not (source, external_id) IN (...):
+    # SQLite answers a row-value IN by scanning the whole index, so each intake batch cost
+    # more as the table grew.
+    found: dict[tuple[str, str], str] = {}
+    for source, ids in by_source.items():
+        rows = session.connection().execute(_STORED, {"source": source, "ids": ids})
+        found.update({(source, external_id): number for external_id, number in rows})
+    return found
+
+
+# One statement for any number of ids (an expanding IN), so it is compiled once.
+_STORED = select(_LETTERS.c.external_id, _LETTERS.c.tracking_number).where(
+    _LETTERS.c.source == bindparam("source"),
+    _LETTERS.c.external_id.in_(bindparam("ids", expanding=True)),
+)
 
 
 def find_by_external_id(session: Session, source: str, external_id: str) -> Letter | None:
@@ -99,17 +107,13 @@ def insert_letters(session: Session, batch: Sequence[NewLetter]) -> list[int]:
     in batch order; far cheaper per letter than ORM units of work under group commit."""
     if not batch:
         return []
-    citizen_ids = (
-        session.execute(
-            insert(_CITIZENS).returning(_CITIZENS.c.id, sort_by_parameter_order=True),
-            [n.citizen for n in batch],
-        )
-        .scalars()
-        .all()
-    )
+    # Core statements on the session's connection: the ORM's execute path cost more than
+    # SQLite spent on each of them.
+    connection = session.connection()
+    citizen_ids = connection.execute(_NEW_CITIZENS, [n.citizen for n in batch]).scalars().all()
     letter_ids = list(
-        session.execute(
-            insert(_LETTERS).returning(_LETTERS.c.id, sort_by_parameter_order=True),
+        connection.execute(
+            _NEW_LETTERS,
             [{**n.letter, "citizen_id": c} for n, c in zip(batch, citizen_ids, strict=True)],
         ).scalars()
     )
@@ -119,12 +123,16 @@ def insert_letters(session: Session, batch: Sequence[NewLetter]) -> list[int]:
         for a in n.attachments
     ]
     if files:
-        session.execute(insert(_FILES), files)
-    session.execute(
+        connection.execute(insert(_FILES), files)
+    connection.execute(
         insert(_EVENTS),
         [{**n.event, "letter_id": i} for n, i in zip(batch, letter_ids, strict=True)],
     )
     return letter_ids
+
+
+_NEW_CITIZENS = insert(_CITIZENS).returning(_CITIZENS.c.id, sort_by_parameter_order=True)
+_NEW_LETTERS = insert(_LETTERS).returning(_LETTERS.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
