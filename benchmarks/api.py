@@ -41,11 +41,11 @@ from sqlalchemy import Engine, exists, insert, select, text
 
 from benchmarks.common import POSTGRES, Tally, median_rate, postgres_schema, ratio, summed
 from benchmarks.webhooks import report, webhook_rates
-from gateway.api import auth
-from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig, Config, DeadlinesConfig, load_config
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import ApiConfig, Config, DeadlinesConfig, load_config
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.frontends.api import auth
+from gateway.frontends.api.app import Services, build_api
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Assignment, Department, Letter

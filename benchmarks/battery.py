@@ -49,7 +49,7 @@ from benchmarks.battery_rig import (
     say,
     secs,
 )
-from channels.sms_pdu import parse_pdu
+from channels.gsm.pdu import parse_pdu
 
 MODEM = "gsm:modem-1"
 

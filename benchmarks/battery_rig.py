@@ -35,7 +35,7 @@ from tests.support.tcp_proxy import TcpProxy
 SERVER = os.environ.get("HOTLINE_BATTERY_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 DATABASE = "battery"
 WEB_SECRET = "battery-web-secret-0123456789abcdef"
-# What a channel or task that fell over writes (gateway/health.py, channels/gsm/worker.py).
+# What a channel or task that fell over writes (gateway/engine/health.py, channels/gsm/worker.py).
 DEATHS = ("task.failed", "task.restarting", "gsm.modem_crashed", "gsm.modem_failed")
 
 

@@ -33,11 +33,11 @@ from sqlalchemy import Engine, bindparam, insert, select, text
 
 from benchmarks import core
 from benchmarks.common import POSTGRES, Tally, postgres_schema, ratio
-from gateway import stats
-from gateway.config import load_config
-from gateway.deadlines import WorkCalendar
-from gateway.segmentation import Segmenter
-from gateway.workflow import Workflow
+from gateway.contract.config import load_config
+from gateway.core import stats
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.segmentation import Segmenter
+from gateway.core.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Assignment, Department, Event, Letter, UtcDateTime

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from gateway.intake import Intake
-from gateway.metrics import Metrics
-from gateway.spool import Spool
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade

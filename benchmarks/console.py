@@ -35,12 +35,12 @@ from sqlalchemy import Engine, func, insert, select, text
 from starlette.applications import Starlette
 
 from benchmarks.common import postgres_schema
-from gateway.config import Config, load_config
-from gateway.console import accounts
-from gateway.console.app import Console
-from gateway.deadlines import WorkCalendar
-from gateway.tracking import tracking_number
-from gateway.workflow import OPEN_ASSIGNMENT, Workflow
+from gateway.contract.config import Config, load_config
+from gateway.contract.tracking import tracking_number
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import OPEN_ASSIGNMENT, Workflow
+from gateway.frontends.console import accounts
+from gateway.frontends.console.app import Console
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade

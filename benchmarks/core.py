@@ -21,9 +21,9 @@ from tempfile import TemporaryDirectory
 from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
-from gateway.config import Config, load_config
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import Config, load_config
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Assignment, Department, Letter
@@ -178,7 +178,7 @@ def main() -> None:
 
 
 def _bulletin_time(engine: Engine, config: Config) -> float:
-    from gateway import stats
+    from gateway.core import stats
 
     start, end = NOW - timedelta(days=10), NOW
     sessions = make_sessionmaker(engine)

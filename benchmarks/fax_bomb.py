@@ -22,8 +22,8 @@ from tests.support.faxes import bomb_tiff
 CHILD = """
 import json, resource, sys, time
 from aiosmtpd.smtp import Envelope
-from channels.smtp import LetterHandler
-from gateway.config import SmtpConfig
+from channels.mail.smtp import LetterHandler
+from gateway.contract.config import SmtpConfig
 
 raw = sys.stdin.buffer.read()
 handler = LetterHandler(SmtpConfig(), accept=None)

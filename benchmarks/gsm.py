@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, select
 
 from benchmarks.common import Tally, ratio
 from channels.gsm import GsmChannel
-from gateway.config import GsmConfig, ModemConfig
+from gateway.contract.config import GsmConfig, ModemConfig
 from simulators.modem import ModemProfile, ModemSimulator
 from store.db import make_engine
 from store.migrate import upgrade

@@ -25,10 +25,10 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from gateway import tracking
-from gateway.intake import Intake
-from gateway.metrics import Metrics
-from gateway.spool import Spool
+from gateway.contract import tracking
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from store import letters
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker

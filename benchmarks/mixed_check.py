@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import selectinload
 
 from benchmarks.mixed_load import Sent
-from gateway.webhooks import webhook_type
+from gateway.engine.webhooks import webhook_type
 from store.db import make_sessionmaker
 from store.models import Event, Letter, OutboxMessage, WebhookCursor
 

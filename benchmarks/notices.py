@@ -28,11 +28,11 @@ from sqlalchemy.orm import aliased
 
 from benchmarks.common import POSTGRES, Tally, percentile, postgres_schema
 from benchmarks.smtp import RECIPIENT, SENDER, mail, start_gateway
-from gateway.contact import Channel, Citizen, IncomingContact
-from gateway.intake import Intake
-from gateway.kinds import ROUTE
-from gateway.metrics import Metrics
-from gateway.spool import Spool
+from gateway.contract.contact import Channel, Citizen, IncomingContact
+from gateway.contract.kinds import ROUTE
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Event, Letter

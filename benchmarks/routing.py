@@ -38,14 +38,14 @@ from sqlalchemy import Engine, create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gateway.config import Config, load_config
-from gateway.contact import Channel, Citizen, IncomingContact
-from gateway.dispatch import RouteHandler, workflow_for
-from gateway.intake import Intake
-from gateway.kinds import ROUTE
-from gateway.metrics import Metrics
-from gateway.spool import Spool
-from gateway.workers import JobRunner
+from gateway.contract.config import Config, load_config
+from gateway.contract.contact import Channel, Citizen, IncomingContact
+from gateway.contract.kinds import ROUTE
+from gateway.engine.dispatch import RouteHandler, workflow_for
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
+from gateway.engine.workers import JobRunner
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobQueue

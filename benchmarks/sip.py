@@ -47,8 +47,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from channels.sip.kamailio import Kamailio
 from channels.sip.pool import options_ping
-from gateway.config import SipConfig, load_config
-from gateway.keys import pii_keyring
+from gateway.contract.config import SipConfig, load_config
+from gateway.engine.keys import pii_keyring
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Job, Letter

@@ -27,8 +27,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from channels.gsm import GsmChannel
-from channels.sms_pdu import PduError, parse_pdu
-from gateway.config import GsmConfig, ModemConfig
+from channels.gsm.pdu import PduError, parse_pdu
+from gateway.contract.config import GsmConfig, ModemConfig
 from simulators.modem import ModemProfile, ModemSimulator
 from store.db import make_engine, make_read_sessionmaker
 from store.migrate import upgrade

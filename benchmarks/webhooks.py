@@ -32,7 +32,7 @@ from sqlalchemy import Engine, insert
 from standardwebhooks import Webhook
 
 from benchmarks.common import POSTGRES, Tally, postgres_schema, race, ratio
-from gateway.config import Config, WebhookEndpoint, WebhooksConfig, load_config
+from gateway.contract.config import Config, WebhookEndpoint, WebhooksConfig, load_config
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter
@@ -144,9 +144,9 @@ def database(postgres: str | None) -> Iterator[Engine]:
 def webhook_rate(receiver: Receiver, count: int, config: Config, postgres: str | None) -> Tally:
     """Deliveries per second through the webhooks lane as serve runs it (the outbox, signing,
     the ordering checks, the lane's workers and batches), one event per letter."""
-    from gateway import webhooks
-    from gateway.outbox import queue_message
-    from gateway.workers import lanes_for
+    from gateway.core.messages import queue_message
+    from gateway.engine import webhooks
+    from gateway.engine.workers import lanes_for
     from store import jobs
 
     receiver.reset(count)

@@ -21,9 +21,9 @@ from gateway.cli_common import (
     moment,
     print_json,
 )
-from gateway.config import Config, load_config
-from gateway.errors import ConfigurationError
-from gateway.logs import configure
+from gateway.contract.config import Config, load_config
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.logs import configure
 from store.db import is_outage, make_sessionmaker
 from store.pii import PiiError
 
@@ -76,7 +76,7 @@ def _handlers() -> dict[str, Handler]:
     """The command each subcommand runs (a test checks every subcommand has one)."""
     from channels.sip import cli as sip_cli
     from gateway import jobs_cli, pii_cli, stt_cli
-    from gateway.console import cli as console_cli
+    from gateway.frontends.console import cli as console_cli
 
     return {
         "serve": _serve,
@@ -131,7 +131,7 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     from channels.sip import cli as sip_cli
     from gateway import jobs_cli, pii_cli, stt_cli
-    from gateway.console import cli as console_cli
+    from gateway.frontends.console import cli as console_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
     _add_config_option(parser)
@@ -194,7 +194,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)
     import asyncio
 
-    from gateway.database import engine_for
+    from gateway.engine.database import engine_for
     from gateway.server import Gateway
     from store.migrate import upgrade
     from store.pii_rotation import check_keys
@@ -217,7 +217,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
-    from gateway.database import engine_for
+    from gateway.engine.database import engine_for
     from store.migrate import upgrade
 
     upgrade(engine_for(config))
@@ -226,8 +226,8 @@ def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
 
 
 def _sweep(config: Config, _: argparse.Namespace) -> int:
-    from gateway.database import engine_for
-    from gateway.dispatch import workflow_for
+    from gateway.engine.database import engine_for
+    from gateway.engine.dispatch import workflow_for
 
     sessions = make_sessionmaker(engine_for(config))
     workflow = workflow_for(config, lambda: datetime.now(UTC))
@@ -239,9 +239,9 @@ def _sweep(config: Config, _: argparse.Namespace) -> int:
 
 
 def _report(config: Config, args: argparse.Namespace) -> int:
-    from gateway import reports, stats
-    from gateway.database import engine_for
-    from gateway.deadlines import TenDays, parse_period
+    from gateway.core import reports, stats
+    from gateway.core.deadlines import TenDays, parse_period
+    from gateway.engine.database import engine_for
 
     try:
         start, end = parse_period(args.period, config.zone)
@@ -271,8 +271,8 @@ def _report(config: Config, args: argparse.Namespace) -> int:
 def _tokens(config: Config, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.api import auth
-    from gateway.database import engine_for
+    from gateway.engine.database import engine_for
+    from gateway.frontends.api import auth
     from store.models import ApiToken
 
     sessions = make_sessionmaker(engine_for(config))
@@ -298,8 +298,8 @@ def _tokens(config: Config, args: argparse.Namespace) -> int:
 
 
 def _webhooks(config: Config, args: argparse.Namespace) -> int:
-    from gateway import webhooks
-    from gateway.database import engine_for
+    from gateway.engine import webhooks
+    from gateway.engine.database import engine_for
 
     sessions = make_sessionmaker(engine_for(config))
     if args.action == "replay":

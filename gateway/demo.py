@@ -10,11 +10,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from gateway.config import GsmConfig
-from gateway.contact import ChannelAdapter
-from gateway.errors import ConfigurationError
-from gateway.logs import log_event
-from gateway.processes import die_with_parent
+from gateway.contract.config import GsmConfig
+from gateway.contract.contact import ChannelAdapter
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.logs import log_event
+from gateway.engine.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 

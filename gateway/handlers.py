@@ -14,14 +14,14 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import Config
-from gateway.dispatch import RouteHandler, workflow_for
-from gateway.errors import ConfigurationError
-from gateway.kinds import ROUTE, lane_of
-from gateway.metrics import Metrics
-from gateway.ocr import OcrHandler
-from gateway.workers import Handler, lanes_for
-from gateway.workflow import Workflow
+from gateway.contract.config import Config
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.kinds import ROUTE, lane_of
+from gateway.core.workflow import Workflow
+from gateway.engine.dispatch import RouteHandler, workflow_for
+from gateway.engine.metrics import Metrics
+from gateway.engine.ocr import OcrHandler
+from gateway.engine.workers import Handler, lanes_for
 from ivr.transcription import transcription_expected
 from store.attachments import AttachmentStore
 
@@ -67,8 +67,8 @@ def letter_handlers(
 
 def run_lane(config: Config, lane: str) -> int:
     """One worker process of a lane: its jobs until SIGTERM (serve starts these)."""
-    from gateway.database import engine_for
-    from gateway.intake import utcnow
+    from gateway.engine.database import engine_for
+    from gateway.engine.intake import utcnow
     from store.db import make_sessionmaker
 
     sessions = make_sessionmaker(engine_for(config))
@@ -82,7 +82,7 @@ def run_lane(config: Config, lane: str) -> int:
     }
     if not handlers:
         raise ConfigurationError(f"lane {lane!r} has no jobs a worker process can run")
-    # Counted in the files of the gateway that started this process (gateway.metrics).
+    # Counted in the files of the gateway that started this process (gateway.engine.metrics).
     runner = lanes_for(sessions, Metrics().count_jobs(handlers), config.jobs)[lane]
     runner.run_until_signalled()
     return 0

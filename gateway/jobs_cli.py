@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.config import Config
-from gateway.kinds import LANES, lane_of
-from gateway.views import iso_utc
+from gateway.contract.config import Config
+from gateway.contract.kinds import LANES, lane_of
+from gateway.core.views import iso_utc
 from store import jobs
 from store.db import make_sessionmaker
 from store.models import Job, Letter, OutboxMessage
@@ -43,7 +43,7 @@ def add_parsers(commands: Any) -> None:
 
 
 def jobs_command(config: Config, args: argparse.Namespace) -> int:
-    from gateway.database import engine_for
+    from gateway.engine.database import engine_for
 
     if args.action == "worker":
         from gateway.handlers import run_lane

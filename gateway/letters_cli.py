@@ -12,12 +12,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import tracking
 from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE, moment, print_json
-from gateway.config import Config
-from gateway.database import engine_for
-from gateway.labels import AWAITING_TEXT_LABELS
-from gateway.views import citizen_view, letter_detail, letter_summary
+from gateway.contract import tracking
+from gateway.contract.config import Config
+from gateway.contract.labels import AWAITING_TEXT_LABELS
+from gateway.core.views import citizen_view, letter_detail, letter_summary
+from gateway.engine.database import engine_for
 from store import letters
 from store.db import make_sessionmaker
 
@@ -41,7 +41,7 @@ def add_parsers(commands: Any, *, reading_only: bool = False) -> None:
         "--reveal-pii", metavar="REASON", help="also show the citizen; the read is audited"
     )
     if not reading_only:
-        from gateway.actions import add_parser as add_action_parser
+        from gateway.core.actions import add_parser as add_action_parser
 
         add_action_parser(actions)
 
@@ -125,9 +125,9 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
 
 
 def _act(config: Config, sessions: Any, args: argparse.Namespace) -> int:
-    from gateway.actions import ACTIONS
-    from gateway.dispatch import workflow_for
-    from gateway.workflow import WorkflowError
+    from gateway.core.actions import ACTIONS
+    from gateway.core.workflow import WorkflowError
+    from gateway.engine.dispatch import workflow_for
 
     number = tracking.normalize(args.tracking_number)
     workflow = workflow_for(config, lambda: datetime.now(UTC))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.config import Config
+from gateway.contract.config import Config
 from store.pii import Keyring, keyring_of
 
 
@@ -23,7 +23,7 @@ def pii(config: Config, args: argparse.Namespace) -> int:
     if args.action == "new-key":
         print(Keyring.new_key())
         return 0
-    from gateway.database import engine_for
+    from gateway.engine.database import engine_for
     from store.pii_rotation import rotate
 
     engine = engine_for(config)

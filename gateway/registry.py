@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import Config
-from gateway.contact import ChannelAdapter
-from gateway.intake import Intake
-from gateway.metrics import ModemStatus
-from gateway.outbox import DeliveryReports, Sender
+from gateway.contract.config import Config
+from gateway.contract.contact import ChannelAdapter
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import ModemStatus
+from gateway.engine.outbox import DeliveryReports, Sender
 
 
 @dataclass
@@ -33,7 +33,7 @@ ChannelFactory = Callable[[Wiring], ChannelAdapter]
 
 
 def _smtp(wiring: Wiring) -> ChannelAdapter:
-    from channels.smtp import SmtpChannel
+    from channels.mail.smtp import SmtpChannel
 
     # Mail servers retry on 451, so a database outage is refused rather than spooled.
     return SmtpChannel(wiring.config.channels.smtp, wiring.intake.accept_or_refuse)

@@ -18,25 +18,25 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
-from gateway import notices, webhooks
-from gateway.api import open311
-from gateway.api.app import Services, build_api
-from gateway.config import Config
-from gateway.database import engine_for
-from gateway.dispatch import sweep_forever, workflow_for
+from gateway.contract.config import Config
+from gateway.contract.kinds import ROUTE, lane_of
+from gateway.contract.logs import log_event
+from gateway.engine import notices, webhooks
+from gateway.engine.database import engine_for
+from gateway.engine.dispatch import sweep_forever, workflow_for
+from gateway.engine.health import Health
+from gateway.engine.http import build_app
+from gateway.engine.intake import Intake, utcnow
+from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
+from gateway.engine.notifications import Receipts
+from gateway.engine.outbox import DeliveryReports, Mailer, delivery_handlers
+from gateway.engine.processes import WorkerPool
+from gateway.engine.spool import Spool
+from gateway.engine.workers import lanes_for, purge_forever
+from gateway.frontends.api import open311
+from gateway.frontends.api.app import Services, build_api
 from gateway.handlers import letter_handlers
-from gateway.health import Health
-from gateway.http import build_app
-from gateway.intake import Intake, utcnow
-from gateway.kinds import ROUTE, lane_of
-from gateway.logs import log_event
-from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
-from gateway.notifications import Receipts
-from gateway.outbox import DeliveryReports, Mailer, delivery_handlers
-from gateway.processes import WorkerPool
 from gateway.registry import Wiring, build_channels
-from gateway.spool import Spool
-from gateway.workers import lanes_for, purge_forever
 from store import jobs
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
@@ -119,7 +119,7 @@ class Gateway:
             routes.append(Mount("/api/v1", app=build_api(services)))
             routes.append(Mount("/open311/v2", routes=open311.routes(services, config.zone)))
         if config.console.enabled:
-            from gateway.console.app import Console
+            from gateway.frontends.console.app import Console
 
             console = Console(config, sessions, files, self.workflow, utcnow)
             routes.extend(console.routes())
@@ -254,7 +254,7 @@ class Gateway:
         log_event(log, "gateway.stopped")
 
     def _wake_lane_of(self, kind: str) -> None:
-        """Another process queued jobs of this kind (on the event loop: gateway.notices)."""
+        """Another process queued jobs of this kind (on the event loop: gateway.engine.notices)."""
         runner = self.lanes.get(lane_of(kind))
         if runner is not None:
             runner.wake()

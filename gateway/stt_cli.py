@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config
-from gateway.errors import ConfigurationError
+from gateway.contract.config import Config
+from gateway.contract.errors import ConfigurationError
 
 
 def add_parsers(commands: Any) -> None:
@@ -79,11 +79,11 @@ def _evaluate(config: Config, directory: Path) -> int:
 
 
 def _worker(config: Config) -> int:
-    from gateway.database import engine_for
-    from gateway.intake import utcnow
-    from gateway.kinds import ROUTE, TRANSCRIBE
-    from gateway.metrics import Metrics
-    from gateway.workers import JobRunner
+    from gateway.contract.kinds import ROUTE, TRANSCRIBE
+    from gateway.engine.database import engine_for
+    from gateway.engine.intake import utcnow
+    from gateway.engine.metrics import Metrics
+    from gateway.engine.workers import JobRunner
     from ivr.transcription import TranscribeHandler
     from store.attachments import AttachmentStore
     from store.db import make_sessionmaker
@@ -99,7 +99,7 @@ def _worker(config: Config) -> int:
         after_text=(ROUTE,) if config.routing.enabled else (),
     )
     settings = config.jobs.model_copy(update={"lease_seconds": config.stt.lease_seconds})
-    # Counted in the files of the gateway that started this process (gateway.metrics).
+    # Counted in the files of the gateway that started this process (gateway.engine.metrics).
     handlers = Metrics().count_jobs({TRANSCRIBE: handler})
     runner = JobRunner(JobQueue(sessions), handlers, settings)
     runner.run_until_signalled()

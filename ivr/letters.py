@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.contact import Attachment, Channel, Citizen, IncomingContact
+from gateway.contract.contact import Attachment, Channel, Citizen, IncomingContact
 
 
 def call_letter(

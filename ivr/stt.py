@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import ConfigurationError
+from gateway.contract.errors import ConfigurationError
 from ivr.audio import Audio
 
 CHUNK_SECONDS = 0.25

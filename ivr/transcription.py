@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from gateway.config import SttConfig
-from gateway.errors import ConfigurationError
-from gateway.kinds import TRANSCRIBE
-from gateway.logs import log_event
-from gateway.workers import GiveUp, LetterJob
+from gateway.contract.config import SttConfig
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.kinds import TRANSCRIBE
+from gateway.contract.logs import log_event
+from gateway.engine.workers import GiveUp, LetterJob
 from ivr.audio import AudioError, read_wav
 from ivr.stt import Recogniser, Transcript, is_model
 from store.models import Job

@@ -21,7 +21,7 @@ from store.models import Job
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # PostgreSQL's LISTEN/NOTIFY channel: a commit that queued jobs names their kinds on it, so
-# lanes in other processes and on other nodes look at once (gateway.notices).
+# lanes in other processes and on other nodes look at once (gateway.engine.notices).
 NOTICES = "hotline_jobs"
 _QUEUED_KINDS = "hotline.queued_kinds"  # in Session.info until the commit
 

@@ -46,12 +46,13 @@ def _sequence_upsert(dialect_name: str) -> Executable:
     # a command line such as `hotline letters list` 50-90 ms.
     dialect = importlib.import_module(f"sqlalchemy.dialects.{dialect_name}")
     column, count = _SEQUENCES.c.last, bindparam("count", type_=Integer)
-    return (
+    upsert: Executable = (
         dialect.insert(_SEQUENCES)
         .values(day=bindparam("day"), last=count)
         .on_conflict_do_update(index_elements=["day"], set_={"last": column + count})
         .returning(column)
     )
+    return upsert
 
 
 def tracking_numbers_of(

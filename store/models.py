@@ -106,7 +106,7 @@ class Letter(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_letters_source_external_id"),
         # Duplicate candidates, newest first: the same citizen's letters and the same
-        # district's (gateway/routing.py duplicate_queries).
+        # district's (gateway/core/routing.py duplicate_queries).
         Index("ix_letters_citizen_received", "citizen_id", "received_at"),
         Index("ix_letters_district_received", "district", "received_at"),
         # The bulletin's volume and districts of a period, read from the index alone.
@@ -148,7 +148,7 @@ class Letter(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
-    # The routing core's view of the letter (gateway/workflow.py).
+    # The routing core's view of the letter (gateway/core/workflow.py).
     mode: Mapped[str | None] = mapped_column(String(16))
     reply_type: Mapped[str | None] = mapped_column(String(16))
     district: Mapped[str | None] = mapped_column(String(64))

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from gateway.contact import Attachment, Channel, Citizen, IncomingContact
-from gateway.intake import Intake
-from gateway.metrics import Metrics
-from gateway.spool import Spool
+from gateway.contract.contact import Attachment, Channel, Citizen, IncomingContact
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade

@@ -22,10 +22,12 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway import reports, stats, tracking, webhooks
-from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
-from gateway.logs import configure
-from gateway.workers import JobRunner
+from gateway.contract import tracking
+from gateway.contract.config import JobsConfig, WebhookEndpoint, WebhooksConfig
+from gateway.contract.logs import configure
+from gateway.core import reports, stats
+from gateway.engine import webhooks
+from gateway.engine.workers import JobRunner
 from store.db import make_engine, make_sessionmaker
 from store.jobs import JobQueue
 from store.migrate import upgrade

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.gsm.worker import ModemWorker, ReportDelivery
-from gateway.config import GsmConfig
-from gateway.contact import Accept
-from gateway.errors import TransientError
+from gateway.contract.config import GsmConfig
+from gateway.contract.contact import Accept
+from gateway.contract.errors import TransientError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from channels.sms_pdu import Alphabet, PduError, Sms, decode_payload, parse_pdu
-from gateway.contact import Channel, Citizen, IncomingContact
+from channels.gsm.pdu import Alphabet, PduError, Sms, decode_payload, parse_pdu
+from gateway.contract.contact import Channel, Citizen, IncomingContact
 
 # +CMGL: <index>,<stat>,[<alpha>],<length> (TS 27.005 §3.4.2, PDU mode)
 _LISTED = re.compile(r"^\+CMGL:\s*(\d+)\s*,\s*(\d+)")

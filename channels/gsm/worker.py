@@ -29,10 +29,10 @@ from gsmmodem.pdu import encodeSmsSubmitPdu
 from serial import SerialException
 
 from channels.gsm.assembly import Stored, parse_listing, sort_out
-from gateway.config import GsmConfig, ModemConfig
-from gateway.contact import Accept
-from gateway.errors import TransientError
-from gateway.logs import log_event
+from gateway.contract.config import GsmConfig, ModemConfig
+from gateway.contract.contact import Accept
+from gateway.contract.errors import TransientError
+from gateway.contract.logs import log_event
 from store.attachments import write_durably
 
 log = logging.getLogger(__name__)

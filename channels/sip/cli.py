@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Config
+from gateway.contract.config import Config
 
 
 def add_parsers(commands: Any) -> None:

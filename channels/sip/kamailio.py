@@ -28,10 +28,10 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from gateway.config import SipConfig
-from gateway.errors import ConfigurationError
-from gateway.logs import log_event
-from gateway.processes import die_with_parent
+from gateway.contract.config import SipConfig
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.logs import log_event
+from gateway.engine.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from channels.sip.kamailio import Kamailio
-from gateway.config import Config
-from gateway.logs import log_event
-from gateway.processes import WorkerPool
+from gateway.contract.config import Config
+from gateway.contract.logs import log_event
+from gateway.engine.processes import WorkerPool
 
 log = logging.getLogger(__name__)
 

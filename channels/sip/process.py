@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from channels.sip.worker import SipWorker
-from gateway.config import Config, load_config
-from gateway.database import engine_for
-from gateway.errors import ConfigurationError
-from gateway.intake import Intake, utcnow
-from gateway.kinds import ROUTE
-from gateway.logs import configure
-from gateway.metrics import Metrics
-from gateway.spool import Spool
+from gateway.contract.config import Config, load_config
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.kinds import ROUTE
+from gateway.contract.logs import configure
+from gateway.engine.database import engine_for
+from gateway.engine.intake import Intake, utcnow
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_sessionmaker
 from store.missed_calls import MissedCalls
@@ -33,7 +33,7 @@ def run_worker(config: Config, index: int) -> int:
     engine = engine_for(config)
     sessions = make_sessionmaker(engine)
     # Started by `hotline serve`, this process counts in files the gateway reads at each
-    # scrape (gateway.metrics); started by hand, in memory, seen by nobody.
+    # scrape (gateway.engine.metrics); started by hand, in memory, seen by nobody.
     metrics = Metrics()
     intake = Intake(
         sessions,

@@ -27,12 +27,12 @@ from channels.sip.line import Line, LineEvent, answer
 from channels.sip.pjthread import PjThread
 from channels.sip.pool import worker_addresses
 from channels.sip.session import CallFacts, CallSession
-from gateway.addresses import in_networks
-from gateway.config import Config
-from gateway.contact import Accept, Attachment
-from gateway.kinds import TRANSCRIBE
-from gateway.limits import RateLimiter
-from gateway.logs import log_event
+from gateway.contract.addresses import in_networks
+from gateway.contract.config import Config
+from gateway.contract.contact import Accept, Attachment
+from gateway.contract.kinds import TRANSCRIBE
+from gateway.contract.limits import RateLimiter
+from gateway.contract.logs import log_event
 from ivr import flow
 from ivr.letters import call_letter
 from ivr.prompts import prompt_path

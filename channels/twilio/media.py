@@ -17,9 +17,9 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
-from gateway.config import TwilioConfig
-from gateway.kinds import TRANSCRIBE
-from gateway.workers import GiveUp, LetterJob
+from gateway.contract.config import TwilioConfig
+from gateway.contract.kinds import TRANSCRIBE
+from gateway.engine.workers import GiveUp, LetterJob
 from store import jobs
 from store.models import Attachment, Job, Letter
 

@@ -11,9 +11,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from gateway.config import TwilioConfig
-from gateway.redaction import mask
-from gateway.workers import GiveUp
+from gateway.contract.config import TwilioConfig
+from gateway.contract.redaction import mask
+from gateway.engine.workers import GiveUp
 
 TWILIO_API = "https://api.twilio.com"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from gateway.errors import PayloadError
+from gateway.contract.errors import PayloadError
 
 # Parameter → the resource prefixes its SID may have. Every webhook names the account.
 KINDS: Mapping[str, tuple[str, ...]] = {

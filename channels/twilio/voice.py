@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
-from gateway.config import TwilioConfig
+from gateway.contract.config import TwilioConfig
 from ivr.flow import Action, CallState, Gather, Hangup, Play, Record, Transfer
 from ivr.menu import IvrConfig
 

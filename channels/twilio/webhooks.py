@@ -25,11 +25,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 from channels.twilio.media import MEDIA_JOB, media_of
 from channels.twilio.sids import check_sids
 from channels.twilio.voice import twiml
-from gateway.config import Config
-from gateway.contact import Accept, Channel, Citizen, IncomingContact
-from gateway.errors import PayloadError
-from gateway.logs import log_event
-from gateway.outbox import record_delivery
+from gateway.contract.config import Config
+from gateway.contract.contact import Accept, Channel, Citizen, IncomingContact
+from gateway.contract.errors import PayloadError
+from gateway.contract.logs import log_event
+from gateway.engine.outbox import record_delivery
 from ivr import flow
 from ivr.letters import call_letter
 from store.letters import find_by_external_id

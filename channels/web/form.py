@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gateway.config import CATEGORIES, WebConfig
-from gateway.contact import Attachment, Channel, Citizen, IncomingContact
+from gateway.contract.config import CATEGORIES, WebConfig
+from gateway.contract.contact import Attachment, Channel, Citizen, IncomingContact
 
 FIELDS = ("category", "subject", "text", "district", "address", "name", "phone", "email")
 _MOBILE = re.compile(r"^(?:\+?86)?1[3-9]\d{9}$")

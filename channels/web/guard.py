@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from gateway.addresses import in_networks
+from gateway.contract.addresses import in_networks
 
 NONCE_BYTES = 16
 

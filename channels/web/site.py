@@ -37,13 +37,13 @@ from channels.web.views import (
     published_letter,
     published_page,
 )
-from gateway.config import CATEGORIES, Config
-from gateway.contact import Accept, Attachment
-from gateway.errors import StoreUnavailable
-from gateway.keys import load_secret
-from gateway.labels import CATEGORY_LABELS
-from gateway.limits import RateLimiter
-from gateway.logs import log_event
+from gateway.contract.config import CATEGORIES, Config
+from gateway.contract.contact import Accept, Attachment
+from gateway.contract.errors import StoreUnavailable
+from gateway.contract.labels import CATEGORY_LABELS
+from gateway.contract.limits import RateLimiter
+from gateway.contract.logs import log_event
+from gateway.engine.keys import load_secret
 from store.letters import find_by_external_id
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import warnings
 
 from PIL import Image
 
-from gateway.contact import Attachment
+from gateway.contract.contact import Attachment
 
 _IMAGE_FORMATS = {
     "JPEG": "image/jpeg",

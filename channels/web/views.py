@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from gateway import tracking
-from gateway.labels import CATEGORY_LABELS, CHANNEL_LABELS, STATUS_LABELS
-from gateway.redaction import scrub
+from gateway.contract import tracking
+from gateway.contract.labels import CATEGORY_LABELS, CHANNEL_LABELS, STATUS_LABELS
+from gateway.contract.redaction import scrub
 from store.models import Assignment, Department, Event, Letter, Reply
 
 # The steps of a letter a citizen is told about; supervision and internal notes are not.

@@ -14,11 +14,11 @@ from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from gateway.api import auth, open311
-from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig
-from gateway.contact import IncomingContact
-from gateway.workflow import DEPARTMENT, OPERATOR, Actor, Workflow
+from gateway.contract.config import ApiConfig
+from gateway.contract.contact import IncomingContact
+from gateway.core.workflow import DEPARTMENT, OPERATOR, Actor, Workflow
+from gateway.frontends.api import auth, open311
+from gateway.frontends.api.app import Services, build_api
 from store.models import Attachment, Letter
 from tests.conftest import Parts, make_contact
 from tests.gateway.test_workflow import MONDAY

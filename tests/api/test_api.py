@@ -15,12 +15,12 @@ from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from gateway.api import auth, open311
-from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig, DeadlinesConfig
-from gateway.contact import Channel, Citizen
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import OPERATOR, Actor, Workflow
+from gateway.contract.config import ApiConfig, DeadlinesConfig
+from gateway.contract.contact import Channel, Citizen
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import OPERATOR, Actor, Workflow
+from gateway.frontends.api import auth, open311
+from gateway.frontends.api.app import Services, build_api
 from store.db import make_sessionmaker
 from store.models import Event, Letter
 from tests.conftest import SHANGHAI, Parts, build_intake, make_contact

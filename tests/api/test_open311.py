@@ -12,11 +12,11 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from gateway.api import auth, open311
-from gateway.api.app import Services
-from gateway.config import ApiConfig, DeadlinesConfig
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import ApiConfig, DeadlinesConfig
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.frontends.api import auth, open311
+from gateway.frontends.api.app import Services
 from store.db import make_sessionmaker
 from tests.conftest import SHANGHAI, Parts
 from tests.gateway.test_workflow import ROUTING

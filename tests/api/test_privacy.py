@@ -18,10 +18,10 @@ from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from gateway.api import auth, open311
-from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig
-from gateway.workflow import DEPARTMENT, Actor
+from gateway.contract.config import ApiConfig
+from gateway.core.workflow import DEPARTMENT, Actor
+from gateway.frontends.api import auth, open311
+from gateway.frontends.api.app import Services, build_api
 from store.db import make_sessionmaker
 from store.models import Attachment, Event, Letter
 from tests.support.canaries import (

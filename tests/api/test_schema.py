@@ -12,11 +12,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import select
 
-from gateway.api import auth
-from gateway.api.app import Services, build_api
-from gateway.config import ApiConfig, DeadlinesConfig
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import ApiConfig, DeadlinesConfig
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.frontends.api import auth
+from gateway.frontends.api.app import Services, build_api
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter

@@ -16,14 +16,14 @@ from prometheus_client import generate_latest
 from sqlalchemy import Engine, select
 
 from channels.gsm import GsmChannel
-from channels.sms_pdu import parse_pdu
-from gateway.config import GsmConfig, JobsConfig, ModemConfig
-from gateway.contact import Accepted, IncomingContact
-from gateway.http import build_app
-from gateway.metrics import Metrics
-from gateway.notifications import Receipts
-from gateway.outbox import DeliveryReports, delivery_handlers
-from gateway.workers import JobRunner
+from channels.gsm.pdu import parse_pdu
+from gateway.contract.config import GsmConfig, JobsConfig, ModemConfig
+from gateway.contract.contact import Accepted, IncomingContact
+from gateway.engine.http import build_app
+from gateway.engine.metrics import Metrics
+from gateway.engine.notifications import Receipts
+from gateway.engine.outbox import DeliveryReports, delivery_handlers
+from gateway.engine.workers import JobRunner
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.modem.pdu import deliver_pdus
 from store.db import make_sessionmaker

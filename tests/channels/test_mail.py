@@ -13,9 +13,9 @@ from types import ModuleType
 import pytest
 
 from channels.charsets import decode_header_value, decode_text
-from channels.mail import parse_email
-from gateway.contact import Channel, IncomingContact
-from gateway.errors import PayloadError
+from channels.mail.message import parse_email
+from gateway.contract.contact import Channel, IncomingContact
+from gateway.contract.errors import PayloadError
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "smtp"
 RECEIVED = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

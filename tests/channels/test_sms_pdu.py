@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from channels.sms_pdu import Alphabet, Concat, PduError, parse_pdu
+from channels.gsm.pdu import Alphabet, Concat, PduError, parse_pdu
 from simulators.modem.pdu import deliver_pdus
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "gammu-at-sms"

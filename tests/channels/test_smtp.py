@@ -20,8 +20,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from PIL import Image, ImageFile
 from sqlalchemy import Engine, select
 
-from channels.smtp import SmtpChannel
-from gateway.config import (
+from channels.mail.smtp import SmtpChannel
+from gateway.contract.config import (
     FaxConfig,
     JobsConfig,
     OcrConfig,
@@ -29,10 +29,10 @@ from gateway.config import (
     PageLimits,
     SmtpConfig,
 )
-from gateway.notifications import Receipts
-from gateway.ocr import OcrHandler
-from gateway.outbox import DeliveryHandler, Mailer
-from gateway.workers import JobRunner
+from gateway.engine.notifications import Receipts
+from gateway.engine.ocr import OcrHandler
+from gateway.engine.outbox import DeliveryHandler, Mailer
+from gateway.engine.workers import JobRunner
 from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Attachment, Citizen, Event, Job, Letter
@@ -604,7 +604,7 @@ async def test_every_captured_style_mail_is_stored_as_the_parser_reads_it(
 ) -> None:
     from datetime import UTC, datetime
 
-    from channels.mail import parse_email
+    from channels.mail.message import parse_email
 
     raw = payload.read_bytes()
     expected = parse_email(raw, source="smtp", received_at=datetime.now(UTC))

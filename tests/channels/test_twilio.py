@@ -27,9 +27,10 @@ from twilio.request_validator import RequestValidator
 from channels.twilio.media import MEDIA_JOB, MediaHandler, on_api_host
 from channels.twilio.rest import TwilioSms
 from channels.twilio.webhooks import TwilioWebhooks
-from gateway.config import Config, JobsConfig, TwilioConfig
-from gateway.outbox import delivery_handlers, queue_message
-from gateway.workers import GiveUp, Handler, JobRunner
+from gateway.contract.config import Config, JobsConfig, TwilioConfig
+from gateway.core.messages import queue_message
+from gateway.engine.outbox import delivery_handlers
+from gateway.engine.workers import GiveUp, Handler, JobRunner
 from ivr.letters import call_letter
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import DialOutcome, HangUp, Press, Silence, Speak, TwilioApi, TwilioCaller

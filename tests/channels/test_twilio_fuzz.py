@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from starlette.applications import Starlette
 
 from channels.twilio.webhooks import TwilioWebhooks
-from gateway.config import Config, TwilioConfig
+from gateway.contract.config import Config, TwilioConfig
 from ivr.flow import CallState
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import TwilioApi, TwilioCaller

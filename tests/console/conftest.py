@@ -14,11 +14,11 @@ from argon2 import PasswordHasher
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 
-from gateway.config import Config, DeadlinesConfig
-from gateway.console.app import Console
-from gateway.contact import IncomingContact
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import OPERATOR, Actor, Workflow
+from gateway.contract.config import Config, DeadlinesConfig
+from gateway.contract.contact import IncomingContact
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import OPERATOR, Actor, Workflow
+from gateway.frontends.console.app import Console
 from store.db import make_sessionmaker
 from store.models import ConsoleUser, Department, Letter
 from tests.conftest import SHANGHAI, Parts, make_contact

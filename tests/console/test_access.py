@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from gateway.workflow import OPERATOR, Actor
+from gateway.core.workflow import OPERATOR, Actor
 from store.db import make_sessionmaker
 from store.models import Attachment, Letter
 from tests.console.conftest import Desk

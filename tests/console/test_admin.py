@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from gateway import cli
-from gateway.api import auth
-from gateway.config import ApiConfig, load_config
-from gateway.console import cli as console_cli
+from gateway.contract.config import ApiConfig, load_config
+from gateway.frontends.api import auth
+from gateway.frontends.console import cli as console_cli
 from store.db import make_sessionmaker
 from store.letters import record_event
 from store.models import ApiToken, ConsoleUser, Department, Event, Letter

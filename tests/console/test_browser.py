@@ -10,10 +10,10 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
-from gateway.config import DeadlinesConfig
-from gateway.console import accounts
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import DeadlinesConfig
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.frontends.console import accounts
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.conftest import PII, SHANGHAI

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from channels.web.views import published_count, published_page
-from gateway.console import accounts
-from gateway.contact import Citizen
+from gateway.contract.contact import Citizen
+from gateway.frontends.console import accounts
 from store.db import make_sessionmaker
 from store.missed_calls import record_missed
 from store.models import ConsoleUser, Event, Letter

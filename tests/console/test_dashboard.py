@@ -12,9 +12,9 @@ from urllib.parse import unquote
 
 import openpyxl
 
-from gateway.contact import Channel, Citizen
-from gateway.kinds import DELIVER, OCR, ROUTE
-from gateway.redaction import ID_NUMBER, MOBILE
+from gateway.contract.contact import Channel, Citizen
+from gateway.contract.kinds import DELIVER, OCR, ROUTE
+from gateway.contract.redaction import ID_NUMBER, MOBILE
 from store.db import make_sessionmaker
 from store.jobs import enqueue
 from tests.console.conftest import Desk

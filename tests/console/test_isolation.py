@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.console.app import PAGES
+from gateway.frontends.console.app import PAGES
 from tests.console.conftest import Desk
 from tests.support.canaries import COMPLAINANT, REPORTER, Canary
 

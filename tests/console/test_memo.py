@@ -3,7 +3,7 @@ oldest goes first when it is full."""
 
 from __future__ import annotations
 
-from gateway.console.memo import Memo
+from gateway.frontends.console.memo import Memo
 
 
 def test_a_value_is_reused_while_fresh_and_made_again_when_stale() -> None:

@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # Modules reading letters must not load (issue 16: `letters list --json` starts in < 0.3 s).
 HEAVY = {
     "jieba": "the routing core's word segmentation",
-    "gateway.workflow": "the routing core",
-    "gateway.actions": "letters act",
+    "gateway.core.workflow": "the routing core",
+    "gateway.core.actions": "letters act",
     "holidays": "the working-day calendar",
     "fastapi": "the HTTP side",
     "starlette": "the HTTP side",
-    "gateway.console": "the console",
+    "gateway.frontends.console": "the console",
     "gateway.jobs_cli": "another command",
     "ivr.stt": "speech-to-text",
     "channels": "the channels (the SIP command's module)",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_config
-from gateway.errors import ConfigurationError
+from gateway.contract.config import load_config
+from gateway.contract.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
 

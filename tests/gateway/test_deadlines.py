@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.deadlines import TenDays, WorkCalendar, parse_period
+from gateway.core.deadlines import TenDays, WorkCalendar, parse_period
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALENDAR = WorkCalendar(SHANGHAI)
@@ -28,7 +28,7 @@ def utc(text: str) -> datetime:
 
 
 def warnings_from(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "gateway.deadlines"]
+    return [r.getMessage() for r in caplog.records if r.name == "gateway.core.deadlines"]
 
 
 # Checked against chinese-calendar 1.11: 2025 National Day and Mid-Autumn are off 10-01..10-08

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from gateway.contact import Channel, Citizen
-from gateway.kinds import ROUTE, TRANSCRIBE
+from gateway.contract.contact import Channel, Citizen
+from gateway.contract.kinds import ROUTE, TRANSCRIBE
 from store.models import Letter
 from tests.conftest import Parts, make_contact
 from tests.support.routing import CALLER, Routed, Switchboard

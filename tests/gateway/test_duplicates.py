@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from gateway.routing import CANDIDATES, Rules, duplicate_queries
+from gateway.core.routing import CANDIDATES, Rules, duplicate_queries
 from store.db import make_engine, make_sessionmaker
 from store.models import Citizen, Letter
 from tests.gateway.test_workflow import ROUTING

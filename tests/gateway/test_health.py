@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.health import Health
+from gateway.engine.health import Health
 
 
 async def test_a_task_that_fails_is_reported_down_then_started_again(

@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.engine import make_url
 
-from gateway import tracking
-from gateway.contact import Attachment as File
-from gateway.contact import IncomingContact
-from gateway.intake import Intake
-from gateway.kinds import DELIVER_SMS, ROUTE
-from gateway.metrics import Metrics
-from gateway.notifications import Receipts
-from gateway.spool import Spool
+from gateway.contract import tracking
+from gateway.contract.contact import Attachment as File
+from gateway.contract.contact import IncomingContact
+from gateway.contract.kinds import DELIVER_SMS, ROUTE
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.notifications import Receipts
+from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Attachment, Citizen, Event, Job, Letter, OutboxMessage

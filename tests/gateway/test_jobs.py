@@ -12,12 +12,13 @@ import httpx
 from prometheus_client import generate_latest
 from sqlalchemy import Engine, select
 
-from gateway.config import JobsConfig
-from gateway.http import build_app
-from gateway.kinds import DELIVER, OCR, ROUTE
-from gateway.metrics import Metrics
-from gateway.outbox import DeliveryHandler, queue_message
-from gateway.workers import GiveUp, JobRunner
+from gateway.contract.config import JobsConfig
+from gateway.contract.kinds import DELIVER, OCR, ROUTE
+from gateway.core.messages import queue_message
+from gateway.engine.http import build_app
+from gateway.engine.metrics import Metrics
+from gateway.engine.outbox import DeliveryHandler
+from gateway.engine.workers import GiveUp, JobRunner
 from store import jobs
 from store.db import make_read_sessionmaker, make_sessionmaker
 from store.jobs import JobQueue, enqueue

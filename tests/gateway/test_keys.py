@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.config import PiiConfig, load_config
-from gateway.errors import ConfigurationError
-from gateway.keys import load_secret, pii_keyring
+from gateway.contract.config import PiiConfig, load_config
+from gateway.contract.errors import ConfigurationError
+from gateway.engine.keys import load_secret, pii_keyring
 from store.pii import ENV, Keyring
 from tests.conftest import Parts, make_contact
 

@@ -14,14 +14,15 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import JobsConfig, LaneConfig, LanesConfig
-from gateway.errors import ConfigurationError
-from gateway.intake import utcnow
-from gateway.kinds import DELIVER, LANES, OCR, ROUTE, WEBHOOK
-from gateway.labels import LANE_LABELS
-from gateway.metrics import Metrics
-from gateway.outbox import delivery_handlers, queue_message
-from gateway.workers import GiveUp, Handler, JobRunner, lanes_for
+from gateway.contract.config import JobsConfig, LaneConfig, LanesConfig
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.kinds import DELIVER, LANES, OCR, ROUTE, WEBHOOK
+from gateway.contract.labels import LANE_LABELS
+from gateway.core.messages import queue_message
+from gateway.engine.intake import utcnow
+from gateway.engine.metrics import Metrics
+from gateway.engine.outbox import delivery_handlers
+from gateway.engine.workers import GiveUp, Handler, JobRunner, lanes_for
 from store.db import make_sessionmaker
 from store.jobs import JobQueue, enqueue
 from store.models import Job, Letter

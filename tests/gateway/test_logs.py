@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.logs import configure, log_event
-from gateway.redaction import mask
+from gateway.contract.logs import configure, log_event
+from gateway.contract.redaction import mask
 
 log = logging.getLogger("hotline.test")
 _QUIET = ("alembic", "mail.log", "sqlalchemy")

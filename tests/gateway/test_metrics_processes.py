@@ -13,10 +13,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from gateway.config import JobsConfig
-from gateway.kinds import OCR, ROUTE
-from gateway.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
-from gateway.workers import GiveUp, Handler, JobRunner
+from gateway.contract.config import JobsConfig
+from gateway.contract.kinds import OCR, ROUTE
+from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
+from gateway.engine.workers import GiveUp, Handler, JobRunner
 from store.db import make_sessionmaker
 from store.jobs import JobQueue, enqueue
 from store.models import Job
@@ -26,7 +26,7 @@ from tests.support.processes import ROOT
 def worker(folder: Path, phone_letters: int, spool_depth: int = 0) -> None:
     """A worker process that stores ``phone_letters`` letters, then ends."""
     script = (
-        "from gateway.metrics import Metrics\n"
+        "from gateway.engine.metrics import Metrics\n"
         "m = Metrics()\n"
         f"for _ in range({phone_letters}): m.letters_received.labels('phone').inc()\n"
         "m.duplicates.labels('phone').inc()\n"

@@ -30,7 +30,7 @@ from aiosmtpd.handlers import Mailbox
 from aiosmtpd.smtp import Envelope
 from sqlalchemy import Engine, select
 
-from gateway.kinds import DELIVER, ROUTE
+from gateway.contract.kinds import DELIVER, ROUTE
 from store.models import Event, Job, Letter, OutboxMessage
 from tests.support.processes import Child, free_port, gateway
 
@@ -40,7 +40,7 @@ KILL_AFTER = 50  # node A dies once it has acknowledged this many contacts
 LEASE = 5.0  # short, for a test; above any job here even on a loaded machine
 TOKEN = "partner-token-for-two-nodes"
 RECIPIENT_CHECK_SECONDS = 0.1
-# Routing's outcomes (gateway/workflow.py `process`); this config has no departments, so
+# Routing's outcomes (gateway/core/workflow.py `process`); this config has no departments, so
 # a letter is left in triage, or rejected, or linked as a duplicate: one event each.
 OUTCOMES = ("triage", "rejected", "duplicate", "assigned")
 
@@ -92,7 +92,7 @@ class Node:
 
     @property
     def worker(self) -> str:
-        """The name its job lanes claim under (gateway.workers.JobRunner)."""
+        """The name its job lanes claim under (gateway.engine.workers.JobRunner)."""
         assert self.child is not None
         return f"{socket.gethostname()}:{self.child.pid}"
 

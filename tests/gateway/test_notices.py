@@ -14,13 +14,13 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, make_url, text
 
-from gateway import notices
-from gateway.config import JobsConfig
-from gateway.intake import Intake
-from gateway.kinds import ROUTE
-from gateway.metrics import Metrics
-from gateway.spool import Spool
-from gateway.workers import Handler, JobRunner
+from gateway.contract.config import JobsConfig
+from gateway.contract.kinds import ROUTE
+from gateway.engine import notices
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
+from gateway.engine.workers import Handler, JobRunner
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.jobs import NOTICES, JobQueue, enqueue

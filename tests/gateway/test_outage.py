@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from gateway.errors import StoreUnavailable
+from gateway.contract.errors import StoreUnavailable
 from store.models import Letter
 from tests.conftest import Parts, build_intake, make_contact
 from tests.support.tcp_proxy import TcpProxy

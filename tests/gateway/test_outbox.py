@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from gateway.config import OutgoingMailConfig
-from gateway.outbox import Mailer
-from gateway.workers import GiveUp
+from gateway.contract.config import OutgoingMailConfig
+from gateway.engine.outbox import Mailer
+from gateway.engine.workers import GiveUp
 from tests.support.processes import free_port
 
 

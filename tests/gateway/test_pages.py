@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
-from gateway.config import PageLimits
-from gateway.pages import Declared, Unmeasurable, measure, over_limits
-from gateway.quarantine import keep, quarantine_name
+from gateway.contract.config import PageLimits
+from gateway.engine.pages import Declared, Unmeasurable, measure, over_limits
+from gateway.engine.quarantine import keep, quarantine_name
 from tests.conftest import require_tool
 from tests.support.faxes import bomb_pdf, bomb_tiff
 

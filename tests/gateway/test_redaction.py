@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gateway.redaction import MASK, mask_email, mask_id_number, mask_phone, scrub
+from gateway.contract.redaction import MASK, mask_email, mask_id_number, mask_phone, scrub
 
 
 def test_numbers_addresses_and_known_details_are_masked() -> None:

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from gateway.config import Config, OcrConfig, RoutingConfig, SttConfig
-from gateway.dispatch import workflow_for
+from gateway.contract.config import Config, OcrConfig, RoutingConfig, SttConfig
+from gateway.contract.kinds import ROUTE
+from gateway.engine.dispatch import workflow_for
+from gateway.engine.intake import utcnow
+from gateway.engine.metrics import Metrics
+from gateway.engine.ocr import OcrHandler
+from gateway.engine.spool import Spool
 from gateway.handlers import awaited_texts, letter_handlers
-from gateway.intake import utcnow
-from gateway.kinds import ROUTE
-from gateway.metrics import Metrics
-from gateway.ocr import OcrHandler
-from gateway.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter

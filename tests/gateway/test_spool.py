@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.spool import decode_contact, encode_contact
+from gateway.engine.spool import decode_contact, encode_contact
 from tests.conftest import make_contact
 
 

@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from gateway import reports, stats
+from gateway.core import reports, stats
 from store.db import make_sessionmaker
 from store.models import Assignment, Department, Event, Letter
 

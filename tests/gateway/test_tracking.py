@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from gateway import tracking
+from gateway.contract import tracking
 
 SAMPLES = [tracking.tracking_number(date(2026, 11, 26), n) for n in (1, 42, 909, 123456, 999999)]
 

@@ -18,11 +18,11 @@ from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks import Webhook
 
-from gateway import webhooks
-from gateway.config import JobsConfig, WebhookEndpoint, WebhooksConfig
-from gateway.contact import Citizen
-from gateway.errors import ConfigurationError
-from gateway.workers import JobRunner
+from gateway.contract.config import JobsConfig, WebhookEndpoint, WebhooksConfig
+from gateway.contract.contact import Citizen
+from gateway.contract.errors import ConfigurationError
+from gateway.engine import webhooks
+from gateway.engine.workers import JobRunner
 from store.db import make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Event, Job, Letter, OutboxMessage, WebhookCursor

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import DeadlinesConfig, DepartmentConfig, RouteRule, RoutingConfig
-from gateway.contact import Citizen
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import (
+from gateway.contract.config import DeadlinesConfig, DepartmentConfig, RouteRule, RoutingConfig
+from gateway.contract.contact import Citizen
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import (
     DEPARTMENT,
     LEADER,
     OPERATOR,

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from gateway.config import JobsConfig, SttConfig
-from gateway.contact import Attachment
-from gateway.errors import ConfigurationError
-from gateway.kinds import ROUTE, TRANSCRIBE
-from gateway.workers import JobRunner
+from gateway.contract.config import JobsConfig, SttConfig
+from gateway.contract.contact import Attachment
+from gateway.contract.errors import ConfigurationError
+from gateway.contract.kinds import ROUTE, TRANSCRIBE
+from gateway.engine.workers import JobRunner
 from ivr.audio import read_wav
 from ivr.stt import Recogniser, character_error_rate, join_words
 from ivr.transcription import TranscribeHandler

@@ -28,7 +28,7 @@ from gsmmodem.exceptions import (
 from gsmmodem.modem import GsmModem, ReceivedSms, SentSms
 from gsmmodem.pdu import decodeSmsPdu
 
-from channels.sms_pdu import parse_pdu
+from channels.gsm.pdu import parse_pdu
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.modem.at import AtModem
 from simulators.modem.control import dispatch

@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from gateway import webhooks
-from gateway.outbox import DeliveryHandler, queue_message
+from gateway.core.messages import queue_message
+from gateway.engine import webhooks
+from gateway.engine.outbox import DeliveryHandler
 from store.db import make_sessionmaker
 from store.models import Letter, OutboxMessage
 from tests.conftest import PII, Parts, make_contact

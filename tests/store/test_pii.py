@@ -15,9 +15,9 @@ from sqlalchemy import Engine, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
-from gateway.config import RoutingConfig
-from gateway.contact import Citizen as Sender
-from gateway.routing import Rules
+from gateway.contract.config import RoutingConfig
+from gateway.contract.contact import Citizen as Sender
+from gateway.core.routing import Rules
 from store.db import make_engine, make_sessionmaker
 from store.migrate import alembic_config, upgrade
 from store.models import Citizen, Letter

@@ -21,19 +21,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.config import DeadlinesConfig, JobsConfig
-from gateway.contact import Attachment, Channel, Citizen, IncomingContact
-from gateway.deadlines import WorkCalendar
-from gateway.dispatch import RouteHandler
-from gateway.errors import TransientError
-from gateway.intake import Intake
-from gateway.kinds import ROUTE
-from gateway.metrics import Metrics
-from gateway.notifications import Receipts
-from gateway.outbox import delivery_handlers
-from gateway.spool import Spool
-from gateway.workers import JobRunner
-from gateway.workflow import Workflow
+from gateway.contract.config import DeadlinesConfig, JobsConfig
+from gateway.contract.contact import Attachment, Channel, Citizen, IncomingContact
+from gateway.contract.errors import TransientError
+from gateway.contract.kinds import ROUTE
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.engine.dispatch import RouteHandler
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.notifications import Receipts
+from gateway.engine.outbox import delivery_handlers
+from gateway.engine.spool import Spool
+from gateway.engine.workers import JobRunner
 from store.attachments import AttachmentStore
 from store.jobs import JobQueue
 from store.letters import record_event

@@ -4,7 +4,7 @@ ordinary complaint to compare: the API and console tests of who gets which file.
 
 from __future__ import annotations
 
-from gateway.contact import Attachment, Channel, IncomingContact
+from gateway.contract.contact import Attachment, Channel, IncomingContact
 from tests.conftest import make_contact
 from tests.support.canaries import REPORTER, voice
 

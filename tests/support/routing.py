@@ -11,15 +11,15 @@ from email.message import Message
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from channels.fax import as_fax
-from gateway.config import DeadlinesConfig, FaxConfig, JobsConfig, OcrConfig, SttConfig
-from gateway.contact import Attachment, Channel, IncomingContact
-from gateway.deadlines import WorkCalendar
-from gateway.dispatch import RouteHandler
-from gateway.kinds import ROUTE, TRANSCRIBE
-from gateway.ocr import OcrHandler
-from gateway.workers import Handler, JobRunner
-from gateway.workflow import Workflow
+from channels.mail.fax import as_fax
+from gateway.contract.config import DeadlinesConfig, FaxConfig, JobsConfig, OcrConfig, SttConfig
+from gateway.contract.contact import Attachment, Channel, IncomingContact
+from gateway.contract.kinds import ROUTE, TRANSCRIBE
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
+from gateway.engine.dispatch import RouteHandler
+from gateway.engine.ocr import OcrHandler
+from gateway.engine.workers import Handler, JobRunner
 from ivr.letters import call_letter
 from ivr.stt import Transcript, Word
 from ivr.transcription import TranscribeHandler

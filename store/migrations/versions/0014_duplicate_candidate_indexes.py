@@ -1,7 +1,7 @@
 """letters: indexes that hand routing its duplicate candidates, newest first
 
 A new letter is compared with the newest letters in hand from the same citizen and about
-the same district (gateway/routing.py duplicate_queries), each kind read from its index, so
+the same district (gateway/core/routing.py duplicate_queries), each kind read from its index, so
 routing a letter does not read more as the table grows (benchmarks/routing.py).
 
 Revision ID: 0014

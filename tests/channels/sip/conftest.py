@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from gateway.config import load_config
+from gateway.contract.config import load_config
 from ivr.menu import Prompts
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from channels.sip.kamailio import Kamailio, render
-from gateway.config import KamailioConfig, SipConfig
-from gateway.errors import ConfigurationError
+from gateway.contract.config import KamailioConfig, SipConfig
+from gateway.contract.errors import ConfigurationError
 from tests.conftest import require_tool
 
 SCENARIOS = Path(__file__).parent / "scenarios"

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from channels.sip.kamailio import admitted_fronts, render
-from gateway.config import KamailioConfig, SipConfig
-from gateway.errors import ConfigurationError
+from gateway.contract.config import KamailioConfig, SipConfig
+from gateway.contract.errors import ConfigurationError
 from store.models import Letter, MissedCall
 from tests.channels.sip.conftest import short_prompts
 from tests.channels.sip.test_serve import worker_pids

@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from gateway.config import load_config
+from gateway.contract.config import load_config
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.channels.sip.conftest import short_prompts

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from channels.sip.kamailio import Kamailio
-from gateway.config import SipConfig, load_config
+from gateway.contract.config import SipConfig, load_config
 from store.db import make_engine
 from store.migrate import upgrade
 from tests.channels.sip.conftest import Worker as PjsuaWorker
@@ -47,6 +47,8 @@ def stand_in_slots(sip: SipConfig) -> SipConfig:
     """Kamailio's maxload for a SIPp stand-in, past the 4 calls a pjsua2 worker holds
     (which the config's own validation keeps real workers to)."""
     return sip.model_copy(update={"calls_per_worker": STAND_IN_SLOTS})
+
+
 # How long a message that should be dropped is given to be answered after all.
 DROP_WAIT = 0.5  # Kamailio and PJSIP answer on loopback within milliseconds
 FINAL = re.compile(rb"^SIP/2\.0 ([2-6]\d\d) ", re.M)

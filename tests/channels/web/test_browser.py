@@ -9,9 +9,9 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 
-from gateway.config import DeadlinesConfig
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import DeadlinesConfig
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.conftest import PII, SHANGHAI

@@ -6,7 +6,7 @@ import pytest
 from starlette.requests import Request
 
 from channels.web.guard import FormTokens, TokenError, client_ip
-from gateway.limits import RateLimiter
+from gateway.contract.limits import RateLimiter
 
 
 class Clock:

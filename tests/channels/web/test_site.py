@@ -19,9 +19,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from channels.web.site import Site
-from gateway.config import Config, DeadlinesConfig, WebConfig
-from gateway.deadlines import WorkCalendar
-from gateway.workflow import Workflow
+from gateway.contract.config import Config, DeadlinesConfig, WebConfig
+from gateway.core.deadlines import WorkCalendar
+from gateway.core.workflow import Workflow
 from store.db import make_read_sessionmaker, make_sessionmaker
 from store.models import Letter
 from tests.conftest import SHANGHAI, Parts, build_intake, count_rows

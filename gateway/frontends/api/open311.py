@@ -1,0 +1,277 @@
+"""Open311 GeoReport v2 (/open311/v2): civic apps built for Open311 report to 12345
+unchanged. service_request_id is the tracking number; api_key is an API token."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from xml.etree import ElementTree as ET
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import selectinload
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.contract import tracking
+from gateway.contract.config import CATEGORIES, Config
+from gateway.contract.contact import Channel, Citizen, IncomingContact
+from gateway.contract.errors import StoreUnavailable
+from gateway.contract.labels import CATEGORY_LABELS
+from gateway.core.access import assigned_to, department_id
+from gateway.core.views import iso_utc
+from gateway.frontends.api import auth
+from gateway.frontends.api.app import Services
+from gateway.frontends.api.privacy import redactor
+from store.db import is_outage
+from store.models import Assignment, Department, Event, Letter, Reply
+
+NAMES = CATEGORY_LABELS
+CLOSED = ("replied", "closed", "rejected", "duplicate")
+CONFIG_ZONE = ZoneInfo(Config.model_fields["timezone"].default)  # when none is given
+
+
+class Open311Error(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def routes(services: Services, zone: ZoneInfo = CONFIG_ZONE) -> list[Route]:
+    """The GeoReport routes; ``zone`` (config ``timezone``) places dates without a zone."""
+
+    async def handle(request: Request) -> Response:
+        path = request.path_params["path"]
+        base, _, fmt = path.rpartition(".")
+        if fmt not in ("json", "xml"):
+            base, fmt = path, "json"
+        try:
+            if request.method == "POST" and base == "requests":
+                form = dict(await request.form())
+                body = await asyncio.to_thread(_create, services, form)
+                return _render(body, fmt, "service_requests", "request")
+            query = dict(request.query_params)
+            body, root, item = await asyncio.to_thread(_read, services, base, query, zone)
+            return _render(body, fmt, root, item)
+        except SQLAlchemyError as exc:
+            if not is_outage(exc):
+                raise
+            # Wherever the store fails to answer, an api_key's lookup first: retry.
+            failure = Open311Error(503, "the store is unavailable, retry later")
+        except Open311Error as exc:
+            failure = exc
+        errors = [{"code": failure.status, "description": failure.description}]
+        return _render(errors, fmt, "errors", "error", failure.status)
+
+    return [Route("/{path:path}", handle, methods=["GET", "POST"])]
+
+
+def _principal(services: Services, key: str | None, scope: str) -> auth.Principal:
+    with services.reads() as session:
+        found = auth.find(session, services.settings, key or "") if key else None
+    if found is None:
+        raise Open311Error(403, "api_key is missing or not valid")
+    if not found.can(scope):
+        raise Open311Error(403, f"this api_key lacks the {scope} scope")
+    return found
+
+
+def _services_list(services: Services) -> list[dict[str, Any]]:
+    codes = {**{c: NAMES[c] for c in CATEGORIES}, **services.settings.open311_services}
+    return [
+        {
+            "service_code": code,
+            "service_name": name,
+            "description": name,
+            "metadata": False,
+            "type": "realtime",
+            "keywords": "",
+            "group": "12345",
+        }
+        for code, name in codes.items()
+    ]
+
+
+def _read(
+    services: Services, base: str, query: dict[str, str], zone: ZoneInfo
+) -> tuple[Any, str, str]:
+    if base == "services":
+        return _services_list(services), "services", "service"
+    if base.startswith("services/"):
+        code = base.removeprefix("services/")
+        if code not in {s["service_code"] for s in _services_list(services)}:
+            raise Open311Error(404, f"no service {code}")
+        return {"service_code": code, "attributes": []}, "service_definition", "attribute"
+    if base.startswith("tokens/"):
+        number = base.removeprefix("tokens/")  # requests are created at once: token = id
+        return [{"service_request_id": number, "token": number}], "service_requests", "request"
+    who = _principal(services, query.get("api_key"), "read")
+    if base.startswith("requests/"):
+        number = base.removeprefix("requests/")
+        found = _requests(services, who, [number], query, zone)
+        if not found:  # also when it exists but is another department's
+            raise Open311Error(404, f"no request {number}")
+        return found, "service_requests", "request"
+    if base != "requests":
+        raise Open311Error(404, f"no resource {base}")
+    numbers = [n for n in query.get("service_request_id", "").split(",") if n]
+    return _requests(services, who, numbers, query, zone), "service_requests", "request"
+
+
+def _requests(
+    services: Services,
+    who: auth.Principal,
+    numbers: list[str],
+    query: dict[str, str],
+    zone: ZoneInfo,
+) -> list[dict[str, Any]]:
+    with services.reads() as session:
+        stmt = select(Letter).options(selectinload(Letter.citizen))
+        if numbers:
+            stmt = stmt.where(Letter.tracking_number.in_([tracking.normalize(n) for n in numbers]))
+        if query.get("service_code"):
+            stmt = stmt.where(Letter.category == query["service_code"])
+        if query.get("start_date"):
+            stmt = stmt.where(Letter.received_at >= _span("start_date", query, zone)[0])
+        if query.get("end_date"):
+            stmt = stmt.where(Letter.received_at < _span("end_date", query, zone)[1])
+        if who.department is not None:
+            stmt = stmt.where(assigned_to(department_id(who.department)))
+        letters = list(session.scalars(stmt.order_by(Letter.id.desc()).limit(1000)))
+        wanted = query.get("status")
+        out = []
+        for letter in letters:
+            status = "closed" if letter.status in CLOSED else "open"
+            if wanted and wanted != status:
+                continue
+            out.append(_request_view(session, letter, status))
+        return out
+
+
+_W3C_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def _span(key: str, query: dict[str, str], zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC moments [from, until) a GeoReport date names. The spec asks for W3C
+    date-times (W3C-DTF): a year, month or day is that whole period of the hotline's
+    calendar, and a time without a zone (which W3C-DTF does not allow, but clients send)
+    is the hotline's local time, the one its citizens and clerks live in."""
+    text = query[key]
+    try:
+        date = _W3C_DATE.fullmatch(text)
+        if date:
+            year, month, day = int(date[1]), int(date[2] or 1), int(date[3] or 1)
+            start = datetime(year, month, day, tzinfo=zone)
+            if date[3]:
+                end = start + timedelta(days=1)  # wall clock: the next local midnight
+            elif date[2]:
+                end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+            else:
+                end = datetime(year + 1, 1, 1, tzinfo=zone)
+        else:
+            moment = datetime.fromisoformat(text)
+            start = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+            end = start + timedelta(microseconds=1)
+        return start.astimezone(UTC), end.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # no such day, or past year 1..9999 in UTC
+        raise Open311Error(400, f"{key} is not a W3C date or date-time we can use") from exc
+
+
+def _request_view(session: Any, letter: Letter, status: str) -> dict[str, Any]:
+    lead = session.scalars(
+        select(Department.name)
+        .join(Assignment)
+        .where(Assignment.letter_id == letter.id, Assignment.lead.is_(True))
+    ).first()
+    reply = session.scalars(
+        select(Reply.text)
+        .where(Reply.letter_id == letter.id, Reply.public.is_(True))
+        .order_by(Reply.id.desc())
+    ).first()
+    updated = session.scalars(
+        select(Event.at).where(Event.letter_id == letter.id).order_by(Event.id.desc())
+    ).first()
+    # Civic apps show these to the public: scrubbed as a published letter is (no pii scope
+    # here, whatever the key holds).
+    clean = redactor(letter, letter.citizen, full=False)
+    return {
+        "service_request_id": letter.tracking_number,
+        "status": status,
+        "status_notes": clean(reply) if reply else letter.rejection or "",
+        "service_name": NAMES.get(letter.category or "other", letter.category),
+        "service_code": letter.category or "other",
+        # The citizen's words are theirs: published only with a public reply.
+        "description": clean(letter.subject if reply is None else letter.text),
+        "agency_responsible": lead or "12345市民热线",
+        "service_notice": "",
+        "requested_datetime": iso_utc(letter.received_at),
+        "updated_datetime": iso_utc(updated or letter.received_at),
+        "expected_datetime": iso_utc(letter.due_at) if letter.due_at else "",
+        "address": letter.district or "",
+        "address_id": "",
+        "zipcode": "",
+        "lat": "",
+        "long": "",
+        "media_url": "",
+    }
+
+
+def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
+    who = _principal(services, form.get("api_key"), "write")
+    code = str(form.get("service_code") or "")
+    if code not in {s["service_code"] for s in _services_list(services)}:
+        raise Open311Error(400, "service_code is missing or unknown")
+    description = str(form.get("description") or "").strip()
+    if not description:
+        raise Open311Error(400, "description is required")
+    name = " ".join(str(form.get(k) or "") for k in ("last_name", "first_name")).strip()
+    address = str(form.get("address_string") or "")
+    key = str(form.get("device_id") or "") + ":" + description[:100] + ":" + address
+    contact = IncomingContact(
+        channel=Channel.WEB,
+        source=f"open311:{who.name}",
+        external_id=key,
+        received_at=services.clock(),
+        citizen=Citizen(
+            name=name or None,
+            phone=str(form.get("phone") or "") or None,
+            email=str(form.get("email") or "") or None,
+            address=address or None,
+        ),
+        text=f"{description}\n{address}".strip(),
+        category=code if code in CATEGORIES else None,
+    )
+    try:
+        accepted = services.intake.store(contact)
+    except StoreUnavailable as exc:
+        raise Open311Error(503, "the store is unavailable, retry later") from exc
+    return [
+        {
+            "service_request_id": accepted.tracking_number,
+            "service_notice": "12345市民热线已受理",
+            "account_id": "",
+        }
+    ]
+
+
+def _render(body: Any, fmt: str, root: str, item: str, status: int = 200) -> Response:
+    if fmt == "json":
+        return JSONResponse(body, status_code=status)
+    tree = ET.Element(root)
+    for entry in body if isinstance(body, list) else [body]:
+        node = ET.SubElement(tree, item)
+        for key, value in entry.items():
+            ET.SubElement(node, key).text = _text(value)
+    xml = ET.tostring(tree, encoding="utf-8", xml_declaration=True)
+    return Response(xml, status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
