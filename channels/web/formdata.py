@@ -44,6 +44,16 @@ class _KeepingParser(MultiPartParser):
             end = start + max(0, self.max_part_size - len(part.data))
         super().on_part_data(data, start, end)
 
+    async def parse(self) -> FormData:
+        data = await super().parse()
+        # A body that ends inside a file's part parses without error, and that file is in
+        # no field to be closed with the form: closed here, or each such post leaks one.
+        kept = {id(v.file) for _, v in data.multi_items() if isinstance(v, UploadFile)}
+        for file in self._files_to_close_on_error:
+            if id(file) not in kept:
+                file.close()
+        return data
+
     def on_part_end(self) -> None:
         part = self._current_part
         if part.file is None and part.field_name in self.cut:
