@@ -1,0 +1,119 @@
+"""The generated kamailio.cfg and dispatcher.list: as they were recorded, and as Kamailio 5.6
+itself reads them (`kamailio -c`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from channels.sip.kamailio import Worker, render
+from gateway.contract.config import SipConfig
+from tests.conftest import require_tool
+
+# What render() wrote for each case, kept so a change to the config shows up as a diff.
+RENDERED = Path(__file__).parent / "kamailio_rendered"
+# The recorded configs name this run_dir; the `kamailio -c` runs use a temporary one.
+RECORDED_RUN_DIR = Path("/var/lib/hotline/kamailio")
+CHECK_TIMEOUT = 30.0
+
+# id: (channels.sip settings, this node's workers)
+CASES: dict[str, tuple[dict[str, object], list[Worker]]] = {
+    "one-worker-defaults": ({}, [("127.0.0.1", 5070)]),
+    "three-workers-public-udp-only": (
+        {"host": "203.0.113.5", "transports": ["udp"], "workers": 3, "calls_per_worker": 3},
+        [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)],
+    ),
+    "ipv6-front-door-tcp-only": (
+        {"host": "::1", "port": 5080, "transports": ["tcp"], "workers": 2},
+        [("127.0.0.1", 5070), ("127.0.0.1", 5071)],
+    ),
+    "peers-from-other-nodes": (
+        {
+            "host": "198.51.100.7",
+            "worker_host": "10.0.0.1",
+            "workers": 2,
+            "kamailio": {
+                "peer_workers": ["10.0.0.2:5070", "10.0.0.2:5071"],
+                "peer_fronts": ["10.0.0.2:5060"],
+            },
+        },
+        [("10.0.0.1", 5070), ("10.0.0.1", 5071)],
+    ),
+    "ipv6-peers-on-the-callers-socket": (
+        {
+            "host": "fd00::1",
+            "worker_host": "fd00::1",
+            "transports": ["udp"],
+            "workers": 2,
+            "kamailio": {"peer_workers": ["[fd00::2]:5070"]},
+        },
+        [("fd00::1", 5070), ("fd00::1", 5071)],
+    ),
+    "trunks-throttle-and-tuning": (
+        {
+            "host": "192.0.2.20",
+            "workers": 4,
+            "allowed_sources": ["198.51.100.0/24", " 203.0.113.9", "2001:db8::1/32"],
+            "trusted_identity_sources": [],
+            "user_agent": "City hotline (12345)",
+            "throttle_after_failures": 3,
+            "throttle_seconds": 2.5,
+            "kamailio": {
+                "ping_interval_seconds": 5,
+                "call_slot_expire_seconds": 1800,
+                "children": 8,
+            },
+        },
+        [("127.0.0.1", 6001), ("127.0.0.1", 6002), ("127.0.0.1", 6003), ("127.0.0.1", 6004)],
+    ),
+}
+
+
+def sip_settings(case: str, run_dir: Path) -> SipConfig:
+    values = dict(CASES[case][0])
+    kamailio = dict(values.pop("kamailio", {}))  # type: ignore[call-overload]
+    return SipConfig.model_validate({**values, "kamailio": {**kamailio, "run_dir": run_dir}})
+
+
+def write(case: str, run_dir: Path) -> Path:
+    """The case's two files in ``run_dir``, as Kamailio.start() writes them; the cfg's path."""
+    config, dispatcher = render(sip_settings(case, run_dir), CASES[case][1])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "dispatcher.list").write_text(dispatcher)
+    cfg = run_dir / "kamailio.cfg"
+    cfg.write_text(config)
+    return cfg
+
+
+def kamailio_check(binary: str, cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary, "-c", "-f", str(cfg)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT,
+    )
+
+
+@pytest.fixture
+def kamailio_binary() -> str:
+    return require_tool("kamailio")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_config_renders_as_recorded(case: str) -> None:
+    config, dispatcher = render(sip_settings(case, RECORDED_RUN_DIR), CASES[case][1])
+
+    assert config == (RENDERED / f"{case}.cfg").read_text()
+    assert dispatcher == (RENDERED / f"{case}.list").read_text()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_rendered_config_passes_kamailios_own_check(
+    kamailio_binary: str, tmp_path: Path, case: str
+) -> None:
+    checked = kamailio_check(kamailio_binary, write(case, tmp_path / "kamailio"))
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
