@@ -7,7 +7,6 @@ import contextlib
 import functools
 import logging
 import os
-import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from gateway.engine.workers import lanes_for, purge_forever
 from gateway.frontends.api import open311
 from gateway.frontends.api.app import Services, build_api
 from gateway.handlers import letter_handlers
-from gateway.registry import Wiring, build_channels
+from gateway.registry import Wiring, build_channels, python_command, senders_of
 from store import jobs
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
@@ -77,21 +76,27 @@ class Gateway:
             receipts=receipts,
             standing_jobs=(ROUTE,) if config.routing.enabled else (),
         )
+        self.reads = make_read_sessionmaker(self.engine)
         wiring = Wiring(
-            config, self.intake, DeliveryReports(sessions, utcnow), config_path=config_path
+            config,
+            self.intake,
+            DeliveryReports(sessions, utcnow),
+            sessions,
+            self.reads,
+            utcnow,
+            config_path,
         )
+        channels = build_channels(wiring)
+        self.channels = {n: c.listener for n, c in channels.items() if c.listener is not None}
+        senders = senders_of(channels)
         if config.outgoing_mail.enabled:
-            wiring.senders["email"] = Mailer(config.outgoing_mail).deliver
-        self.channels = build_channels(wiring)
-        if twilio.enabled and twilio.sms_route:
-            from channels.twilio.rest import TwilioSms
-
-            wiring.senders["sms"] = TwilioSms(twilio).deliver
-        if wiring.modem_status is not None:
-            self.metrics.watch_modems(wiring.modem_status)
+            senders["email"] = Mailer(config.outgoing_mail).deliver
+        for channel in channels.values():
+            if channel.modems is not None:
+                self.metrics.watch_modems(channel.modems)
         domain = config.outgoing_mail.from_address.rpartition("@")[2]
         handlers = letter_handlers(config, sessions, files, utcnow, self.workflow)
-        handlers.update(delivery_handlers(sessions, wiring.senders, utcnow, domain))
+        handlers.update(delivery_handlers(sessions, senders, utcnow, domain))
         # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
         if config.webhooks.endpoints:
@@ -111,7 +116,6 @@ class Gateway:
         }
         handlers = {k: h for k, h in handlers.items() if lane_of(k) not in self.lane_pools}
         self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
-        self.reads = make_read_sessionmaker(self.engine)
         self.metrics.watch_lanes(self.backlog, utcnow)
         routes: list[BaseRoute] = []
         if config.api.enabled:
@@ -123,22 +127,12 @@ class Gateway:
 
             console = Console(config, sessions, files, self.workflow, utcnow)
             routes.extend(console.routes())
-        if twilio.enabled:
-            from channels.twilio.webhooks import TwilioWebhooks
-
-            # Twilio cannot be asked to resend a webhook it got an answer to: spool in outages.
-            hooks = TwilioWebhooks(config, self.intake.accept, sessions, utcnow)
-            routes.extend(hooks.routes())
-        if config.channels.web.enabled:
-            # Last: the citizen's site is served from the root, under everything above.
-            from channels.web.site import Site
-
-            site = Site(config, self.intake.accept_or_refuse, self.reads, utcnow)
-            routes.append(Mount("/", routes=site.routes()))
+        for channel in channels.values():  # the citizen's site, at the root, comes last
+            routes.extend(channel.routes)
         self.health = Health()
-        for channel in self.channels.values():
-            self.health.watch(channel)
-            self.metrics.watch_quarantines(channel)
+        for listener in self.channels.values():
+            self.health.watch(listener)
+            self.metrics.watch_quarantines(listener)
         self.app = build_app(
             self.metrics, self.database_up, self.spool.depth, routes, self.health.report
         )
@@ -155,10 +149,7 @@ class Gateway:
 
     def _cli(self, *args: str) -> list[str]:
         """A `hotline` command for a worker process: the same file (and environment)."""
-        command = [sys.executable, "-m", "gateway.cli"]
-        if self.config_path is not None:
-            command += ["--config", str(self.config_path)]
-        return [*command, *args]
+        return python_command("gateway.cli", self.config_path, *args)
 
     def backlog(self) -> list[tuple[str, str, int, datetime]] | None:
         try:
