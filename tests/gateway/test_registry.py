@@ -17,6 +17,13 @@ from gateway.registry import FACTORIES, Wiring, build_channels, senders_of
 from store.db import make_read_sessionmaker, make_sessionmaker
 from tests.conftest import Parts
 
+TWILIO = {
+    "enabled": True,
+    "account_sid": "AC" + "0" * 32,
+    "auth_token": "secret",
+    "public_url": "https://hotline.example.cn",
+}
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -47,14 +54,7 @@ def test_channels_offer_a_listener_routes_and_senders_and_only_when_enabled(
             "smtp": {"port": 0},
             "gsm": {"enabled": False},
             "sip": {"enabled": False},
-            "twilio": {
-                "enabled": True,
-                "account_sid": "AC" + "0" * 32,
-                "auth_token": "secret",
-                "public_url": "https://hotline.example.cn",
-                "sms_route": True,
-                "from_number": "+8612345",
-            },
+            "twilio": {**TWILIO, "sms_route": True, "from_number": "+8612345"},
             "web": {"secret": "test-secret"},
         }
     )
@@ -78,12 +78,7 @@ def test_twilio_sends_no_sms_unless_it_is_the_sms_route(engine: Engine, parts: P
             "smtp": {"enabled": False},
             "gsm": {"enabled": False},
             "sip": {"enabled": False},
-            "twilio": {
-                "enabled": True,
-                "account_sid": "AC" + "0" * 32,
-                "auth_token": "secret",
-                "public_url": "https://hotline.example.cn",
-            },
+            "twilio": TWILIO,
             "web": {"enabled": False},
         }
     )
