@@ -1,5 +1,9 @@
-"""The generated kamailio.cfg and dispatcher.list: as they were recorded, and as Kamailio 5.6
-itself reads them (`kamailio -c`)."""
+"""The kamailio.cfg rendered from channels/sip/kamailio.cfg.j2, and dispatcher.list: as they
+were recorded, and as Kamailio 5.6 itself reads them (`kamailio -c`).
+
+`kamailio -c` parses the config and loads its modules but never opens dispatcher.list (a
+list of garbage passes): the recorded lists, and the tests running Kamailio, guard that.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from channels.sip import kamailio
 from channels.sip.kamailio import Worker, render
 from gateway.contract.config import SipConfig
 from tests.conftest import require_tool
 
 # What render() wrote for each case, kept so a change to the config shows up as a diff.
+# Recorded before the config moved into the template; since then only the header comment
+# naming the file it is generated from has changed.
 RENDERED = Path(__file__).parent / "kamailio_rendered"
 # The recorded configs name this run_dir; the `kamailio -c` runs use a temporary one.
 RECORDED_RUN_DIR = Path("/var/lib/hotline/kamailio")
@@ -117,3 +124,39 @@ def test_the_rendered_config_passes_kamailios_own_check(
     checked = kamailio_check(kamailio_binary, write(case, tmp_path / "kamailio"))
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize(
+    ("after", "wrong", "kamailio_said"),
+    [
+        ('loadmodule "dispatcher.so"\n', 'loadmodule "no_such.so"', "could not find module"),
+        (
+            'loadmodule "dispatcher.so"\n',
+            'modparam("dispatcher", "no_such_parameter", 1)',
+            "parameter <no_such_parameter> of type <2:int> not found",
+        ),
+        ("request_route {\n", "\tno_such_function();", "failed to find command"),
+        ("request_route {\n", "}", "syntax error"),
+    ],
+    ids=["unknown-module", "unknown-module-parameter", "unknown-function", "unbalanced-brace"],
+)
+def test_a_broken_template_fails_kamailios_own_check(
+    kamailio_binary: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    after: str,
+    wrong: str,
+    kamailio_said: str,
+) -> None:
+    template = kamailio.TEMPLATE.read_text()
+    assert template.count(after) == 1
+    broken = tmp_path / "kamailio.cfg.j2"
+    broken.write_text(template.replace(after, f"{after}{wrong}\n"))
+    monkeypatch.setattr(kamailio, "TEMPLATE", broken)
+
+    cfg = write("peers-from-other-nodes", tmp_path / "kamailio")
+    checked = kamailio_check(kamailio_binary, cfg)
+
+    assert f"\n{wrong}\n" in cfg.read_text()
+    assert checked.returncode != 0
+    assert kamailio_said in checked.stdout + checked.stderr
