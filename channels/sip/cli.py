@@ -14,7 +14,12 @@ def add_parsers(commands: Any) -> None:
     actions = sip.add_subparsers(dest="action", required=True)
     worker = actions.add_parser("worker", help="one SIP worker (serve starts these)")
     worker.add_argument("--index", type=int, default=0)
-    actions.add_parser("kamailio-config", help="print the Kamailio config serve would use")
+    kamailio = actions.add_parser(
+        "kamailio-config", help="print the Kamailio config serve would use"
+    )
+    kamailio.add_argument(
+        "--out", type=Path, metavar="DIR", help="write kamailio.cfg and dispatcher.list there"
+    )
     prompts = commands.add_parser("prompts", help="the IVR's Mandarin prompt recordings")
     prompt_actions = prompts.add_subparsers(dest="action", required=True)
     build = prompt_actions.add_parser("build", help="speak ivr.prompts with espeak-ng")
@@ -29,9 +34,20 @@ def sip(config: Config, args: argparse.Namespace) -> int:
     from channels.sip.kamailio import render
     from channels.sip.pool import worker_addresses
 
-    cfg, dispatchers = render(config.channels.sip, worker_addresses(config))
-    print(cfg)
-    print("# dispatcher.list\n" + dispatchers)
+    settings = config.channels.sip
+    if args.out is not None:
+        # The config names the dispatcher list beside it, so Kamailio run from DIR reads
+        # the list written with it rather than whatever run_dir holds.
+        kamailio = settings.kamailio.model_copy(update={"run_dir": args.out})
+        settings = settings.model_copy(update={"kamailio": kamailio})
+    cfg, dispatchers = render(settings, worker_addresses(config))
+    if args.out is None:
+        print(cfg)
+        print("# dispatcher.list\n" + dispatchers)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "kamailio.cfg").write_text(cfg)
+    (args.out / "dispatcher.list").write_text(dispatchers)
     return 0
 
 

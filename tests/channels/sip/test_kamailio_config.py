@@ -14,7 +14,8 @@ import pytest
 
 from channels.sip import kamailio
 from channels.sip.kamailio import Worker, render
-from gateway.contract.config import SipConfig
+from gateway.cli import main
+from gateway.contract.config import SipConfig, load_config
 from tests.conftest import require_tool
 
 # What render() wrote for each case, kept so a change to the config shows up as a diff.
@@ -160,3 +161,50 @@ def test_a_broken_template_fails_kamailios_own_check(
     assert f"\n{wrong}\n" in cfg.read_text()
     assert checked.returncode != 0
     assert kamailio_said in checked.stdout + checked.stderr
+
+
+def hotline_config(tmp_path: Path) -> Path:
+    """Three workers behind Kamailio, its run_dir under ``tmp_path``."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "channels:\n  sip:\n    workers: 3\n    port: 5090\n"
+        f"    kamailio: {{run_dir: {tmp_path / 'run'}}}\n"
+    )
+    return config
+
+
+def test_kamailio_config_prints_the_config_and_the_list_without_writing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = hotline_config(tmp_path)
+    sip = load_config(config).channels.sip
+    cfg, dispatcher = render(sip, [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)])
+
+    assert main(["--config", str(config), "sip", "kamailio-config"]) == 0
+
+    assert capsys.readouterr().out == f"{cfg}\n# dispatcher.list\n{dispatcher}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_kamailio_config_out_writes_a_pair_that_names_its_own_list_and_passes_the_check(
+    kamailio_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = hotline_config(tmp_path)
+    out = tmp_path / "out"
+    sip = load_config(config).channels.sip
+    workers: list[Worker] = [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)]
+    in_run_dir, dispatcher = render(sip, workers)
+
+    assert main(["--config", str(config), "sip", "kamailio-config", "--out", str(out)]) == 0
+
+    assert capsys.readouterr().out == ""
+    assert sorted(path.name for path in out.iterdir()) == ["dispatcher.list", "kamailio.cfg"]
+    assert (out / "dispatcher.list").read_text() == dispatcher
+    # What serve writes to run_dir, but for the list it names: the one beside it.
+    written = (out / "kamailio.cfg").read_text()
+    assert f'#!define DISPATCHER_LIST "{out / "dispatcher.list"}"' in written.splitlines()
+    assert written == in_run_dir.replace(
+        str(tmp_path / "run" / "dispatcher.list"), str(out / "dispatcher.list")
+    )
+    checked = kamailio_check(kamailio_binary, out / "kamailio.cfg")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
