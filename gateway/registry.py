@@ -83,7 +83,13 @@ def _twilio(wiring: Wiring) -> Channel:
 
     settings = wiring.config.channels.twilio
     # Twilio cannot be asked to resend a webhook it got an answer to: spool in outages.
-    hooks = TwilioWebhooks(wiring.config, wiring.intake.accept, wiring.sessions, wiring.clock)
+    hooks = TwilioWebhooks(
+        wiring.config,
+        wiring.intake.accept,
+        wiring.intake.missed_calls(settings.source),
+        wiring.reports.record_status,
+        wiring.clock,
+    )
     # Placed after the modems, so with sms_route Twilio sends the SMS even beside a modem.
     senders: dict[str, Sender] = {"sms": TwilioSms(settings).deliver} if settings.sms_route else {}
     return Channel(routes=hooks.routes(), senders=senders)

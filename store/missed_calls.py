@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from store.models import Citizen, MissedCall
-
-log = logging.getLogger(__name__)
+from store.models import Citizen, Letter, MissedCall
 
 
 def find_missed(session: Session, source: str, call_id: str) -> MissedCall | None:
@@ -29,8 +25,10 @@ def record_missed(
     caller: str | None,
     called: str | None,
 ) -> bool:
-    """Once per call (a retried callback finds the first); False when already listed."""
-    if find_missed(session, source, call_id) is not None:
+    """Once per call (a retried callback finds the first), and never for a call that left a
+    letter (its id is the letter's external id); False when not listed for either reason."""
+    letter = select(Letter.id).where(Letter.source == source, Letter.external_id == call_id)
+    if find_missed(session, source, call_id) is not None or session.scalar(letter) is not None:
         return False
     citizen = Citizen(phone=caller) if caller else None
     session.add(
@@ -39,22 +37,3 @@ def record_missed(
         )
     )
     return True
-
-
-class MissedCalls:
-    """Writes the callback list for one channel. Never raises: an entry there is not a
-    letter, and failing to write one must not fail the call (or end a worker)."""
-
-    def __init__(
-        self, sessions: sessionmaker[Session], source: str, clock: Callable[[], datetime]
-    ) -> None:
-        self.sessions = sessions
-        self.source = source
-        self.clock = clock
-
-    def __call__(self, call: str, caller: str | None, called: str | None, reason: str) -> None:
-        try:
-            with self.sessions.begin() as session:
-                record_missed(session, self.source, call, self.clock(), reason, caller, called)
-        except Exception:
-            log.exception("missed_call_not_recorded source=%s call=%s", self.source, call)

@@ -19,12 +19,11 @@ from gateway.contract.errors import ConfigurationError
 from gateway.contract.kinds import ROUTE
 from gateway.contract.logs import configure
 from gateway.engine.database import engine_for
-from gateway.engine.intake import Intake, utcnow
+from gateway.engine.intake import Intake
 from gateway.engine.metrics import Metrics
 from gateway.engine.spool import Spool
 from store.attachments import AttachmentStore
 from store.db import make_sessionmaker
-from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,8 @@ def run_worker(config: Config, index: int) -> int:
         config.zone,
         standing_jobs=(ROUTE,) if config.routing.enabled else (),
     )
-    missed = MissedCalls(sessions, config.channels.sip.source, utcnow)
+    # Missed calls too are spooled while the database is down.
+    missed = intake.missed_calls(config.channels.sip.source)
     worker = SipWorker(config, index, intake.accept, missed)
 
     async def main() -> None:

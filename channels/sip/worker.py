@@ -29,14 +29,13 @@ from channels.sip.pool import worker_addresses
 from channels.sip.session import CallFacts, CallSession
 from gateway.contract.addresses import in_networks
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Attachment
+from gateway.contract.contact import Accept, Attachment, RecordMissed
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
 from ivr import flow
 from ivr.letters import call_letter
 from ivr.prompts import prompt_path
-from store.missed_calls import MissedCalls
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class SipWorker:
         config: Config,
         index: int,
         accept: Accept,
-        write_missed: MissedCalls,
+        write_missed: RecordMissed,
     ) -> None:
         self.config = config
         self.settings = settings = config.channels.sip

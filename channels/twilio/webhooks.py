@@ -14,8 +14,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -26,15 +26,11 @@ from channels.twilio.media import MEDIA_JOB, media_of
 from channels.twilio.sids import check_sids
 from channels.twilio.voice import twiml
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Channel, Citizen, IncomingContact
+from gateway.contract.contact import Accept, Channel, Citizen, IncomingContact, RecordMissed
 from gateway.contract.errors import PayloadError
 from gateway.contract.logs import log_event
-from gateway.engine.outbox import record_delivery
 from ivr import flow
 from ivr.letters import call_letter
-from store.letters import find_by_external_id
-from store.missed_calls import MissedCalls, find_missed
-from store.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 Params = dict[str, str]
@@ -52,6 +48,15 @@ MESSAGE_OUTCOMES = {
     "failed": "undelivered",
 }
 CALL_ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+class ReportStatus(Protocol):
+    """What a status callback reports of the SMS it names by outbox row; the outbox records
+    it on the message and in the letter's history."""
+
+    def __call__(self, outbox_id: int, outcome: str, actor: str, **detail: Any) -> object: ...
+
+
 _ROW_ID = re.compile(r"[0-9]{1,18}")
 _DURATION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
@@ -61,16 +66,17 @@ class TwilioWebhooks:
         self,
         config: Config,
         accept: Accept,
-        sessions: sessionmaker[Session],
+        missed: RecordMissed,
+        report: ReportStatus,
         clock: Callable[[], datetime],
     ) -> None:
         self.settings = config.channels.twilio
         self.ivr = config.ivr
         self.zone = config.zone
         self.accept = accept
-        self.sessions = sessions
+        self.missed = missed
+        self.report = report
         self.clock = clock
-        self.missed = MissedCalls(sessions, self.settings.source, clock)
         self.validator = RequestValidator(self.settings.auth_token or "")
         self.public = self.settings.public_url.rstrip("/")
 
@@ -239,8 +245,13 @@ class TwilioWebhooks:
         elif params.get("CallStatus") in CALL_ENDED and "CallSid" in params:
             # A call that ended with neither a letter nor a missed call hung up in the menu
             # (Twilio asks nothing of us when the caller hangs up during <Gather>).
+            # Listed only if the call left no letter and is not listed already.
             await asyncio.to_thread(
-                self._missed_if_nothing, params["CallSid"], params.get("From"), params.get("To")
+                self.missed,
+                params["CallSid"],
+                params.get("From") or "",
+                params.get("To"),
+                "hung_up_in_menu",
             )
         return Response(status_code=204)
 
@@ -248,21 +259,8 @@ class TwilioWebhooks:
         outcome = MESSAGE_OUTCOMES.get(status)
         if outcome is None:  # queued, sending, sent: not yet the end of the story
             return
-        with self.sessions.begin() as session:
-            message = session.get(OutboxMessage, outbox)
-            if message is None or message.kind != "sms" or message.status == outcome:
-                return
-            error = params.get("ErrorCode")
-            detail = {"status": status, **({"error": error} if error else {})}
-            record_delivery(session, message, outcome, self.clock(), "twilio", **detail)
-
-    def _missed_if_nothing(self, call: str, caller: str | None, called: str | None) -> None:
-        with self.sessions() as session:
-            if find_by_external_id(session, self.settings.source, call) or find_missed(
-                session, self.settings.source, call
-            ):
-                return
-        self.missed(call, caller or "", called, "hung_up_in_menu")
+        error = params.get("ErrorCode")
+        self.report(outbox, outcome, "twilio", status=status, **({"error": error} if error else {}))
 
 
 def _bad_request(request: Request, exc: PayloadError) -> Response:

@@ -129,6 +129,24 @@ class Accepted:
 Accept = Callable[[IncomingContact], Coroutine[Any, Any, Accepted]]
 
 
+@dataclass(frozen=True)
+class MissedCallEntry:
+    """漏接回拨: a call that ended with no letter, for an agent to call back. Like a contact,
+    stored now or spooled while the database is down; one per (source, call_id)."""
+
+    source: str
+    call_id: str
+    at: datetime
+    reason: str  # hung up in the menu, a recording too short to be a message, ...
+    caller: str | None
+    called: str | None
+
+
+# What a phone channel calls when a call ends with no letter: (call id, caller, called,
+# reason). It never raises: a callback entry must not fail the call (or end a worker).
+RecordMissed = Callable[[str, str | None, str | None, str], None]
+
+
 class ChannelAdapter(Protocol):
     """What every channel is to the gateway: something that starts and stops."""
 

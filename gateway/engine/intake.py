@@ -15,14 +15,20 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract import tracking
-from gateway.contract.contact import Accepted, IncomingContact, storable
+from gateway.contract.contact import (
+    Accepted,
+    IncomingContact,
+    MissedCallEntry,
+    RecordMissed,
+    storable,
+)
 from gateway.contract.errors import StoreUnavailable
 from gateway.contract.logs import log_event
 from gateway.contract.redaction import mask
 from gateway.engine.batching import GroupCommit
 from gateway.engine.metrics import Metrics
 from gateway.engine.spool import Spool
-from store import jobs, letters
+from store import jobs, letters, missed_calls
 from store.attachments import AttachmentStore, StoredFile
 from store.db import is_outage
 
@@ -292,4 +298,42 @@ class Intake:
         )
 
     def drain_spool(self) -> int:
-        return self.spool.drain(self.store)
+        return self.spool.drain(self.store, self.store_missed)
+
+    def missed_calls(self, source: str) -> RecordMissed:
+        """The callback list as a phone channel writes it: each call that ended with no
+        letter is listed now, or spooled while the database is down (drained with the
+        contacts); neither fails the call."""
+
+        def record(call_id: str, caller: str | None, called: str | None, reason: str) -> None:
+            entry = MissedCallEntry(source, call_id, self.clock(), reason, caller, called)
+            try:
+                self.store_missed(entry)
+            except StoreUnavailable:
+                try:
+                    self.spool.put_missed(entry)
+                except OSError:
+                    log.exception("missed_call.lost source=%s", source)
+            except Exception:  # the call goes on; the operator sees it in the log
+                log.exception("missed_call.not_recorded source=%s", source)
+
+        return record
+
+    def store_missed(self, entry: MissedCallEntry) -> bool:
+        """List the missed call (once, and not for a call that left a letter), or raise
+        StoreUnavailable."""
+        try:
+            with self.sessions.begin() as session:
+                return missed_calls.record_missed(
+                    session,
+                    entry.source,
+                    entry.call_id,
+                    entry.at,
+                    entry.reason,
+                    entry.caller,
+                    entry.called,
+                )
+        except sa_exc.SQLAlchemyError as exc:
+            if is_outage(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            raise

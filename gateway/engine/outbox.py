@@ -173,6 +173,16 @@ class DeliveryReports:
                     return True
         return False
 
+    def record_status(self, outbox_id: int, outcome: str, actor: str, **detail: Any) -> bool:
+        """A report naming the SMS by its outbox row (Twilio's status callback carries the
+        id it was sent with); False when there is no such SMS or nothing changed."""
+        with self.sessions.begin() as session:
+            message = session.get(OutboxMessage, outbox_id)
+            if message is None or message.kind != "sms" or message.status == outcome:
+                return False
+            record_delivery(session, message, outcome, self.clock(), actor, **detail)
+            return True
+
 
 def record_delivery(
     session: Session,

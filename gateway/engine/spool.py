@@ -1,10 +1,11 @@
-"""The outage spool: contacts that arrive while the database is down wait here on disk.
+"""The outage spool: contacts (and missed calls for the callback list) that arrive while
+the database is down wait here on disk.
 
-Each contact is one JSON file named after its (source, external_id), written durably
+Each is one JSON file named after its (source, external_id or call id), written durably
 (temp file, fsync, rename, fsync of the folder), so spooling the same contact twice keeps
-one file. The drainer stores each file through intake, whose idempotency makes a crash
-between commit and unlink harmless. A file that cannot be read is moved to ``rejected/``
-for an operator, never deleted.
+one file. The drainer stores each file through intake (or the callback list), whose
+idempotency makes a crash between commit and unlink harmless. A file that cannot be read
+is moved to ``rejected/`` for an operator, never deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gateway.contract.contact import (
     Channel,
     Citizen,
     IncomingContact,
+    MissedCallEntry,
     TextSource,
 )
 from gateway.contract.errors import StoreUnavailable
@@ -100,6 +102,39 @@ def decode_contact(raw: bytes) -> IncomingContact:
         raise ValueError(f"damaged spool file: {exc!r}") from exc
 
 
+MISSED = "missed_call"
+
+
+def encode_missed(entry: MissedCallEntry) -> bytes:
+    document = {
+        **vars(entry),
+        "version": FORMAT_VERSION,
+        "kind": MISSED,
+        "at": entry.at.isoformat(),
+    }
+    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+def decode(raw: bytes) -> IncomingContact | MissedCallEntry:
+    """A spooled contact or missed call; any damage raises ValueError."""
+    try:
+        doc: dict[str, Any] = json.loads(raw.decode("utf-8"))
+        if not isinstance(doc, dict) or doc.get("kind") != MISSED:
+            return decode_contact(raw)
+        if doc.get("version") != FORMAT_VERSION:
+            raise ValueError(f"unknown spool format version {doc.get('version')!r}")
+        optional = {k: None if doc[k] is None else str(doc[k]) for k in ("caller", "called")}
+        return MissedCallEntry(
+            source=str(doc["source"]),
+            call_id=str(doc["call_id"]),
+            at=datetime.fromisoformat(doc["at"]),
+            reason=str(doc["reason"]),
+            **optional,
+        )
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"damaged spool file: {exc!r}") from exc
+
+
 def _text_source(value: object) -> TextSource | None:
     # Absent from files spooled before letters knew it: typed text.
     if value is None or value in get_args(TextSource):
@@ -117,9 +152,15 @@ class Spool:
 
     def put(self, contact: IncomingContact) -> Path:
         """Write the contact durably; after return it survives kill -9 and power loss."""
-        key = hashlib.sha256(f"{contact.source}\0{contact.external_id}".encode()).hexdigest()
-        path = self.root / f"{key}.json"
-        write_durably(path, encode_contact(contact))
+        return self._write(f"{contact.source}\0{contact.external_id}", encode_contact(contact))
+
+    def put_missed(self, entry: MissedCallEntry) -> Path:
+        """Write the missed call durably, as a contact is."""
+        return self._write(f"{MISSED}\0{entry.source}\0{entry.call_id}", encode_missed(entry))
+
+    def _write(self, key: str, document: bytes) -> Path:
+        path = self.root / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+        write_durably(path, document)
         self.metrics.spooled.inc()
         self.metrics.spool_depth.set(self.depth())
         return path
@@ -130,29 +171,33 @@ class Spool:
     def depth(self) -> int:
         return sum(1 for _ in self.root.glob("*.json"))
 
-    def drain(self, store: Callable[[IncomingContact], Accepted]) -> int:
-        """Store every spooled contact; stop at the first sign the database is still down."""
+    def drain(
+        self,
+        store: Callable[[IncomingContact], Accepted],
+        store_missed: Callable[[MissedCallEntry], object],
+    ) -> int:
+        """Store every spooled contact and missed call; stop at the first sign the database
+        is still down."""
         stored = 0
         try:
             for path in self.files():
                 try:
-                    contact = decode_contact(path.read_bytes())
+                    spooled = decode(path.read_bytes())
                 except ValueError as exc:
                     self._set_aside(path, str(exc))
                     continue
                 try:
-                    accepted = store(contact)
+                    if isinstance(spooled, MissedCallEntry):
+                        store_missed(spooled)
+                        number = None
+                    else:
+                        number = store(spooled).tracking_number
                 except StoreUnavailable:
                     break
                 path.unlink()
                 fsync_directory(self.root)
                 stored += 1
-                log_event(
-                    log,
-                    "spool.drained",
-                    tracking_number=accepted.tracking_number,
-                    source=contact.source,
-                )
+                log_event(log, "spool.drained", tracking_number=number, source=spooled.source)
         finally:
             self.metrics.spool_depth.set(self.depth())
         return stored

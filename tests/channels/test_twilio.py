@@ -29,7 +29,7 @@ from channels.twilio.rest import TwilioSms
 from channels.twilio.webhooks import TwilioWebhooks
 from gateway.contract.config import Config, JobsConfig, TwilioConfig
 from gateway.core.messages import queue_message
-from gateway.engine.outbox import delivery_handlers
+from gateway.engine.outbox import DeliveryReports, delivery_handlers
 from gateway.engine.workers import GiveUp, Handler, JobRunner
 from ivr.letters import call_letter
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
@@ -97,7 +97,13 @@ def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
         ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
         config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
         clock = lambda: datetime.now(UTC)  # noqa: E731
-        hooks = TwilioWebhooks(config, parts.intake.accept, make_sessionmaker(engine), clock)
+        hooks = TwilioWebhooks(
+            config,
+            parts.intake.accept,
+            parts.intake.missed_calls(settings.source),
+            DeliveryReports(make_sessionmaker(engine), clock).record_status,
+            clock,
+        )
         server = LoopbackServer(Starlette(routes=hooks.routes()))
         url = server.start()
         # Twilio signs for the public address; the proxy in front forwards to us.

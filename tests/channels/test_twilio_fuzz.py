@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from channels.twilio.webhooks import TwilioWebhooks
 from gateway.contract.config import Config, TwilioConfig
+from gateway.engine.outbox import DeliveryReports
 from ivr.flow import CallState
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import TwilioApi, TwilioCaller
@@ -93,8 +94,13 @@ def rig(engine: Engine, parts: Parts) -> Iterator[Rig]:
     hours = WorkingHours(start=time(0), end=time(0))  # agents around the clock
     ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
     config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
+    clock = lambda: datetime.now(UTC)  # noqa: E731
     hooks = TwilioWebhooks(
-        config, parts.intake.accept, make_sessionmaker(engine), lambda: datetime.now(UTC)
+        config,
+        parts.intake.accept,
+        parts.intake.missed_calls(settings.source),
+        DeliveryReports(make_sessionmaker(engine), clock).record_status,
+        clock,
     )
     app = Starlette(routes=hooks.routes())
     # raise_app_exceptions (httpx's default): an uncaught exception fails the example.

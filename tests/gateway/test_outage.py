@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from gateway.contract.errors import StoreUnavailable
-from store.models import Letter
+from store.db import make_sessionmaker
+from store.models import Letter, MissedCall
 from tests.conftest import Parts, build_intake, make_contact
 from tests.support.tcp_proxy import TcpProxy
 
@@ -110,3 +111,42 @@ def test_a_damaged_spool_file_is_set_aside_and_the_rest_are_drained(
     )
     assert cut.metrics.registry.get_sample_value("hotline_spool_rejected_total") == 2
     assert cut.spool.depth() == 0
+
+
+def missed_calls_in(engine: Engine) -> list[tuple[str, str, str, str | None]]:
+    with make_sessionmaker(engine)() as session:
+        return [
+            (m.call_id, m.reason, m.citizen.phone if m.citizen else None, m.called)
+            for m in session.scalars(select(MissedCall).order_by(MissedCall.call_id))
+        ]
+
+
+def test_a_missed_call_during_an_outage_is_spooled_then_listed_once(
+    cut: Parts, proxy: TcpProxy, engine: Engine
+) -> None:
+    record = cut.intake.missed_calls("sip-1")
+    cut.intake.accept_sync(make_contact(1))  # a pooled connection exists, then breaks
+    proxy.down()
+
+    record("call-a@pbx", "13812345678", "12345", "hung_up_in_menu")
+    record("call-a@pbx", "13812345678", "12345", "hung_up_in_menu")  # a retried report
+
+    assert cut.spool.depth() == 1  # one file per call
+    assert cut.intake.drain_spool() == 0
+    proxy.up()
+    assert cut.intake.drain_spool() == 1
+    assert cut.spool.depth() == 0
+    assert missed_calls_in(engine) == [("call-a@pbx", "hung_up_in_menu", "13812345678", "12345")]
+    record("call-a@pbx", "13812345678", "12345", "hung_up_in_menu")
+    assert len(missed_calls_in(engine)) == 1
+
+
+def test_a_call_that_left_a_letter_is_never_on_the_callback_list(
+    cut: Parts, engine: Engine
+) -> None:
+    letter = make_contact(7)
+    cut.intake.accept_sync(letter)
+
+    cut.intake.missed_calls(letter.source)(letter.external_id, "13812345678", None, "hung_up")
+
+    assert missed_calls_in(engine) == []
