@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import wave
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +80,19 @@ class Hotline:
             pass
 
 
+def webhooks(
+    config: Config, parts: Parts, engine: Engine, clock: Callable[[], datetime]
+) -> TwilioWebhooks:
+    """Twilio's webhooks wired as the gateway wires them (gateway.registry)."""
+    return TwilioWebhooks(
+        config,
+        parts.intake.accept,
+        parts.intake.missed_calls(config.channels.twilio.source),
+        DeliveryReports(make_sessionmaker(engine), clock).record_status,
+        clock,
+    )
+
+
 @pytest.fixture
 def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
     with TwilioApi() as api:
@@ -97,13 +110,7 @@ def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
         ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
         config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
         clock = lambda: datetime.now(UTC)  # noqa: E731
-        hooks = TwilioWebhooks(
-            config,
-            parts.intake.accept,
-            parts.intake.missed_calls(settings.source),
-            DeliveryReports(make_sessionmaker(engine), clock).record_status,
-            clock,
-        )
+        hooks = webhooks(config, parts, engine, clock)
         server = LoopbackServer(Starlette(routes=hooks.routes()))
         url = server.start()
         # Twilio signs for the public address; the proxy in front forwards to us.

@@ -22,14 +22,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from starlette.applications import Starlette
 
-from channels.twilio.webhooks import TwilioWebhooks
 from gateway.contract.config import Config, TwilioConfig
-from gateway.engine.outbox import DeliveryReports
 from ivr.flow import CallState
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import TwilioApi, TwilioCaller
 from store.db import make_sessionmaker
 from store.models import Letter, MissedCall
+from tests.channels.test_twilio import webhooks
 from tests.conftest import Parts
 
 PUBLIC = "https://hotline.example.cn/12345"
@@ -94,14 +93,7 @@ def rig(engine: Engine, parts: Parts) -> Iterator[Rig]:
     hours = WorkingHours(start=time(0), end=time(0))  # agents around the clock
     ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
     config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
-    clock = lambda: datetime.now(UTC)  # noqa: E731
-    hooks = TwilioWebhooks(
-        config,
-        parts.intake.accept,
-        parts.intake.missed_calls(settings.source),
-        DeliveryReports(make_sessionmaker(engine), clock).record_status,
-        clock,
-    )
+    hooks = webhooks(config, parts, engine, lambda: datetime.now(UTC))
     app = Starlette(routes=hooks.routes())
     # raise_app_exceptions (httpx's default): an uncaught exception fails the example.
     transport = httpx.ASGITransport(app=app)
