@@ -88,7 +88,7 @@ def _handlers() -> dict[str, Handler]:
         "stt": stt_cli.stt,
         "tokens": _tokens,
         "webhooks": _webhooks,
-        "sip": sip_cli.sip,
+        "sip": _sip,
         "prompts": sip_cli.prompts,
         "console": console_cli.console,
         "pii": pii_cli.pii,
@@ -214,6 +214,16 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _sip(config: Config, args: argparse.Namespace) -> int:
+    if args.action == "worker":
+        from gateway.sip_worker import run_worker
+
+        return run_worker(config, args.index)
+    from channels.sip.cli import kamailio_config
+
+    return kamailio_config(config, args)
 
 
 def _db_upgrade(config: Config, _: argparse.Namespace) -> int:

@@ -74,7 +74,10 @@ def _sip(wiring: Wiring) -> Channel:
 
     # Worker processes store their own letters; a finished call cannot be asked again,
     # so in an outage they spool (into the folder this gateway drains).
-    return Channel(SipChannel(wiring.config, wiring.config_path))
+    def worker(number: int) -> list[str]:
+        return python_command("gateway.sip_worker", wiring.config_path, "--index", str(number))
+
+    return Channel(SipChannel(wiring.config, worker))
 
 
 def _twilio(wiring: Wiring) -> Channel:

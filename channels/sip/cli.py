@@ -26,11 +26,8 @@ def add_parsers(commands: Any) -> None:
     build.add_argument("--out", type=Path, help="default: sip.prompts_dir, else the shipped")
 
 
-def sip(config: Config, args: argparse.Namespace) -> int:
-    if args.action == "worker":
-        from channels.sip.process import run_worker
-
-        return run_worker(config, args.index)
+def kamailio_config(config: Config, args: argparse.Namespace) -> int:
+    """`hotline sip kamailio-config` (`hotline sip worker` is the assembly's: gateway.cli)."""
     from channels.sip.kamailio import render
     from channels.sip.pool import worker_addresses
 

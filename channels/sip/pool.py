@@ -8,8 +8,7 @@ import contextlib
 import logging
 import secrets
 import socket
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from channels.sip.kamailio import Kamailio
 from gateway.contract.config import Config
@@ -57,19 +56,13 @@ async def options_ping(host: str, port: int, timeout: float = 2.0) -> bool:
 
 
 class SipChannel:
-    def __init__(self, config: Config, config_path: Path | None) -> None:
+    def __init__(self, config: Config, worker_command: Callable[[int], list[str]]) -> None:
+        """``worker_command`` starts worker N: a process the gateway assembles (its intake
+        and callback list), since a worker stores its calls' letters itself."""
         self.config = config
         self.settings = config.channels.sip
         self.addresses = worker_addresses(config)
-        command = [sys.executable, "-m", "channels.sip.process"]
-        if config_path is not None:
-            command += ["--config", str(config_path)]
-        self.pool = WorkerPool(
-            "sip",
-            lambda n: [*command, "--index", str(n)],
-            self.settings.workers,
-            healthy=self._healthy,
-        )
+        self.pool = WorkerPool("sip", worker_command, self.settings.workers, healthy=self._healthy)
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.kamailio: Kamailio | None = None

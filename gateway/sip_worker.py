@@ -1,7 +1,8 @@
-"""A SIP worker process with its own store connection: `hotline sip worker --index N` by
-hand; `hotline serve` starts `python -m channels.sip.process`, which loads only what a
-worker uses (not the API, console and routing core the `hotline` program imports: 25
-workers paid ~15 MB each for them)."""
+"""A SIP worker process, assembled: the channel's worker given an intake and the callback
+list of its own store connection, as serve gives the other channels theirs.
+`hotline sip worker --index N` by hand; `hotline serve` starts `python -m gateway.sip_worker`,
+which loads only what a worker uses (not the API, console and routing core the `hotline`
+program imports: 25 workers paid ~15 MB each for them)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def run_worker(config: Config, index: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m channels.sip.process")
+    parser = argparse.ArgumentParser(prog="python -m gateway.sip_worker")
     parser.add_argument("--config", type=Path, help="the gateway's config.yaml")
     parser.add_argument("--index", type=int, default=0, help="the worker's number")
     args = parser.parse_args(argv)
