@@ -20,8 +20,7 @@ import httpx
 from gateway.contract.config import TwilioConfig
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.engine.workers import GiveUp, LetterJob
-from store import jobs
-from store.models import Attachment, Job, Letter
+from store.models import Job, Letter
 
 MEDIA_JOB = "twilio_media"
 _EXTENSIONS = {
@@ -104,17 +103,6 @@ class MediaHandler(LetterJob[TwilioConfig]):
             raise GiveUp(f"Twilio refused our credentials for {url}")
         response.raise_for_status()  # 404 while the recording is processed: retried
         media_type = response.headers.get("content-type", "").split(";")[0] or "audio/x-wav"
-        stored = self.files.put(response.content)
-        with self.sessions.begin() as session:
-            session.add(
-                Attachment(
-                    letter_id=job.letter_id,
-                    filename=filename,
-                    media_type=media_type,
-                    size=stored.size,
-                    sha256=stored.sha256,
-                )
-            )
-            if filename.endswith(".wav"):
-                jobs.enqueue(session, TRANSCRIBE, letter_id=job.letter_id, at=self.clock())
-        self.update(job, "media_fetched", {}, filename=filename, size=stored.size)
+        # A recording is then transcribed.
+        then = (TRANSCRIBE,) if filename.endswith(".wav") else ()
+        self.attach(job, "media_fetched", (filename, media_type, response.content), then)

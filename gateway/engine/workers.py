@@ -27,7 +27,7 @@ from store.attachments import AttachmentStore
 from store.db import is_outage
 from store.jobs import JobQueue, enqueue, purge_done
 from store.letters import record_event
-from store.models import Job, Letter
+from store.models import Attachment, Job, Letter
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -387,6 +387,44 @@ class LetterJob(Handler, Generic[S]):
                 letter.text_pending = False
                 for kind in self.after_text:
                     enqueue(session, kind, letter_id=letter.id, at=self.clock())
+
+    def attach(
+        self,
+        job: Job,
+        event: str,
+        file: tuple[str, str, bytes],
+        then: tuple[str, ...] = (),
+    ) -> None:
+        """A file (name, media type, bytes) fetched for the letter after it was stored, such
+        as a voicemail's recording: on disk first, then its row, its event and the jobs it
+        needs (``then``: a recording's transcription) in one transaction."""
+        filename, media_type, data = file
+        stored = self.files.put(data)
+        with self.sessions.begin() as session:
+            letter = session.get(Letter, job.letter_id)
+            if letter is None:
+                raise GiveUp(f"letter {job.letter_id} does not exist")
+            session.add(
+                Attachment(
+                    letter_id=letter.id,
+                    filename=filename,
+                    media_type=media_type,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                )
+            )
+            for kind in then:
+                enqueue(session, kind, letter_id=letter.id, at=self.clock())
+            at, size = self.clock(), stored.size
+            record_event(
+                session,
+                at=at,
+                actor=self.actor,
+                kind=event,
+                letter=letter,
+                filename=filename,
+                size=size,
+            )
 
     def gave_up(self, job: Job, error: str) -> None:
         # No text will come from this letter's files now: route it on what is known.
