@@ -17,8 +17,10 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from gateway.contract.errors import PayloadError
 
-class FormError(Exception):
+
+class FormError(PayloadError):
     """The body is not a form we can read (too many files or fields, broken multipart)."""
 
 

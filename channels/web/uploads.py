@@ -14,6 +14,7 @@ import warnings
 from PIL import Image
 
 from gateway.contract.contact import Attachment
+from gateway.contract.errors import PayloadError
 
 _IMAGE_FORMATS = {
     "JPEG": "image/jpeg",
@@ -32,7 +33,7 @@ _EXTENSIONS = {
 _MAX_PIXELS = 60_000_000
 
 
-class UploadError(Exception):
+class UploadError(PayloadError):
     """Why one file was refused, in words for the citizen."""
 
 

@@ -7,10 +7,6 @@ class PayloadError(Exception):
     """The sender's input is malformed: reply with a clear error (400, 5xx SMTP), log it."""
 
 
-class Ignored(Exception):
-    """Input that is valid but not for us (a status we don't track): acknowledge, do nothing."""
-
-
 class ConfigurationError(Exception):
     """The gateway is misconfigured: refuse to start, name the key."""
 
