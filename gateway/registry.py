@@ -81,8 +81,8 @@ def _sip(wiring: Wiring) -> Channel:
 
 
 def _twilio(wiring: Wiring) -> Channel:
+    from channels.twilio.inbound import TwilioWebhooks
     from channels.twilio.rest import TwilioSms
-    from channels.twilio.webhooks import TwilioWebhooks
 
     settings = wiring.config.channels.twilio
     # Twilio cannot be asked to resend a webhook it got an answer to: spool in outages.

@@ -34,7 +34,7 @@ from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
 from ivr import flow
-from ivr.letters import call_letter
+from ivr.call_letters import call_letter
 from ivr.prompts import prompt_path
 
 log = logging.getLogger(__name__)

@@ -24,14 +24,14 @@ from starlette.applications import Starlette
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
+from channels.twilio.inbound import TwilioWebhooks
 from channels.twilio.media import MEDIA_JOB, MediaHandler, on_api_host
 from channels.twilio.rest import TwilioSms
-from channels.twilio.webhooks import TwilioWebhooks
 from gateway.contract.config import Config, JobsConfig, TwilioConfig
 from gateway.core.messages import queue_message
 from gateway.engine.outbox import DeliveryReports, delivery_handlers
 from gateway.engine.workers import GiveUp, Handler, JobRunner
-from ivr.letters import call_letter
+from ivr.call_letters import call_letter
 from ivr.menu import AgentConfig, IvrConfig, WorkingHours
 from simulators.twilio import DialOutcome, HangUp, Press, Silence, Speak, TwilioApi, TwilioCaller
 from simulators.twilio.api import LoopbackServer

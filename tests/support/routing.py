@@ -20,7 +20,7 @@ from gateway.core.workflow import Workflow
 from gateway.engine.dispatch import RouteHandler
 from gateway.engine.ocr import OcrHandler
 from gateway.engine.workers import Handler, JobRunner
-from ivr.letters import call_letter
+from ivr.call_letters import call_letter
 from ivr.stt import Transcript, Word
 from ivr.transcription import TranscribeHandler
 from store.db import make_sessionmaker

@@ -28,7 +28,7 @@ def upgrade() -> None:
             sa.Column("text_pending", sa.Boolean(), nullable=False, server_default=sa.false())
         )
     op.execute("UPDATE letters SET text_source = 'ocr' WHERE channel = 'fax'")
-    # A voicemail as ivr/letters.py stores it (an agent's typed phone letter has a text).
+    # A voicemail as ivr/call_letters.py stores it (an agent's typed phone letter has a text).
     op.execute(
         "UPDATE letters SET text_source = 'transcription' "
         "WHERE channel = 'phone' AND subject = '电话留言' AND text = ''"

@@ -30,7 +30,7 @@ from gateway.contract.contact import Accept, Channel, Citizen, IncomingContact, 
 from gateway.contract.errors import PayloadError
 from gateway.contract.logs import log_event
 from ivr import flow
-from ivr.letters import call_letter
+from ivr.call_letters import call_letter
 
 log = logging.getLogger(__name__)
 Params = dict[str, str]
