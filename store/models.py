@@ -148,7 +148,7 @@ class Letter(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
-    # The routing core's view of the letter (gateway/core/workflow.py).
+    # The routing core's view of the letter (gateway/core/workflow/).
     mode: Mapped[str | None] = mapped_column(String(16))
     reply_type: Mapped[str | None] = mapped_column(String(16))
     district: Mapped[str | None] = mapped_column(String(64))
