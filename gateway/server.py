@@ -28,10 +28,10 @@ from gateway.engine.http import build_app
 from gateway.engine.intake import Intake, utcnow
 from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.engine.notifications import Receipts
-from gateway.engine.outbox import DeliveryReports, Mailer, delivery_handlers
+from gateway.engine.outbox import DeliveryReports, Mailer, Sender, delivery_handlers
 from gateway.engine.processes import WorkerPool
 from gateway.engine.spool import Spool
-from gateway.engine.workers import lanes_for, purge_forever
+from gateway.engine.workers import Handler, lanes_for, purge_forever
 from gateway.frontends.api import open311
 from gateway.frontends.api.app import Services, build_api
 from gateway.handlers import letter_handlers
@@ -88,26 +88,11 @@ class Gateway:
         )
         channels = build_channels(wiring)
         self.channels = {n: c.listener for n, c in channels.items() if c.listener is not None}
-        senders = senders_of(channels)
-        if config.outgoing_mail.enabled:
-            senders["email"] = Mailer(config.outgoing_mail).deliver
         for channel in channels.values():
             if channel.modems is not None:
                 self.metrics.watch_modems(channel.modems)
-        domain = config.outgoing_mail.from_address.rpartition("@")[2]
-        handlers = letter_handlers(config, sessions, files, utcnow, self.workflow)
-        handlers.update(delivery_handlers(sessions, senders, utcnow, domain))
-        # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
         self.webhook_sender: webhooks.WebhookSender | None = None
-        if config.webhooks.endpoints:
-            webhooks.check_endpoints(config.webhooks)
-            self.webhook_sender = webhooks.WebhookSender(sessions, config.webhooks, utcnow)
-            handlers[webhooks.KIND] = webhooks.WebhookDelivery(
-                sessions,
-                self.webhook_sender,
-                utcnow,
-                webhooks.runner_settings(config.webhooks, config.jobs),
-            )
+        handlers = self._handlers(senders_of(channels), files)
         # A lane given worker processes runs there (`hotline jobs worker`), not here.
         self.lane_pools = {
             lane: WorkerPool(f"jobs:{lane}", self._cli("jobs", "worker", "--lane", lane), n)
@@ -117,18 +102,8 @@ class Gateway:
         handlers = {k: h for k, h in handlers.items() if lane_of(k) not in self.lane_pools}
         self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
         self.metrics.watch_lanes(self.backlog, utcnow)
-        routes: list[BaseRoute] = []
-        if config.api.enabled:
-            services = Services(config.api, sessions, files, self.intake, self.workflow, utcnow)
-            routes.append(Mount("/api/v1", app=build_api(services)))
-            routes.append(Mount("/open311/v2", routes=open311.routes(services, config.zone)))
-        if config.console.enabled:
-            from gateway.frontends.console.app import Console
-
-            console = Console(config, sessions, files, self.workflow, utcnow)
-            routes.extend(console.routes())
-        for channel in channels.values():  # the citizen's site, at the root, comes last
-            routes.extend(channel.routes)
+        # The citizen's site, at the root, is the last channel's: under everything else.
+        routes = [*self._frontends(files), *(r for c in channels.values() for r in c.routes)]
         self.health = Health()
         for listener in self.channels.values():
             self.health.watch(listener)
@@ -146,6 +121,43 @@ class Gateway:
                 access_log=False,
             )
         )
+
+    def _handlers(self, senders: dict[str, Sender], files: AttachmentStore) -> dict[str, Handler]:
+        """Every job kind this deployment runs: the letters' own, the outbox's deliveries
+        (through the channels' senders and outgoing mail) and the webhooks."""
+        config, sessions = self.config, self.sessions
+        if config.outgoing_mail.enabled:
+            senders["email"] = Mailer(config.outgoing_mail).deliver
+        domain = config.outgoing_mail.from_address.rpartition("@")[2]
+        handlers = letter_handlers(config, sessions, files, utcnow, self.workflow)
+        handlers.update(delivery_handlers(sessions, senders, utcnow, domain))
+        # Webhooks retry on their own schedule (for about a day), unlike SMS and e-mail.
+        if config.webhooks.endpoints:
+            webhooks.check_endpoints(config.webhooks)
+            self.webhook_sender = webhooks.WebhookSender(sessions, config.webhooks, utcnow)
+            handlers[webhooks.KIND] = webhooks.WebhookDelivery(
+                sessions,
+                self.webhook_sender,
+                utcnow,
+                webhooks.runner_settings(config.webhooks, config.jobs),
+            )
+        return handlers
+
+    def _frontends(self, files: AttachmentStore) -> list[BaseRoute]:
+        """The API with Open311, and the console, as configured."""
+        config, routes = self.config, list[BaseRoute]()
+        if config.api.enabled:
+            services = Services(
+                config.api, self.sessions, files, self.intake, self.workflow, utcnow
+            )
+            routes.append(Mount("/api/v1", app=build_api(services)))
+            routes.append(Mount("/open311/v2", routes=open311.routes(services, config.zone)))
+        if config.console.enabled:
+            from gateway.frontends.console.app import Console
+
+            console = Console(config, self.sessions, files, self.workflow, utcnow)
+            routes.extend(console.routes())
+        return routes
 
     def _cli(self, *args: str) -> list[str]:
         """A `hotline` command for a worker process: the same file (and environment)."""
