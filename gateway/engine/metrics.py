@@ -240,6 +240,11 @@ class _Quarantines(Collector):
         yield kept
 
 
+# +CSQ <rssi> (3GPP TS 27.007 8.5): 0-31 is a reading, 99 "not known or not detectable";
+# the worker keeps -1 before its first reading. Neither is a level to graph or alert on.
+_KNOWN_SIGNAL = range(32)
+
+
 class _Modems(Collector):
     def __init__(self, status: ModemStatus) -> None:
         self.status = status
@@ -249,14 +254,17 @@ class _Modems(Collector):
             "hotline_modem_connected", "1 while the modem is connected.", labels=["modem"]
         )
         signal = GaugeMetricFamily(
-            "hotline_modem_signal", "Last +CSQ signal (0-31; 99 unknown).", labels=["modem"]
+            "hotline_modem_signal",
+            "Last +CSQ signal (0-31); absent while unknown.",
+            labels=["modem"],
         )
         failures = GaugeMetricFamily(
             "hotline_modem_failures", "Failed connects in a row.", labels=["modem"]
         )
         for name, up, strength, failed in self.status():
             connected.add_metric([name], 1 if up else 0)
-            signal.add_metric([name], strength)
+            if strength in _KNOWN_SIGNAL:
+                signal.add_metric([name], strength)
             failures.add_metric([name], failed)
         yield from (connected, signal, failures)
 
