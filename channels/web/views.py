@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, selectinload
 from gateway.contract import tracking
 from gateway.contract.labels import CATEGORY_LABELS, CHANNEL_LABELS, STATUS_LABELS
 from gateway.contract.redaction import scrub
-from store.models import Assignment, Department, Event, Letter, Reply
+from gateway.core.access import lead_assignment
+from store.models import Department, Event, Letter, Reply
 
 # The steps of a letter a citizen is told about; supervision and internal notes are not.
 _STEPS = {
@@ -70,11 +71,8 @@ def progress(
     replies = session.scalars(
         select(Reply).where(Reply.letter_id == letter.id).order_by(Reply.id)
     ).all()
-    due = session.scalars(
-        select(Assignment.due_at)
-        .where(Assignment.letter_id == letter.id, Assignment.lead.is_(True))
-        .order_by(Assignment.id.desc())
-    ).first()
+    lead = session.scalars(lead_assignment(letter.id)).first()
+    due = lead.due_at if lead else None
     return {
         "number": letter.tracking_number,
         "status": STATUS_LABELS.get(letter.status, letter.status),

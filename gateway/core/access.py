@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, exists, select
+from sqlalchemy import ColumnElement, ScalarSelect, Select, exists, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from store.models import Assignment, Department, Letter
 
@@ -34,6 +35,32 @@ def assigned_to(department: int | ScalarSelect[int] | None) -> ColumnElement[boo
             Assignment.department_id == department,
             Assignment.status != RETURNED,
         )
+    )
+
+
+def lead_assignment(letter: int | InstrumentedAttribute[int] = Letter.id) -> Select[Assignment]:
+    """The assignment of a letter's lead department (牵头单位) while it holds the letter:
+    none once it returned it, the new one once the letter is assigned again."""
+    return (
+        select(Assignment)
+        .where(Assignment.letter_id == letter, Assignment.lead.is_(True))
+        .where(Assignment.status != RETURNED)
+        .order_by(Assignment.id.desc())  # the newest, should two ever be open at once
+        .limit(1)
+    )
+
+
+def lead_department(
+    letter: int | InstrumentedAttribute[int] = Letter.id,
+    column: InstrumentedAttribute[str] = Department.code,
+) -> ScalarSelect[str]:
+    """``column`` (the code, or the name) of that assignment's department: of the letter
+    ``letter``, or of each letter a query lists (correlated to Letter.id)."""
+    return (
+        lead_assignment(letter)
+        .with_only_columns(column)
+        .join_from(Assignment, Department, Assignment.department_id == Department.id)
+        .scalar_subquery()
     )
 
 

@@ -26,14 +26,14 @@ from gateway.contract.config import JobsConfig, WebhookEndpoint, WebhooksConfig
 from gateway.contract.errors import ConfigurationError, TransientError
 from gateway.contract.kinds import WEBHOOK
 from gateway.contract.logs import log_event
-from gateway.core.access import hidden
+from gateway.core.access import hidden, lead_department
 from gateway.core.messages import queue_message
 from gateway.engine.outbox import DeliveryHandler
 from gateway.engine.workers import GiveUp
 from store import jobs
 from store.db import make_read_sessionmaker
 from store.letters import record_event
-from store.models import Assignment, Department, Event, Job, Letter, OutboxMessage, WebhookCursor
+from store.models import Department, Event, Job, Letter, OutboxMessage, WebhookCursor
 from store.outbox import purge, unseal
 from store.pii import keyring_of
 
@@ -190,33 +190,22 @@ def _fan_out_batch(
     if not events:
         return 0, False
     letter_ids = {e.letter_id for e in events if e.letter_id is not None}
-    query = select(Letter).where(Letter.id.in_(letter_ids))
+    query = select(Letter, lead_department().label("lead")).where(Letter.id.in_(letter_ids))
     if endpoint.include_pii:
         query = query.options(selectinload(Letter.citizen))
-    letters = {letter.id: letter for letter in session.scalars(query)}
-    leads = {
-        letter_id: code
-        for letter_id, code in session.execute(
-            select(Assignment.letter_id, Department.code)
-            .join(Department, Assignment.department_id == Department.id)
-            .where(
-                Assignment.letter_id.in_(letter_ids),
-                Assignment.lead.is_(True),
-                Assignment.status != "returned",
-            )
-        )
-    }
+    letters = {row.Letter.id: row for row in session.execute(query)}
     codes = {id_: code for id_, code in session.execute(select(Department.id, Department.code))}
     written = 0
     for event in events:
-        letter = letters.get(event.letter_id) if event.letter_id is not None else None
-        if letter is None:
+        row = letters.get(event.letter_id) if event.letter_id is not None else None
+        if row is None:
             continue
+        letter = row.Letter
         kind = webhook_type(event.kind, event.detail, letter.status)
         if kind is None or kind not in endpoint.events:
             continue
         # The department the event concerns (the one urged), else the letter's lead.
-        department = codes.get(event.department_id or 0) or leads.get(letter.id)
+        department = codes.get(event.department_id or 0) or row.lead
         payload = _payload(kind, event.at, letter, department, settings.public_url)
         # Never a citizen no department may see either (a reporter, anonymous, confidential).
         share = endpoint.include_pii and not hidden(letter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from gateway.core.access import lead_assignment
 from gateway.core.workflow.base import Base
 from gateway.core.workflow.citizen import tell_citizen
 from gateway.core.workflow.transitions import Actor, WorkflowError
@@ -45,7 +46,7 @@ class Returning(Base):
         self, session: Session, letter: Letter, approved: bool, actor: Actor
     ) -> None:
         self._check(letter, "decide_extension", actor)
-        lead = next((a for a in self._assignments(session, letter) if a.lead), None)
+        lead = session.scalars(lead_assignment(letter.id)).first()
         if lead is None or lead.due_at is None:
             raise WorkflowError(
                 "the letter has no open assignment with a deadline", "此信件没有在办的限期交办"

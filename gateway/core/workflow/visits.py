@@ -3,12 +3,12 @@ an unsatisfied one sends it back to its lead department."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.core.access import lead_assignment
 from gateway.core.workflow.base import Base
 from gateway.core.workflow.transitions import Actor
-from store.models import Assignment, Letter
+from store.models import Letter
 
 
 class Visiting(Base):
@@ -18,11 +18,7 @@ class Visiting(Base):
         """回访: satisfied closes the letter; unsatisfied reopens it to its departments."""
         self._check(letter, "visit", actor)
         letter.satisfaction = "satisfied" if satisfied else "unsatisfied"
-        lead = session.scalars(
-            select(Assignment)
-            .where(Assignment.letter_id == letter.id, Assignment.lead.is_(True))
-            .order_by(Assignment.id.desc())
-        ).first()
+        lead = session.scalars(lead_assignment(letter.id)).first()
         self._event(
             session,
             letter,

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Engine, ScalarSelect, Select, bindparam, select
+from sqlalchemy import Connection, Engine, Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +26,14 @@ from gateway.contract.config import ApiConfig
 from gateway.contract.contact import Channel, Citizen, IncomingContact
 from gateway.contract.errors import StoreUnavailable
 from gateway.contract.redaction import scrub
-from gateway.core.access import RETURNED, assigned_to, department_id, file_shown, hidden, identifies
+from gateway.core.access import (
+    assigned_to,
+    department_id,
+    file_shown,
+    hidden,
+    identifies,
+    lead_department,
+)
 from gateway.core.views import awaiting_text
 from gateway.core.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from gateway.engine.intake import Intake
@@ -443,24 +450,6 @@ def _page_query(department: str | None, given: frozenset[str]) -> Select[*tuple[
     if "before" in given:
         query = query.where(Letter.id < bindparam("before"))
     return query.order_by(Letter.id.desc()).limit(bindparam("size"))
-
-
-def lead_department(letter_id: int | None = None) -> ScalarSelect[str]:
-    """The code of a letter's lead department (牵头单位) while it holds the letter: of the
-    letter ``letter_id``, or of each letter a query lists (correlated to Letter.id)."""
-    letter = Letter.id if letter_id is None else letter_id
-    return (
-        select(Department.code)
-        .join(Assignment, Assignment.department_id == Department.id)
-        .where(
-            Assignment.letter_id == letter,
-            Assignment.lead.is_(True),
-            Assignment.status != RETURNED,
-        )
-        .order_by(Assignment.id.desc())  # the newest, should two ever be open at once
-        .limit(1)
-        .scalar_subquery()
-    )
 
 
 def _needed(value: str | None, name: str) -> str:

@@ -22,13 +22,13 @@ from gateway.contract.config import CATEGORIES, Config
 from gateway.contract.contact import Channel, Citizen, IncomingContact
 from gateway.contract.errors import StoreUnavailable
 from gateway.contract.labels import CATEGORY_LABELS
-from gateway.core.access import assigned_to, department_id
+from gateway.core.access import assigned_to, department_id, lead_department
 from gateway.core.views import iso_utc
 from gateway.frontends.api import auth
 from gateway.frontends.api.app import Services
 from gateway.frontends.api.privacy import redactor
 from store.db import is_outage
-from store.models import Assignment, Department, Event, Letter, Reply
+from store.models import Department, Event, Letter, Reply
 
 NAMES = CATEGORY_LABELS
 CLOSED = ("replied", "closed", "rejected", "duplicate")
@@ -183,11 +183,7 @@ def _span(key: str, query: dict[str, str], zone: ZoneInfo) -> tuple[datetime, da
 
 
 def _request_view(session: Any, letter: Letter, status: str) -> dict[str, Any]:
-    lead = session.scalars(
-        select(Department.name)
-        .join(Assignment)
-        .where(Assignment.letter_id == letter.id, Assignment.lead.is_(True))
-    ).first()
+    lead = session.scalar(select(lead_department(letter.id, Department.name)))
     reply = session.scalars(
         select(Reply.text)
         .where(Reply.letter_id == letter.id, Reply.public.is_(True))
