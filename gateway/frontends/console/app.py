@@ -107,6 +107,7 @@ class Console:
             for path, methods, right, handler in PAGES
         ]
         return [
+            Route("/console", self.slash, methods=["GET"]),
             Mount(
                 "/console",
                 routes=[
@@ -117,8 +118,14 @@ class Console:
                     *pages,
                     Mount("/static", app=StaticFiles(directory=HERE / "static")),
                 ],
-            )
+            ),
         ]
+
+    async def slash(self, request: Request) -> Response:
+        """The console's address as typed without its slash: the site at the root would
+        answer it with 404 (the README and every link name /console/)."""
+        query = "?" + request.url.query if request.url.query else ""
+        return RedirectResponse("/console/" + query, 308, headers=HEADERS)
 
     # -- every page --------------------------------------------------------------------
 
