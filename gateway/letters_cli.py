@@ -16,7 +16,8 @@ from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE, moment, print_json
 from gateway.contract import tracking
 from gateway.contract.config import Config
 from gateway.contract.labels import AWAITING_TEXT_LABELS
-from gateway.core.views import citizen_view, letter_detail, letter_summary
+from gateway.core.access import Sight, citizen_view
+from gateway.core.views import letter_detail, letter_summary
 from gateway.engine.database import engine_for
 from store import letters
 from store.db import make_sessionmaker
@@ -89,7 +90,7 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
             return EXIT_NOT_FOUND
         view = letter_detail(letter)
         if args.reveal_pii and letter.citizen is not None:
-            view["citizen"] = citizen_view(letter.citizen)
+            view["citizen"] = citizen_view(letter.citizen, Sight.FULL)
             letters.record_event(
                 session,
                 at=datetime.now(UTC),

@@ -31,7 +31,6 @@ from channels.web.guard import (
 )
 from channels.web.uploads import UploadError, check_upload, size_text
 from channels.web.views import (
-    find_own_letter,
     progress,
     published_count,
     published_letter,
@@ -43,6 +42,7 @@ from gateway.contract.errors import StoreUnavailable
 from gateway.contract.labels import CATEGORY_LABELS
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
+from gateway.core.access import citizens_letter
 from gateway.engine.keys import load_secret
 from store.letters import find_by_external_id
 
@@ -256,7 +256,7 @@ class Site:
 
     def _progress(self, number: str, code: str) -> dict[str, Any] | None:
         with self.reads() as session:
-            letter = find_own_letter(session, number, code)
+            letter = citizens_letter(session, number, code)
             return progress(session, letter, self.zone, self.rejections) if letter else None
 
     async def published(self, request: Request) -> Response:

@@ -3,7 +3,6 @@ and the published letters (选登) with every personal detail taken out."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,8 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.contract import tracking
 from gateway.contract.labels import CATEGORY_LABELS, CHANNEL_LABELS, STATUS_LABELS
-from gateway.contract.redaction import scrub
-from gateway.core.access import lead_assignment
+from gateway.core.access import PUBLISHED, Sight, lead_assignment, words
 from store.models import Department, Event, Letter, Reply
 
 # The steps of a letter a citizen is told about; supervision and internal notes are not.
@@ -39,18 +37,6 @@ class Step:
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else ""
-
-
-def find_own_letter(session: Session, number: str, code: str) -> Letter | None:
-    """The letter only for its number together with its code; a wrong code is the same
-    None as a number that does not exist, so guessing learns nothing."""
-    number = tracking.normalize(number)
-    if not tracking.is_valid(number):
-        return None
-    letter = session.scalars(select(Letter).where(Letter.tracking_number == number)).one_or_none()
-    if letter is None or not hmac.compare_digest(letter.verification_code, code.strip()):
-        return None
-    return letter
 
 
 def progress(
@@ -95,18 +81,15 @@ def progress(
     }
 
 
-# A letter marked confidential after it was published leaves the site at once.
-IS_PUBLISHED = (Letter.publish.is_(True), Letter.confidential.is_(False))
-PUBLISHED = select(Letter).where(*IS_PUBLISHED)
-
-
 def published_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(*IS_PUBLISHED)) or 0)
+    return int(session.scalar(select(func.count()).where(*PUBLISHED)) or 0)
 
 
 def published_page(session: Session, page: int, size: int, zone: ZoneInfo) -> list[dict[str, Any]]:
     letters = session.scalars(
-        PUBLISHED.options(selectinload(Letter.citizen))
+        select(Letter)
+        .where(*PUBLISHED)
+        .options(selectinload(Letter.citizen))
         .order_by(Letter.replied_at.desc(), Letter.id.desc())
         .offset((page - 1) * size)
         .limit(size)
@@ -116,18 +99,14 @@ def published_page(session: Session, page: int, size: int, zone: ZoneInfo) -> li
 
 def published_letter(session: Session, number: str, zone: ZoneInfo) -> dict[str, Any] | None:
     letter = session.scalars(
-        PUBLISHED.where(Letter.tracking_number == tracking.normalize(number))
+        select(Letter).where(*PUBLISHED, Letter.tracking_number == tracking.normalize(number))
     ).one_or_none()
     return _public_view(session, letter, zone) if letter is not None else None
 
 
 def _public_view(session: Session, letter: Letter, zone: ZoneInfo) -> dict[str, Any]:
-    citizen = letter.citizen
-    known = (
-        [citizen.name, citizen.phone, citizen.email, citizen.address, citizen.id_number]
-        if citizen
-        else []
-    )
+    # The public is never shown a citizen, nor their details in the letter's words.
+    clean = words(letter, letter.citizen, Sight.WITHHELD)
     reply = session.execute(
         select(Reply.text, Department.name)
         .outerjoin(Department, Department.id == Reply.department_id)
@@ -137,10 +116,10 @@ def _public_view(session: Session, letter: Letter, zone: ZoneInfo) -> dict[str, 
     return {
         "number": letter.tracking_number,
         "category": CATEGORY_LABELS.get(letter.category or "", "未分类"),
-        "subject": scrub(letter.subject, known),
-        "text": scrub(letter.text, known),
+        "subject": clean(letter.subject),
+        "text": clean(letter.text),
         "received": _local(letter.received_at, zone)[:10],
         "replied": _local(letter.replied_at, zone)[:10],
         "department": (reply[1] if reply and reply[1] else "12345市民热线"),
-        "reply": scrub(reply[0], known) if reply else "",
+        "reply": clean(reply[0]) if reply else "",
     }

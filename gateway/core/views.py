@@ -5,7 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from store.models import Citizen, Event, Letter
+from store.models import Event, Letter
+
+# A letter in a list (the API's pages, the console's inbox): never its words or its citizen.
+SUMMARY_COLUMNS = (
+    Letter.id,
+    Letter.tracking_number,
+    Letter.channel,
+    Letter.received_at,
+    Letter.status,
+    Letter.category,
+    Letter.subject,
+    Letter.due_at,
+    # Whether a voicemail's or fax's words are still to be read (awaiting_text).
+    Letter.text_source,
+    Letter.text_pending,
+    # Whether the citizen is hidden (access.hidden).
+    Letter.anonymous,
+    Letter.confidential,
+)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -58,15 +76,4 @@ def event_view(event: Event) -> dict[str, Any]:
         "actor": event.actor,
         "kind": event.kind,
         "detail": event.detail,
-    }
-
-
-def citizen_view(citizen: Citizen) -> dict[str, Any]:
-    return {
-        "name": citizen.name,
-        "phone": citizen.phone,
-        "email": citizen.email,
-        "id_number": citizen.id_number,
-        "address": citizen.address,
-        "ip": citizen.ip,
     }

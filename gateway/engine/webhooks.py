@@ -26,7 +26,7 @@ from gateway.contract.config import JobsConfig, WebhookEndpoint, WebhooksConfig
 from gateway.contract.errors import ConfigurationError, TransientError
 from gateway.contract.kinds import WEBHOOK
 from gateway.contract.logs import log_event
-from gateway.core.access import hidden, lead_department
+from gateway.core.access import Sight, Viewer, citizen_view, lead_department, sight, visible_to
 from gateway.core.messages import queue_message
 from gateway.engine.outbox import DeliveryHandler
 from gateway.engine.workers import GiveUp
@@ -52,6 +52,8 @@ ATTEMPTS = 12
 GONE = "endpoint disabled: "
 _DOMAIN = "webhooks"
 _SECRET_PREFIX = "whsec_"
+# The citizen in a payload, for an endpoint with include_pii.
+CITIZEN = ("name", "phone", "email")
 
 
 def utcnow() -> datetime:
@@ -189,8 +191,11 @@ def _fan_out_batch(
     events = _settled(rows, cursor.last_event_id, now - settle)
     if not events:
         return 0, False
+    reader = Viewer.endpoint(endpoint.include_pii)
     letter_ids = {e.letter_id for e in events if e.letter_id is not None}
-    query = select(Letter, lead_department().label("lead")).where(Letter.id.in_(letter_ids))
+    query = select(Letter, lead_department().label("lead")).where(
+        Letter.id.in_(letter_ids), visible_to(reader)
+    )
     if endpoint.include_pii:
         query = query.options(selectinload(Letter.citizen))
     letters = {row.Letter.id: row for row in session.execute(query)}
@@ -208,9 +213,10 @@ def _fan_out_batch(
         department = codes.get(event.department_id or 0) or row.lead
         payload = _payload(kind, event.at, letter, department, settings.public_url)
         # Never a citizen no department may see either (a reporter, anonymous, confidential).
-        share = endpoint.include_pii and not hidden(letter)
+        seen = sight(letter, reader)
+        share = seen is Sight.FULL
         if endpoint.include_pii:
-            payload["data"]["citizen"] = _citizen(letter) if share else None
+            payload["data"]["citizen"] = citizen_view(letter.citizen, seen, CITIZEN)
         message = queue_message(session, KIND, letter.id, endpoint.name, payload, now, False)
         # A job kind of its own: the webhook runner retries for about a day (runner_settings).
         jobs.enqueue(session, KIND, letter_id=letter.id, payload={"outbox_id": message.id}, at=now)
@@ -257,11 +263,6 @@ def _settled(events: Sequence[Event], after: int, horizon: datetime) -> list[Eve
         taken.append(event)
         expected = event.id + 1
     return taken
-
-
-def _citizen(letter: Letter) -> dict[str, Any] | None:
-    c = letter.citizen
-    return None if c is None else {"name": c.name, "phone": c.phone, "email": c.email}
 
 
 def _payload(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from gateway.contract.config import DeadlinesConfig, RoutingConfig
 from gateway.contract.labels import STATUS_LABELS
+from gateway.core.access import held_by
 from gateway.core.deadlines import WorkCalendar
 from gateway.core.routing import Rules
 from gateway.core.workflow.transitions import OPEN_ASSIGNMENT, TRANSITIONS, Actor, WorkflowError
@@ -70,14 +71,22 @@ class Base:
         )
 
     def _own_assignment(self, session: Session, letter: Letter, actor: Actor) -> Assignment:
-        """A department sees and acts only on its own letters."""
-        for assignment in self._assignments(session, letter):
-            if assignment.department.code == actor.department:
-                return assignment
-        raise WorkflowError(
-            f"letter {letter.tracking_number} is not assigned to {actor.department}",
-            "此信件未交办给本单位（或已办结、已退回）",
-        )
+        """A department acts only on a letter it holds, through its assignment still open."""
+        own = session.scalars(
+            select(Assignment)
+            .where(
+                Assignment.letter_id == letter.id,
+                Assignment.status.in_(OPEN_ASSIGNMENT),
+                *held_by(actor.department),
+            )
+            .order_by(Assignment.id)
+        ).first()
+        if own is None:
+            raise WorkflowError(
+                f"letter {letter.tracking_number} is not assigned to {actor.department}",
+                "此信件未交办给本单位（或已办结、已退回）",
+            )
+        return own
 
     @staticmethod
     def _assignments(session: Session, letter: Letter) -> list[Assignment]:

@@ -25,20 +25,22 @@ from gateway.contract import tracking
 from gateway.contract.config import ApiConfig
 from gateway.contract.contact import Channel, Citizen, IncomingContact
 from gateway.contract.errors import StoreUnavailable
-from gateway.contract.redaction import scrub
 from gateway.core.access import (
-    assigned_to,
-    department_id,
+    Sight,
+    Viewer,
+    citizen_view,
     file_shown,
-    hidden,
-    identifies,
+    gives_away,
     lead_department,
+    scrub_detail,
+    sight,
+    visible_to,
+    words,
 )
-from gateway.core.views import awaiting_text
+from gateway.core.views import SUMMARY_COLUMNS, awaiting_text
 from gateway.core.workflow import DEPARTMENT, Actor, Workflow, WorkflowError
 from gateway.engine.intake import Intake
 from gateway.frontends.api import auth
-from gateway.frontends.api.privacy import as_written, citizen_view, redactor, reveals, scrub_detail
 from gateway.frontends.api.schemas import (
     Action,
     ActionResult,
@@ -55,22 +57,6 @@ from store.db import is_outage, make_read_sessionmaker
 from store.letters import record_event
 from store.models import MAX_ID, Assignment, Attachment, Department, Letter
 
-SUMMARY_COLUMNS = (
-    Letter.id,
-    Letter.tracking_number,
-    Letter.channel,
-    Letter.received_at,
-    Letter.status,
-    Letter.category,
-    Letter.subject,
-    Letter.due_at,
-    # Whether a voicemail's or fax's words are still to be read (awaiting_text).
-    Letter.text_source,
-    Letter.text_pending,
-    # Whether a department may ever see the citizen (privacy.reveals).
-    Letter.anonymous,
-    Letter.confidential,
-)
 PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: PROBLEM,
@@ -82,6 +68,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 # A page is validated once, as a whole, and written straight to JSON.
 PAGE = TypeAdapter(Page)
+# The citizen as the API's schema has them (CitizenView).
+CITIZEN = ("name", "phone", "email", "address")
 
 
 @dataclass
@@ -174,25 +162,15 @@ def build_api(services: Services) -> FastAPI:
         if not who.can(scope):
             raise HTTPException(403, f"This token lacks the {scope} scope")
 
-    def visible(who: auth.Principal) -> Any:
-        return _visible(who.department)
-
-    def shown(who: auth.Principal, letter: Letter, file: Attachment) -> bool:
-        department = who.department is not None
-        return file_shown(letter, file.media_type, department=department, pii=who.can("pii"))
-
     def load(s: Session, who: auth.Principal, number: str) -> Letter:
         letter = s.scalars(
             select(Letter)
-            .where(Letter.tracking_number == tracking.normalize(number), visible(who))
+            .where(Letter.tracking_number == tracking.normalize(number), visible_to(viewer(who)))
             .options(selectinload(Letter.attachments), selectinload(Letter.events))
         ).one_or_none()
         if letter is None:  # also when it exists but is another department's
             raise HTTPException(404, f"No letter {number}")
         return letter
-
-    def full(who: auth.Principal, letter: Any) -> bool:
-        return reveals(letter, who.can("pii"), who.department)
 
     def audited(who: auth.Principal, letter: Letter, **detail: Any) -> None:
         """A read of the citizen on record, committed before it is answered."""
@@ -259,12 +237,13 @@ def build_api(services: Services) -> FastAPI:
         with services.read_engine.connect() as conn:
             who = authenticate(conn, services.settings, authorization)
             require(who, "read")
-            query = _page_query(who.department, frozenset(params))
+            reader = viewer(who)
+            query = _page_query(reader, frozenset(params))
             rows = conn.execute(query, {**params, "size": size + 1}).all()
         more, rows = len(rows) > size, rows[:size]
         # A page has no citizens loaded: its subjects lose the shapes of contact details.
         page = {
-            "items": [summary(r, r.lead, as_written if full(who, r) else scrub) for r in rows],
+            "items": [summary(r, r.lead, words(r, None, sight(r, reader))) for r in rows],
             "next_cursor": _encode_cursor(rows[-1].id) if more and rows else None,
         }
         return PAGE.dump_json(PAGE.validate_python(page))
@@ -280,10 +259,11 @@ def build_api(services: Services) -> FastAPI:
     ) -> dict[str, Any]:
         require(who, "read")
         letter = load(s, who, tracking_number)
-        unmasked = full(who, letter)
-        citizen = citizen_view(letter, letter.citizen, unmasked)
-        clean = redactor(letter, letter.citizen, unmasked)
-        if unmasked and citizen is not None:
+        reader = viewer(who)
+        seen = sight(letter, reader)
+        citizen = citizen_view(letter.citizen, seen, CITIZEN)
+        clean = words(letter, letter.citizen, seen)
+        if seen is Sight.FULL and citizen is not None:
             audited(who, letter)
         base = f"/api/v1/letters/{letter.tracking_number}/attachments"
         return {
@@ -305,7 +285,7 @@ def build_api(services: Services) -> FastAPI:
                     url=f"{base}/{a.id}",
                 )
                 for a in letter.attachments
-                if shown(who, letter, a)
+                if file_shown(letter, a.media_type, reader)
             ],
             "events": [
                 EventView(at=e.at, actor=e.actor, kind=e.kind, detail=scrub_detail(e.detail, clean))
@@ -327,12 +307,17 @@ def build_api(services: Services) -> FastAPI:
     ) -> Response:
         require(who, "read")
         letter = load(s, who, tracking_number)
+        reader = viewer(who)
         found = s.get(Attachment, attachment_id) if 0 < attachment_id <= MAX_ID else None
-        if found is None or found.letter_id != letter.id or not shown(who, letter, found):
+        if (
+            found is None
+            or found.letter_id != letter.id
+            or not file_shown(letter, found.media_type, reader)
+        ):
             raise HTTPException(404, f"No attachment {attachment_id} on {tracking_number}")
-        if hidden(letter) and identifies(letter, found.media_type):
+        if gives_away(letter, found.media_type):
             audited(who, letter, attachment=found.id)  # a hidden citizen's voice or fax page
-        filename = redactor(letter, letter.citizen, full(who, letter))(found.filename)
+        filename = words(letter, letter.citizen, sight(letter, reader))(found.filename)
         return Response(
             services.files.read(found.sha256),
             media_type=found.media_type,
@@ -419,21 +404,18 @@ def build_api(services: Services) -> FastAPI:
     return api
 
 
-def _visible(department: str | None) -> Any:
-    """Letters a token may see: all, or those its department has now."""
-    if department is None:
-        return True
-    return assigned_to(department_id(department))
+def viewer(who: auth.Principal) -> Viewer:
+    return Viewer.token(who.department, who.can("pii"))
 
 
 @functools.lru_cache(maxsize=256)
-def _page_query(department: str | None, given: frozenset[str]) -> Select[*tuple[Any, ...]]:
-    """A page's statement for a token's department and the filters given, their values
-    bound at execution: built once, so SQLAlchemy neither rebuilds it nor derives its cache
-    key again each page (together about as long as SQLite takes to run it). A department
-    token's department is part of the key (a handful), a filter's value never is."""
+def _page_query(reader: Viewer, given: frozenset[str]) -> Select[*tuple[Any, ...]]:
+    """A page's statement for a token and the filters given, their values bound at
+    execution: built once, so SQLAlchemy neither rebuilds it nor derives its cache key
+    again each page (together about as long as SQLite takes to run it). A token's
+    department is part of the key (a handful), a filter's value never is."""
     # The summary's columns only: a page never loads letters' texts.
-    query = select(*SUMMARY_COLUMNS, lead_department().label("lead")).where(_visible(department))
+    query = select(*SUMMARY_COLUMNS, lead_department().label("lead")).where(visible_to(reader))
     for name in ("channel", "status", "category"):
         if name in given:
             query = query.where(getattr(Letter, name) == bindparam(name))

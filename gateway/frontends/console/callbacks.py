@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from gateway.frontends.api.privacy import mask_phone
+from gateway.contract.redaction import mask_phone
 from gateway.frontends.console.desk import Desk, NotFound
 from store.letters import record_event
 from store.models import MissedCall

@@ -15,27 +15,28 @@ from starlette.responses import Response
 from gateway.contract.labels import CATEGORY_LABELS, REJECTION_LABELS, STATUS_LABELS
 from gateway.contract.logs import log_event
 from gateway.contract.redaction import scrub
-from gateway.core.access import file_shown, hidden
-from gateway.core.actions import ACTIONS
-from gateway.core.workflow import TRANSITIONS, WorkflowError
-from gateway.frontends.api.app import SUMMARY_COLUMNS
-from gateway.frontends.api.privacy import scrub_detail
-from gateway.frontends.console.accounts import Staff
-from gateway.frontends.console.desk import HEADERS, Desk, NotFound
-from gateway.frontends.console.ids import row_id
-from gateway.frontends.console.scope import (
-    PII_READS,
+from gateway.core.access import (
+    Sight,
     citizen_view,
-    find_letter,
-    may,
-    own_letters,
+    file_shown,
+    scrub_detail,
+    sight,
+    visible_to,
     words,
 )
+from gateway.core.actions import ACTIONS
+from gateway.core.views import SUMMARY_COLUMNS
+from gateway.core.workflow import TRANSITIONS, WorkflowError
+from gateway.frontends.console.desk import HEADERS, Desk, NotFound
+from gateway.frontends.console.ids import row_id
+from gateway.frontends.console.scope import PII_READS, find_letter, may, viewer
 from store.letters import record_event
-from store.models import Assignment, Attachment, Department, Letter, Reply
+from store.models import Assignment, Department, Letter, Reply
 
 log = logging.getLogger(__name__)
 NEW = ("received", "triage")
+# The citizen as the letter page shows them.
+CITIZEN = ("name", "phone", "email", "id_number", "address")
 # The workflow's action names -> the verbs of gateway/core/actions.py that carry them out.
 VERBS = {
     "reply_interim": "reply",
@@ -61,7 +62,7 @@ def inbox(desk: Desk) -> Response:
     channel, category, status, q = (desk.query(k) for k in ("channel", "category", "status", "q"))
     before = row_id(desk.query("before"))
     statuses = [status] if status in STATUS_LABELS else list(NEW) if status != "all" else None
-    where = [own_letters(desk.staff)]
+    where = [visible_to(viewer(desk.staff))]
     if statuses is not None:
         where.append(Letter.status.in_(statuses))
     if category:
@@ -101,7 +102,9 @@ def letter_page(
     staff, db = desk.staff, desk.db
     letter = _letter(desk)
     citizen = letter.citizen
-    clean = words(staff, letter, citizen, revealed)
+    reader = viewer(staff, revealed)
+    seen = sight(letter, reader)
+    clean = words(letter, citizen, seen)
     assignments = db.scalars(
         select(Assignment)
         .where(Assignment.letter_id == letter.id)
@@ -109,13 +112,13 @@ def letter_page(
         .order_by(Assignment.id)
     ).all()
     replies = db.scalars(select(Reply).where(Reply.letter_id == letter.id).order_by(Reply.id)).all()
-    clerk = staff.role == "department"
+    # Who read the citizen is the hotline centre's own record, not a department's.
     events = [
         (event, scrub_detail(event.detail, clean))
         for event in letter.events
-        if not (clerk and event.kind in PII_READS)
+        if reader.centre or event.kind not in PII_READS
     ]
-    files = [a for a in letter.attachments if _shown_to(staff, letter, a)]
+    files = [a for a in letter.attachments if file_shown(letter, a.media_type, reader)]
     actions = available(desk, letter)
     departments = db.execute(
         select(Department.code, Department.name)
@@ -127,8 +130,9 @@ def letter_page(
         status=status,
         letter=letter,
         clean=clean,
-        citizen=citizen_view(staff, letter, citizen, revealed),
-        hidden_citizen=hidden(letter),
+        citizen=citizen_view(citizen, seen, CITIZEN),
+        masked=seen is Sight.MASKED,
+        withheld=seen is Sight.WITHHELD,
         assignments=assignments,
         replies=replies,
         events=events,
@@ -213,12 +217,6 @@ def _voice(media_type: str) -> bool:
     return media_type.startswith("audio/")
 
 
-def _shown_to(staff: Staff, letter: Letter, file: Attachment) -> bool:
-    """Operators, supervisors and leaders (who may reveal a citizen) get every file."""
-    department = staff.role == "department"
-    return file_shown(letter, file.media_type, department=department, pii=may(staff, "reveal"))
-
-
 def available(desk: Desk, letter: Letter) -> set[str]:
     """The verbs this person may take on this letter now (the workflow still decides)."""
     verbs = {
@@ -253,7 +251,7 @@ def letter_file(desk: Desk) -> Response:
     letter = _letter(desk)
     wanted = desk.request.path_params["file_id"]
     found = next((a for a in letter.attachments if a.id == wanted), None)
-    if found is None or not _shown_to(desk.staff, letter, found):
+    if found is None or not file_shown(letter, found.media_type, viewer(desk.staff)):
         raise NotFound
     shown = (
         found.media_type.startswith(("image/", "audio/")) or found.media_type == "application/pdf"
