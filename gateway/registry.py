@@ -4,6 +4,7 @@ back (Channel). Adding a channel is one factory here; nothing registers itself o
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from starlette.routing import BaseRoute, Mount
 
 from gateway.contract.config import Config
 from gateway.contract.contact import ChannelAdapter
+from gateway.engine.http import ErrorPage
 from gateway.engine.intake import Intake
 from gateway.engine.metrics import ModemStatus
 from gateway.engine.outbox import DeliveryReports, Sender
@@ -42,6 +44,8 @@ class Channel:
     routes: list[BaseRoute] = field(default_factory=list)  # on the gateway's HTTP listener
     senders: dict[str, Sender] = field(default_factory=dict)  # outbox kinds it delivers
     modems: ModemStatus | None = None  # signal and connection, for /metrics
+    # (path prefix, page) for an unknown address or a failure under its routes.
+    pages: list[tuple[str, ErrorPage]] = field(default_factory=list)
 
 
 ChannelFactory = Callable[[Wiring], Channel]
@@ -99,12 +103,16 @@ def _twilio(wiring: Wiring) -> Channel:
 
 
 def _web(wiring: Wiring) -> Channel:
+    from channels.web.errors import error_page
     from channels.web.site import Site
 
     # A browser shows the 503 page and keeps what was typed: an outage is refused.
     site = Site(wiring.config, wiring.intake.accept_or_refuse, wiring.reads, wiring.clock)
     # Served from the root: the gateway mounts it last, under every other route.
-    return Channel(routes=[Mount("/", routes=site.routes())])
+    return Channel(
+        routes=[Mount("/", routes=site.routes())],
+        pages=[("/", functools.partial(error_page, site.templates))],
+    )
 
 
 # In this order: a later channel's sender of a kind replaces an earlier one's, and the

@@ -24,7 +24,7 @@ from gateway.engine import notices, webhooks
 from gateway.engine.database import engine_for
 from gateway.engine.dispatch import sweep_forever, workflow_for
 from gateway.engine.health import Health
-from gateway.engine.http import build_app
+from gateway.engine.http import ErrorPage, build_app
 from gateway.engine.intake import Intake, utcnow
 from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.engine.notifications import Receipts
@@ -103,13 +103,15 @@ class Gateway:
         self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
         self.metrics.watch_lanes(self.backlog, utcnow)
         # The citizen's site, at the root, is the last channel's: under everything else.
-        routes = [*self._frontends(files), *(r for c in channels.values() for r in c.routes)]
+        routes, pages = self._frontends(files)
+        routes += [r for c in channels.values() for r in c.routes]
+        pages += [p for c in channels.values() for p in c.pages]
         self.health = Health()
         for listener in self.channels.values():
             self.health.watch(listener)
             self.metrics.watch_quarantines(listener)
         self.app = build_app(
-            self.metrics, self.database_up, self.spool.depth, routes, self.health.report
+            self.metrics, self.database_up, self.spool.depth, routes, self.health.report, pages
         )
         self.http = _Uvicorn(
             uvicorn.Config(
@@ -143,21 +145,28 @@ class Gateway:
             )
         return handlers
 
-    def _frontends(self, files: AttachmentStore) -> list[BaseRoute]:
-        """The API with Open311, and the console, as configured."""
+    def _frontends(
+        self, files: AttachmentStore
+    ) -> tuple[list[BaseRoute], list[tuple[str, ErrorPage | None]]]:
+        """The API with Open311, and the console, as configured, and who answers an unknown
+        address or a failure under each: the API its own JSON problems, the console its
+        pages."""
         config, routes = self.config, list[BaseRoute]()
+        pages: list[tuple[str, ErrorPage | None]] = []
         if config.api.enabled:
             services = Services(
                 config.api, self.sessions, files, self.intake, self.workflow, utcnow
             )
             routes.append(Mount("/api/v1", app=build_api(services)))
             routes.append(Mount("/open311/v2", routes=open311.routes(services, config.zone)))
+            pages += [("/api/v1/", None), ("/open311/v2/", None)]
         if config.console.enabled:
             from gateway.frontends.console.app import Console
 
             console = Console(config, self.sessions, files, self.workflow, utcnow)
             routes.extend(console.routes())
-        return routes
+            pages.append(("/console/", console.error_page))
+        return routes, pages
 
     def _cli(self, *args: str) -> list[str]:
         """A `hotline` command for a worker process: the same file (and environment)."""

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.engine.metrics import Metrics
+
+# The page for an unknown address (404) or a failure (500), in the style of the part that
+# owns the address; it is never given the exception, so a page cannot show its text.
+ErrorPage = Callable[[Request, int], Response]
+# (path prefix, its page), the first matching prefix wins; None keeps Starlette's plain
+# text, for parts that answer their own errors (the API's JSON problems).
+ErrorPages = Sequence[tuple[str, ErrorPage | None]]
 
 
 def build_app(
@@ -20,9 +28,11 @@ def build_app(
     spool_depth: Callable[[], int],
     routes: list[BaseRoute] | None = None,
     parts: Callable[[], Mapping[str, bool]] = dict,
+    pages: ErrorPages = (),
 ) -> Starlette:
     """``parts``: every channel part and background task that is enabled, and whether it
-    is up (gateway.engine.health)."""
+    is up (gateway.engine.health). ``pages``: who answers an unknown address or a failure
+    under which prefix (Starlette's own answers are English text)."""
 
     def parts_up() -> Mapping[str, bool]:
         found = parts()
@@ -58,10 +68,29 @@ def build_app(
         body = await asyncio.to_thread(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    def page_for(request: Request) -> ErrorPage | None:
+        path = request.scope["path"]
+        return next((page for prefix, page in pages if path.startswith(prefix)), None)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        page = page_for(request)
+        if page is None:
+            return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+        return page(request, exc.status_code)
+
+    async def failed(request: Request, _: Exception) -> Response:
+        # Starlette raises the exception on after this answer, for the server to log.
+        page = page_for(request)
+        if page is None:
+            return PlainTextResponse("Internal Server Error", 500)
+        return page(request, 500)
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/metrics", metrics_endpoint),
             *(routes or []),
-        ]
+        ],
+        exception_handlers={404: not_found, 500: failed},
     )

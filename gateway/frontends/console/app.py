@@ -178,6 +178,12 @@ class Console:
     ) -> Response:
         return page(self.templates, request, staff, "error.html", status, message=text)
 
+    def error_page(self, request: Request, status: int) -> Response:
+        """An address under /console/ that has no page (404), or a failure (500): the
+        console's own page, shown without looking up who is signed in."""
+        text = "没有这个页面，请检查网址。" if status == 404 else "系统出错了，请稍后再试。"
+        return self._error(request, None, status, text)
+
     # -- signing in and out --------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
