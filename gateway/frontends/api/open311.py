@@ -25,7 +25,7 @@ from gateway.contract.labels import CATEGORY_LABELS
 from gateway.core.access import Viewer, lead_department, sight, visible_to, words
 from gateway.core.views import iso_utc
 from gateway.frontends.api import auth
-from gateway.frontends.api.app import Services
+from gateway.frontends.api.deps import Services
 from store.db import is_outage
 from store.models import Department, Event, Letter, Reply
 
