@@ -20,6 +20,9 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import pjsua2 as pj
+from pjsua2 import _pjsua2
+
+from gateway.contract.logs import log_event
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +31,8 @@ CODECS = ("PCMA/8000", "PCMU/8000")
 # pjmedia_jb_discard_algo: PJMEDIA_JB_DISCARD_NONE (pjsua2 does not export the enum).
 JB_DISCARD_NONE = 0
 JB_MIN_PREFETCH_MS = 60
+# PJSIP's verbosity (pj_log: 0 fatal, 1 error, 2 warning, 3 info, 4-6 debug) as ours.
+_LEVELS = (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO)
 
 
 class PjThread:
@@ -115,6 +120,9 @@ class PjThread:
         self.endpoint = None
 
     def _create(self) -> pj.Endpoint:
+        # Until libInit hands PJSIP our writer it prints to stdout itself: libCreate's own
+        # start-up chatter (levels 3-5) would be lines outside the log format.
+        ctypes.CDLL(_pjsua2.__file__).pj_log_set_level(0)
         endpoint = pj.Endpoint()
         endpoint.libCreate()
         config = pj.EpConfig()
@@ -131,7 +139,14 @@ class PjThread:
         config.medConfig.noVad = True
         _keep_every_frame(config.medConfig)
         config.logConfig.level = self.log_level
+        # With a writer this is the writer's threshold (pjsua calls it for lines up to
+        # consoleLevel, and prints nothing itself): 0 would silence every error.
         config.logConfig.consoleLevel = self.log_level
+        # Time and thread are the record's; the sender (file or object) starts the line.
+        config.logConfig.decor = pj.PJ_LOG_HAS_SENDER
+        writer = _LogWriter()
+        writer.__disown__()  # the Endpoint deletes its writer (pjsua2 LogConfig.writer)
+        config.logConfig.writer = writer
         if self.configure is not None:
             self.configure(config)
         endpoint.libInit(config)
@@ -158,6 +173,15 @@ class PjThread:
         return self.call(add)
 
 
+class _LogWriter(pj.LogWriter):  # type: ignore[misc]
+    """PJSIP's log lines as records of ours, in the gateway's format and masking. Called on
+    whichever thread PJSIP logs from; logging is thread-safe."""
+
+    def write(self, entry: pj.LogEntry) -> None:
+        level = _LEVELS[entry.level] if entry.level < len(_LEVELS) else logging.DEBUG
+        log_event(log, "pjsip.log", level, line=str(entry.msg).strip())
+
+
 def in_loop(loop: asyncio.AbstractEventLoop, handler: Callable[..., Any], *args: Any) -> None:
     """Hand a pjsua2 callback's event to the asyncio loop, never blocking PJSIP's thread."""
     loop.call_soon_threadsafe(handler, *args)
@@ -175,3 +199,6 @@ def _keep_every_frame(media: pj.MediaConfig) -> None:
     algo = media.jbDiscardAlgo
     ctypes.c_int.from_address(int(algo)).value = JB_DISCARD_NONE
     media.jbDiscardAlgo = algo
+    # SWIG has no destructor for the copy it made and says so on stderr when it is dropped
+    # ("detected a memory leak"), outside the log format: four bytes, once per process.
+    algo.disown()

@@ -32,6 +32,11 @@ from store.models import Attachment, Job, Letter
 log = logging.getLogger(__name__)
 S = TypeVar("S")
 
+# (kind, reason) this process has said its jobs wait for: a missing model or tool is told
+# once, not by every runner and restart within the process (no Vosk model is a normal setup).
+_told_waiting: set[tuple[str, str]] = set()
+_told_lock = threading.Lock()
+
 
 class GiveUp(Exception):
     """The job can never succeed (a refused address, an unreadable file): don't retry."""
@@ -67,6 +72,16 @@ class Handler:
     def ready(self) -> None:
         """Raise ConfigurationError while the tool or model the job needs is missing;
         jobs then wait instead of failing."""
+
+
+def _tell_waiting(kind: str, reason: str) -> None:
+    """A warning, not an error: the jobs stay queued and run once the model or tool is
+    there, and nothing is lost meanwhile."""
+    with _told_lock:
+        if (kind, reason) in _told_waiting:
+            return
+        _told_waiting.add((kind, reason))
+    log_event(log, "jobs.waiting", logging.WARNING, kind=kind, reason=reason)
 
 
 class JobRunner:
@@ -125,7 +140,7 @@ class JobRunner:
             try:
                 handler.ready()
             except ConfigurationError as exc:
-                log_event(log, "jobs.waiting", logging.ERROR, kind=kind, reason=str(exc))
+                _tell_waiting(kind, str(exc))
                 continue
             kinds.append(kind)
         return kinds

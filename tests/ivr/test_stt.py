@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from gateway.contract.config import JobsConfig, SttConfig
 from gateway.contract.contact import Attachment
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.kinds import ROUTE, TRANSCRIBE
+from gateway.engine import workers
 from gateway.engine.workers import JobRunner
 from ivr.audio import read_wav
 from ivr.stt import Recogniser, character_error_rate, join_words
@@ -208,6 +210,21 @@ def test_without_a_model_the_jobs_wait_instead_of_failing(parts: Parts, engine: 
     assert job_runner.runnable_kinds() == []
     with make_sessionmaker(engine)() as session:
         assert session.scalars(select(Job.status)).one() == "queued"
+
+
+def test_without_a_model_the_wait_is_a_warning_told_once_per_process(
+    parts: Parts, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "_told_waiting", set())  # as a new process starts
+    with caplog.at_level(logging.INFO, logger=workers.__name__):
+        for _ in range(3):  # runners of this process, each starting its claim loops
+            assert runner(parts, None).runnable_kinds() == []
+
+    waiting = [r for r in caplog.records if r.getMessage() == "jobs.waiting"]
+    assert [(r.levelno, getattr(r, "fields", {}).get("kind")) for r in waiting] == [
+        (logging.WARNING, TRANSCRIBE)
+    ]
+    assert "stt.model_path is not set" in waiting[0].fields["reason"]
 
 
 @pytest.mark.slow
