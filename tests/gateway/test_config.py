@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import re
+import types
 from pathlib import Path
+from typing import Any, Union, get_args, get_origin
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from gateway.cli import main
-from gateway.contract.config import load_config
+from gateway.contract.config import Config, load_config
 from gateway.contract.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
+# A key config.yaml shows at its default or as an example, commented out: `# key: value`,
+# or `#   - key: value` for a list's entry. Read with the comment mark taken off.
+COMMENTED = re.compile(r"^(\s*)# (\s*(?:- )?[a-z_][a-z0-9_]*:(?: |$))", re.MULTILINE)
+# Lists the shipped file only gives an example entry of, commented out.
+EXAMPLES = (("api", "tokens"), ("webhooks", "endpoints"), ("routing", "rules"))
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -25,6 +35,70 @@ def test_the_shipped_config_is_valid_and_anchors_paths_to_its_folder() -> None:
     assert config.http.host == "127.0.0.1" and config.http.port == 8080
     assert config.storage.attachments_dir == REPO / "var" / "attachments"
     assert config.database.url == f"sqlite:///{REPO / 'var' / 'hotline.db'}"
+
+
+def documented() -> dict[str, Any]:
+    """The shipped config.yaml with its commented keys switched on."""
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = yaml.safe_load(COMMENTED.sub(r"\1\2", text))
+    return loaded
+
+
+def section(annotation: Any) -> tuple[type[BaseModel], bool] | None:
+    """The section a field holds (and whether as a list of them), or None for a value."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return section(inner[0]) if len(inner) == 1 else None
+    if get_origin(annotation) is list:
+        found = section(get_args(annotation)[0])
+        return (found[0], True) if found else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    return None
+
+
+def keys_shown(
+    model: type[BaseModel], nodes: list[Any], path: str, shown: dict[type[BaseModel], Any]
+) -> None:
+    """{section model: (where it first is, the keys config.yaml shows for it)}: a section
+    used in several places (the job lanes, a list's entries) shows each key once at least."""
+    mappings = [node for node in nodes if isinstance(node, dict)]
+    shown.setdefault(model, (path, set()))[1].update(key for m in mappings for key in m)
+    for name, field in model.model_fields.items():
+        inner = section(field.annotation)
+        if inner is None:
+            continue
+        child, is_list = inner
+        values = [m[name] for m in mappings if name in m]
+        if is_list:
+            values = [entry for v in values if isinstance(v, list) for entry in v]
+        keys_shown(child, values, f"{path}{name}{'[]' if is_list else ''}.", shown)
+
+
+def test_the_shipped_config_shows_every_key_the_gateway_reads() -> None:
+    """Config and its sections, ivr/menu.py's `ivr:` among them: a key added to a model
+    and not to config.yaml fails here."""
+    shown: dict[type[BaseModel], Any] = {}
+    keys_shown(Config, [documented()], "", shown)
+
+    missing = [
+        f"{path}{name}"
+        for model, (path, keys) in shown.items()
+        for name in model.model_fields
+        if name not in keys
+    ]
+    assert missing == []
+
+
+def test_the_commented_keys_are_valid_and_show_the_defaults() -> None:
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    shipped = Config.model_validate(yaml.safe_load(text)).model_dump()
+    shown = Config.model_validate(documented()).model_dump()  # the examples are valid too
+
+    assert shown["api"]["tokens"] and shown["webhooks"]["endpoints"]
+    for section_name, key in EXAMPLES:
+        shipped[section_name].pop(key), shown[section_name].pop(key)
+    assert shown == shipped
 
 
 def test_no_file_means_the_embedded_defaults() -> None:
