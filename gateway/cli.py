@@ -9,16 +9,14 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import letters_cli
 from gateway.cli_common import (
-    EXIT_NOT_FOUND,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    moment,
     print_json,
 )
 from gateway.contract.config import Config, load_config
@@ -75,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _handlers() -> dict[str, Handler]:
     """The command each subcommand runs (a test checks every subcommand has one)."""
     from channels.sip import cli as sip_cli
-    from gateway import jobs_cli, pii_cli, stt_cli
+    from gateway import jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
     from gateway.frontends.console import cli as console_cli
 
     return {
@@ -87,10 +85,11 @@ def _handlers() -> dict[str, Handler]:
         "transcribe": stt_cli.transcribe,
         "stt": stt_cli.stt,
         "tokens": _tokens,
-        "webhooks": _webhooks,
+        "webhooks": webhooks_cli.webhooks_command,
+        "missed": missed_cli.missed,
         "sip": _sip,
         "prompts": sip_cli.prompts,
-        "console": console_cli.console,
+        "console": lambda config, args: console_cli.console(config, args, print_json),
         "pii": pii_cli.pii,
         "jobs": jobs_cli.jobs_command,
     }
@@ -130,7 +129,7 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from channels.sip import cli as sip_cli
-    from gateway import jobs_cli, pii_cli, stt_cli
+    from gateway import jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
     from gateway.frontends.console import cli as console_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
@@ -168,14 +167,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--department", help="the token sees only this department's letters")
     revoke = token_actions.add_parser("revoke", help="revoke every token of this name")
     revoke.add_argument("name")
-    token_actions.add_parser("list", help="names, scopes and departments (never the tokens)")
-    hooks = commands.add_parser("webhooks", help="dead-lettered webhooks and disabled endpoints")
-    hook_actions = hooks.add_subparsers(dest="action", required=True)
-    replay = hook_actions.add_parser("replay", help="send dead-lettered webhooks again")
-    replay.add_argument("--endpoint")
-    replay.add_argument("--since", type=moment, help="ISO date or time; local time if no zone")
-    enable = hook_actions.add_parser("enable", help="re-enable an endpoint that answered 410")
-    enable.add_argument("endpoint")
+    listing = token_actions.add_parser(
+        "list", help="names, scopes and departments (never the tokens)"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    webhooks_cli.add_parsers(commands)
+    missed_cli.add_parsers(commands)
     return parser
 
 
@@ -298,33 +295,32 @@ def _tokens(config: Config, args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             print(token)
             print("(shown once: only its hash is kept)", file=sys.stderr)
-        elif args.action == "revoke":
+            return 0
+        if args.action == "revoke":
             print(f"revoked {auth.revoke(session, args.name, now)} token(s) named {args.name}")
-        else:
-            for row in session.scalars(select(ApiToken).order_by(ApiToken.id)):
-                state = "revoked" if row.revoked_at else "active"
-                print(f"{row.name}  {','.join(row.scopes)}  {row.department or '-'}  {state}")
-    return 0
-
-
-def _webhooks(config: Config, args: argparse.Namespace) -> int:
-    from gateway.engine import webhooks
-    from gateway.engine.database import engine_for
-
-    sessions = make_sessionmaker(engine_for(config))
-    if args.action == "replay":
-        since = args.since
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=config.zone)
-        print(f"queued {webhooks.replay(sessions, args.endpoint, since)} webhook(s) again")
+            return 0
+        rows = [_token(row) for row in session.scalars(select(ApiToken).order_by(ApiToken.id))]
+    if args.json:
+        print_json(rows)
         return 0
-    try:
-        webhooks.enable(sessions, args.endpoint)
-    except LookupError as exc:
-        print(f"hotline: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    print(f"{args.endpoint}: enabled")
+    for row in rows:
+        scopes, department = ",".join(row["scopes"]), row["department"] or "-"
+        print(f"{row['name']}  {scopes}  {department}  {row['state']}")
     return 0
+
+
+def _token(row: Any) -> dict[str, Any]:
+    """An ApiToken as `tokens list --json` shows it: never the token, nor its hash."""
+    from gateway.core.views import iso_utc
+
+    return {
+        "name": row.name,
+        "scopes": sorted(row.scopes),
+        "department": row.department,
+        "state": "revoked" if row.revoked_at else "active",
+        "created_at": iso_utc(row.created_at),
+        "revoked_at": iso_utc(row.revoked_at) if row.revoked_at else None,
+    }
 
 
 if __name__ == "__main__":

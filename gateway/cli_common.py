@@ -21,5 +21,13 @@ def moment(text: str) -> datetime:
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    """One JSON value (an array or an object) on stdout, in UTF-8 whatever the locale: a
+    script reads the same bytes under LANG=C as under zh_CN.UTF-8."""
+    text = json.dumps(value, ensure_ascii=False, indent=2) + "\n"
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    out.write(text.encode("utf-8"))
+    out.flush()

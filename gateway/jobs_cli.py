@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from gateway.cli_common import print_json
 from gateway.contract.config import Config
 from gateway.contract.kinds import LANES, lane_of
 from gateway.core.views import iso_utc
@@ -79,7 +79,7 @@ def jobs_command(config: Config, args: argparse.Namespace) -> int:
         ).all()
         found = [_row(job, number) for job, number in rows]
     if args.json:
-        print(json.dumps(found, ensure_ascii=False, indent=2))
+        print_json(found)
         return 0
     for row in found:
         error = f"  {row['last_error'][:80]}" if row["last_error"] else ""

@@ -332,7 +332,8 @@ def test_the_console_commands_add_a_user_set_a_password_and_list(
     monkeypatch.setenv(console_cli.PASSWORD_ENV, NEW_PASSWORD)
 
     def hotline(*args: str) -> int:
-        return console_cli.console(config, cli._parser().parse_args(["console", *args]))
+        parsed = cli._parser().parse_args(["console", *args])
+        return console_cli.console(config, parsed, cli.print_json)
 
     added = hotline("add-user", "root", "--name", "管理员", "--role", "admin")
     clerk = hotline(

@@ -7,6 +7,7 @@ import argparse
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract.config import Config
+from gateway.core.views import iso_utc
 from store.db import make_sessionmaker
 from store.letters import record_event
 from store.models import ConsoleUser, Department
@@ -38,10 +40,12 @@ def add_parsers(commands: Any) -> None:
         "set-password", help=f"a new password (${PASSWORD_ENV} or asked twice); also unlocks"
     )
     password.add_argument("username")
-    actions.add_parser("users", help="list the users (never their passwords)")
+    users = actions.add_parser("users", help="list the users (never their passwords)")
+    users.add_argument("--json", action="store_true", help="one JSON array")
 
 
-def console(config: Config, args: argparse.Namespace) -> int:
+def console(config: Config, args: argparse.Namespace, print_json: Callable[[Any], None]) -> int:
+    """``print_json`` is the command line's one JSON printer (gateway.cli_common)."""
     from gateway.engine.database import engine_for
 
     engine = engine_for(config)
@@ -49,7 +53,11 @@ def console(config: Config, args: argparse.Namespace) -> int:
         sessions = make_sessionmaker(engine)
         if args.action == "users":
             with sessions() as session:
-                _list(session, datetime.now(UTC))
+                rows = _users(session, datetime.now(UTC))
+            if args.json:
+                print_json(rows)
+            else:
+                _print(rows)
             return 0
         return _change(config, args, sessions)
     finally:
@@ -120,12 +128,13 @@ def _read_password() -> str | None:
     return first
 
 
-def _list(session: Session, now: datetime) -> None:
+def _users(session: Session, now: datetime) -> list[dict[str, Any]]:
     rows = session.execute(
         select(ConsoleUser, Department.code)
         .outerjoin(Department, Department.id == ConsoleUser.department_id)
         .order_by(ConsoleUser.username)
     )
+    found = []
     for user, department in rows:
         if not user.active:
             state = "disabled"
@@ -133,8 +142,23 @@ def _list(session: Session, now: datetime) -> None:
             state = "locked"
         else:
             state = "active"
-        last = user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else "-"
+        last = user.last_login_at
+        found.append(
+            {
+                "username": user.username,
+                "display_name": user.display_name,
+                "role": user.role,
+                "department": department,
+                "state": state,
+                "last_login_at": iso_utc(last) if last else None,
+            }
+        )
+    return found
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
         print(
-            f"{user.username}  {user.role}  {department or '-'}  {state}  "
-            f"last sign-in {last}  {user.display_name}"
+            f"{row['username']}  {row['role']}  {row['department'] or '-'}  {row['state']}  "
+            f"last sign-in {row['last_login_at'] or '-'}  {row['display_name']}"
         )
