@@ -19,6 +19,7 @@ from store.models import Letter
 from tests.conftest import PII, SHANGHAI
 from tests.console.conftest import PASSWORD
 from tests.gateway.test_workflow import MONDAY, OPERATOR_ZHANG, ROUTING
+from tests.support.axe import severe_violations
 from tests.support.browser import chromium, screenshot
 from tests.support.processes import free_port, gateway
 
@@ -93,11 +94,20 @@ def test_a_letter_goes_from_citizen_to_department_and_back_in_a_browser(tmp_path
             past.assign(s, letter, ["environment"], "assign", "time_limited", OPERATOR_ZHANG)
         engine.dispose()
 
+        citizen.goto(base + "/console/login")
+        assert severe_violations(citizen) == []
+        # The first link on every page skips the header to the page's own content.
+        first = "document.querySelector('a[href]')"
+        assert citizen.evaluate(f"[{first}.textContent, {first}.getAttribute('href')]") == [
+            "跳到主要内容",
+            "#main",
+        ]
         operator = desk_page(browser, base, "zhang")
         screenshot(operator, "console-inbox")
         operator.click(f"a[href='/console/letters/{number}']")
         operator.wait_for_selector("#act-assign")
         screenshot(operator, "console-letter-operator")
+        assert severe_violations(operator) == []
         operator.select_option("#act-assign select[name=department]", "city-admin")
         operator.click("#act-assign button[type=submit]")
         operator.wait_for_selector(".notice")
@@ -114,6 +124,7 @@ def test_a_letter_goes_from_citizen_to_department_and_back_in_a_browser(tmp_path
         assert clerk.inner_text("#status") == "已签收"
         clerk.fill("#act-reply textarea[name=text]", "请携带身份证和租房合同到社区服务中心办理。")
         screenshot(clerk, "console-reply")
+        assert severe_violations(clerk) == []
         clerk.click("#act-reply button[type=submit]")
         clerk.wait_for_selector(".notice")
         assert clerk.inner_text("#status") == "已答复"

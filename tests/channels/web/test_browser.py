@@ -16,12 +16,12 @@ from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.conftest import PII, SHANGHAI
 from tests.gateway.test_workflow import CITY_ADMIN, MONDAY, OPERATOR_ZHANG, ROUTING
+from tests.support.axe import severe_violations
 from tests.support.browser import chromium, phone_page, screenshot
 from tests.support.processes import free_port, gateway
 
 
-def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path) -> None:
-    port = free_port()
+def write_config(tmp_path: Path, port: int) -> Path:
     config = tmp_path / "config.yaml"
     config.write_text(
         f"http:\n  port: {port}\n"
@@ -32,12 +32,19 @@ def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path
         "routing:\n  enabled: false\n  districts: [翠屏区, 南溪区]\n",
         encoding="utf-8",
     )
+    return config
+
+
+def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port)
     photo = tmp_path / "路灯.jpg"
     Image.new("RGB", (320, 240), (30, 30, 90)).save(photo, "JPEG")
     base = f"http://127.0.0.1:{port}"
     with gateway(config), chromium() as browser:
         page = phone_page(browser)
         page.goto(base + "/")
+        assert severe_violations(page) == []
         page.select_option("#category", "complaint")
         page.fill("#subject", "路灯不亮")
         page.fill("#text", "人民路12号门口的路灯坏了三天，晚上很黑，请尽快修理。")
@@ -74,6 +81,7 @@ def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path
         page.click("button[type=submit]")
         page.wait_for_selector("#status")
         screenshot(page, "web-progress")
+        assert severe_violations(page) == []
         assert page.inner_text("#status") == "已答复"
         assert "路灯已于今日修复" in page.content()
 
@@ -83,13 +91,48 @@ def test_a_citizen_writes_tracks_and_reads_the_reply_in_a_browser(tmp_path: Path
         page.click("button[type=submit]")
         page.wait_for_selector(".problem")
         screenshot(page, "web-wrong-code")
+        assert severe_violations(page) == []  # the tracking page, with its problem shown
         assert "未查到该来信" in page.content() and "路灯已于今日修复" not in page.content()
 
         page.goto(base + "/published")
         screenshot(page, "web-published")
+        assert severe_violations(page) == []
         page.click(f"a[href$='/published/{number}']")
         page.wait_for_selector("article.letter")
         screenshot(page, "web-published-letter")
+        assert severe_violations(page) == []
         shown = page.content()
         assert "路灯已于今日修复" in shown
         assert "王小明" not in shown and "13812345678" not in shown
+
+
+def test_a_field_in_error_is_tied_to_its_message_and_the_form_stays_accessible(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    with gateway(write_config(tmp_path, port)), chromium() as browser:
+        page = phone_page(browser)
+        page.goto(f"http://127.0.0.1:{port}/")
+        # A report (举报) needs a real name and a phone number; this one has neither.
+        page.select_option("#category", "report")
+        page.fill("#text", "某小区有人夜间违规施工，噪音很大。")
+        page.fill("#phone", "123")
+        page.wait_for_timeout(1000)  # a person takes longer than the minimum fill time
+        page.click("button[type=submit]")
+        page.wait_for_selector(".error")
+        screenshot(page, "web-form-errors")
+
+        for field in ("name", "phone"):
+            assert page.get_attribute(f"#{field}", "aria-invalid") == "true"
+            message = page.get_attribute(f"#{field}", "aria-describedby")
+            assert message and page.inner_text(f"#{message}") in (
+                "举报须提供真实姓名。",
+                "请填写正确的手机号码或带区号的固定电话。",
+            )
+        assert page.get_attribute("#text", "aria-invalid") is None
+        assert page.get_attribute("#text", "aria-describedby") is None
+        assert severe_violations(page) == []
+        # The first thing a keyboard reaches skips the header to the form.
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "跳到主要内容"
+        assert page.evaluate("document.activeElement.getAttribute('href')") == "#main"
