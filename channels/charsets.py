@@ -7,6 +7,8 @@ import binascii
 import codecs
 import re
 
+from charset_normalizer import from_bytes
+
 _LABEL = re.compile(r"[a-z0-9][a-z0-9._:+-]{0,39}")
 _ALIASES = {
     "x-gbk": "gbk",
@@ -30,6 +32,12 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# Unlabelled or mislabelled text with this many 8-bit bytes (eight Chinese characters) is
+# judged by charset-normalizer among the charsets Chinese senders use; shorter text takes
+# the first charset that decodes it. GB18030 decodes most Big5 text without an error (as
+# gibberish), so the first clean decode alone never reaches Big5.
+_JUDGED_FROM = 16
+_CHINESE = ["utf_8", "gb18030", "big5hkscs"]
 # C0 controls (PostgreSQL refuses NUL), stray BOMs, lone surrogates (no column takes them).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff\ud800-\udfff]")
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]*)\?([bBqQ])\?([^?]*)\?=")
@@ -51,9 +59,11 @@ def decode_text(data: bytes, declared: str | None) -> str:
     """Decode text bytes from the declared charset, or from what the bytes really are.
 
     Order: a byte-order mark; the declared charset (GB2312/GBK as GB18030, Big5 as
-    Big5-HKSCS; UTF-16 without a BOM as big-endian, RFC 2781 §4.3); then UTF-8, GB18030,
-    Big5-HKSCS, the first strict decode wins. A Latin-1/ASCII label on 8-bit bytes is
-    usually a lie, so UTF-8 and GB18030 are tried before it. Last resort: GB18030, replacing.
+    Big5-HKSCS; UTF-16 without a BOM as big-endian, RFC 2781 §4.3); then, for text long
+    enough to judge, the one of UTF-8, GB18030 and Big5-HKSCS whose text reads as text;
+    then UTF-8, GB18030, Big5-HKSCS, the first strict decode wins. A Latin-1/ASCII label on
+    8-bit bytes is usually a lie, so it is judged, then UTF-8 and GB18030 are tried before
+    it. Last resort: GB18030, replacing.
     """
     if not data:
         return ""
@@ -66,14 +76,31 @@ def decode_text(data: bytes, declared: str | None) -> str:
     tries = ["utf-8", "gb18030", "big5hkscs"]
     if codec in _LATIN and not data.isascii():
         tries = ["utf-8", "gb18030", codec]
-    elif codec is not None:
-        tries.insert(0, codec)
+    elif codec is not None and (text := _strict(data, codec)) is not None:
+        return text
+    if not bom and (judged := _judged(data)) is not None:
+        return judged
     for name in dict.fromkeys(tries):
-        try:
-            return data.decode(name)
-        except (UnicodeDecodeError, LookupError):  # LookupError: not a text codec
-            continue
+        if (text := _strict(data, name)) is not None:
+            return text
     return data.decode("gb18030", errors="replace")
+
+
+def _strict(data: bytes, codec: str) -> str | None:
+    try:
+        return data.decode(codec)
+    except (UnicodeDecodeError, LookupError):  # LookupError: not a text codec
+        return None
+
+
+def _judged(data: bytes) -> str | None:
+    """The text in whichever Chinese charset charset-normalizer finds it reads best in; None
+    for text too short to judge, or that none of them decodes."""
+    if sum(byte >= 0x80 for byte in data) < _JUDGED_FROM:
+        return None
+    best = from_bytes(data, cp_isolation=_CHINESE).best()
+    # Large input is judged on samples: the whole must still decode.
+    return _strict(data, best.encoding) if best is not None else None
 
 
 def raw_bytes(text: str, codec: str = "utf-8") -> bytes:

@@ -327,6 +327,65 @@ def test_decode_text_finds_what_the_bytes_really_are(
     assert decode_text(data, declared) == text
 
 
+# A citizen's letter, long enough to judge its charset by (GB18030 decodes this Big5 without
+# an error, as gibberish); the traditional one in Big5, the simplified one in GBK.
+NOISE_HANT = (
+    "您好，我住在南岸街道，最近附近工地每天晚上十點以後還在施工，噪音非常大，"
+    "嚴重影響居民休息，請相關單位儘快處理。謝謝！"
+)
+NOISE_HANS = (
+    "您好，我住在翠屏区南岸街道，最近附近工地每天晚上十点以后还在施工，噪音非常大，"
+    "严重影响居民休息，请相关部门尽快处理。谢谢！"
+)
+
+
+def mail_with_body(body: bytes, content_type: str) -> bytes:
+    return (
+        b"From: citizen@example.com\r\nTo: 12345@hotline.local\r\nSubject: noise\r\n"
+        b"Message-ID: <charset-test@example.com>\r\nMIME-Version: 1.0\r\n"
+        + f"Content-Type: {content_type}\r\n".encode()
+        + b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+        + body
+        + b"\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "charset", "content_type"),
+    [
+        (NOISE_HANT, "big5", "text/plain"),
+        (NOISE_HANS, "gbk", "text/plain"),
+        (NOISE_HANT, "gbk", "text/plain"),  # traditional characters, mainland encoding
+        (NOISE_HANS, "utf-8", "text/plain"),
+        (NOISE_HANT, "utf-8", "text/plain"),
+        (NOISE_HANT, "big5", "text/plain; charset=us-ascii"),
+        (NOISE_HANT, "big5", "text/plain; charset=iso-8859-1"),
+        (NOISE_HANT, "big5", "text/plain; charset=utf-8"),
+        (NOISE_HANS, "gbk", "text/plain; charset=utf-8"),
+    ],
+    ids=[
+        "unlabelled-big5", "unlabelled-gbk", "unlabelled-gbk-traditional", "unlabelled-utf8",
+        "unlabelled-utf8-traditional", "ascii-label-big5", "latin1-label-big5",
+        "utf8-label-big5", "utf8-label-gbk",
+    ],
+)  # fmt: skip
+def test_an_unlabelled_or_mislabelled_body_is_read_in_the_charset_it_is_in(
+    text: str, charset: str, content_type: str
+) -> None:
+    contact = parse(mail_with_body(text.encode(charset), content_type))
+    assert contact.text == text
+
+
+def test_a_label_that_decodes_cleanly_is_believed_and_short_text_is_not_judged() -> None:
+    big5 = NOISE_HANT.encode("big5")
+    labelled = parse(mail_with_body(big5, "text/plain; charset=gb2312"))
+    assert labelled.text == big5.decode("gb18030")  # the sender said so, and it decodes
+    # A few characters are too few to judge: the first charset that decodes them is taken.
+    assert decode_text("路灯坏了三天".encode("gbk"), None) == "路灯坏了三天"
+    short_big5 = "路燈壞了".encode("big5")
+    assert decode_text(short_big5, None) == short_big5.decode("gb18030")
+
+
 def test_decode_text_replaces_only_as_a_last_resort() -> None:
     assert "\ufffd" in decode_text(b"ok \x80\xff", "utf-8")
 
