@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 
 from gateway.contract.errors import PayloadError
 
@@ -107,18 +108,12 @@ _MULAW, _ALAW = _g711_tables()
 
 
 def resample(samples: npt.NDArray[np.float32], source: int, target: int) -> npt.NDArray[np.float32]:
-    """Windowed-sinc low-pass before decimating (no aliasing), then linear interpolation;
-    good enough for speech, and no SciPy."""
+    """libsoxr's band-limited resampling (high quality): nothing above the lower rate's
+    Nyquist frequency is made, down (aliasing) or up (the images that linear interpolation
+    leaves of 8 kHz telephone audio, which a 16 kHz model hears as noise)."""
     if source == target or len(samples) == 0:
         return samples
-    if target < source:
-        cutoff = target / source / 2
-        taps = np.arange(-32, 33)
-        kernel = np.sinc(2 * cutoff * taps) * np.hamming(len(taps))
-        samples = np.convolve(samples, kernel / kernel.sum(), mode="same").astype(np.float32)
-    count = int(len(samples) * target / source)
-    positions = np.arange(count) * (source / target)
-    resampled: npt.NDArray[np.float32] = np.interp(
-        positions, np.arange(len(samples)), samples
-    ).astype(np.float32)
+    resampled: npt.NDArray[np.float32] = soxr.resample(
+        np.ascontiguousarray(samples, dtype=np.float32), source, target, quality="HQ"
+    )
     return resampled
