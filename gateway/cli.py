@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -15,6 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import letters_cli
 from gateway.cli_common import (
+    EXIT_CANNOT_LISTEN,
+    EXIT_FAILED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     print_json,
@@ -22,10 +25,12 @@ from gateway.cli_common import (
 from gateway.contract.config import Config, load_config
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.logs import configure
+from gateway.contract.redaction import mask
 from store.db import is_outage, make_sessionmaker
 from store.pii import PiiError
 
 Handler = Callable[[Config, argparse.Namespace], int]
+log = logging.getLogger(__name__)
 
 
 def run() -> None:
@@ -61,13 +66,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SQLAlchemyError as exc:
         if not is_outage(exc):
-            raise
+            return _failed(exc)
         print(
             f"hotline: the database cannot be used: {exc.__cause__ or exc}\n"
             "(is it running? is its schema current? `hotline db upgrade` migrates it)",
             file=sys.stderr,
         )
         return EXIT_UNAVAILABLE
+    except Exception as exc:  # the command line's boundary
+        return _failed(exc)
+
+
+def _failed(exc: Exception) -> int:
+    """An error no command expected: one line, masked like the log; the traceback goes to
+    the log at DEBUG (the config's logging.level: DEBUG shows it)."""
+    log.debug("cli.failed", exc_info=exc)
+    first = (str(exc).strip().splitlines() or [""])[0]
+    print(
+        f"hotline: unexpected error: {type(exc).__name__}: {mask(first)} "
+        "(logging.level: DEBUG logs the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _handlers() -> dict[str, Handler]:
@@ -192,6 +212,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     import asyncio
 
     from gateway.engine.database import engine_for
+    from gateway.engine.listening import ListenError
     from gateway.server import Gateway
     from store.migrate import upgrade
     from store.pii_rotation import check_keys
@@ -209,7 +230,11 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await gateway.run(stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except ListenError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     return 0
 
 

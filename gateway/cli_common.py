@@ -8,9 +8,12 @@ import sys
 from datetime import datetime
 from typing import Any
 
-EXIT_USAGE = 2
+# The table in docs/cli.md.
 EXIT_NOT_FOUND = 1
-EXIT_UNAVAILABLE = 3
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3  # the database
+EXIT_CANNOT_LISTEN = 4  # serve: a port another program holds
+EXIT_FAILED = 5  # anything unexpected: one line here, the traceback in the log
 
 
 def moment(text: str) -> datetime:

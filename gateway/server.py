@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from gateway.engine.dispatch import sweep_forever, workflow_for
 from gateway.engine.health import Health
 from gateway.engine.http import ErrorPage, build_app
 from gateway.engine.intake import Intake, utcnow
+from gateway.engine.listening import announce_http, bind_http, listening
 from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.engine.notifications import Receipts
 from gateway.engine.outbox import DeliveryReports, Mailer, Sender, delivery_handlers
@@ -211,9 +213,13 @@ class Gateway:
             # A new endpoint's cursor starts at the newest event: place it before any channel
             # takes a contact, or the first letters' events would count as history.
             await asyncio.to_thread(webhooks.fan_out, self.sessions, self.config.webhooks, utcnow())
-        for channel in self.channels.values():
-            await channel.start()
-        http = asyncio.create_task(self.http.serve(), name="http")
+        # Taken before any channel starts: a port another program holds ends the start here.
+        http_socket = bind_http(
+            self.config.http.host, self.config.http.port, self.http.config.backlog
+        )
+        await self._start_channels(http_socket)
+        announce_http(http_socket)
+        http = asyncio.create_task(self.http.serve(sockets=[http_socket]), name="http")
         work: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "spool-drainer": lambda: self._drain_spool(stop),
         }
@@ -264,6 +270,21 @@ class Gateway:
         await http
         self.engine.dispose()
         log_event(log, "gateway.stopped")
+
+    async def _start_channels(self, http_socket: socket.socket) -> None:
+        """Each channel in turn; when one cannot (its port taken), those started before it
+        stop, so that the process ends with nothing of it left running."""
+        started = []
+        try:
+            for name, channel in self.channels.items():
+                await listening(name, channel.start())
+                started.append(channel)
+        except BaseException:
+            for channel in reversed(started):
+                await channel.stop()
+            http_socket.close()
+            self.engine.dispose()
+            raise
 
     def _wake_lane_of(self, kind: str) -> None:
         """Another process queued jobs of this kind (on the event loop: gateway.engine.notices)."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE
 from gateway.contract.config import Config
 from gateway.contract.errors import ConfigurationError
 
@@ -35,13 +36,15 @@ def _recogniser(config: Config) -> Any:
 def transcribe(config: Config, args: argparse.Namespace) -> int:
     from ivr.audio import AudioError, read_wav
 
-    recogniser = _recogniser(config)
-    try:
+    try:  # before the model loads: a wrong file is said at once
         audio = read_wav(args.file.read_bytes())
-    except (OSError, AudioError) as exc:
+    except FileNotFoundError as exc:
+        print(f"hotline: {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except AudioError as exc:  # not a WAV it can read: the argument is wrong
         print(f"hotline: {args.file}: {exc}", file=sys.stderr)
-        return 1
-    result = recogniser.transcribe(audio)
+        return EXIT_USAGE
+    result = _recogniser(config).transcribe(audio)
     print(result.text)
     confidence = "-" if result.confidence is None else f"{result.confidence:.2f}"
     print(
@@ -62,12 +65,12 @@ def _evaluate(config: Config, directory: Path) -> int:
     from ivr.audio import read_wav
     from ivr.stt import character_error_rate
 
-    recogniser = _recogniser(config)
     pairs = [(w, w.with_suffix(".txt")) for w in sorted(directory.glob("*.wav"))]
     pairs = [(w, t) for w, t in pairs if t.exists()]
     if not pairs:
         print(f"hotline: no NAME.wav with NAME.txt in {directory}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_FOUND
+    recogniser = _recogniser(config)
     edits = length = 0
     for wav, reference in pairs:
         hypothesis = recogniser.transcribe(read_wav(wav.read_bytes())).text

@@ -124,16 +124,20 @@ def seconds(path: Path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
+# `hotline`'s code for a command that failed (docs/cli.md); 1 is "not found" only.
+EXIT_FAILED = 5
+
+
 def prompts_command(ivr: IvrConfig, out_dir: Path) -> int:
     """``hotline prompts build``: build the configured texts, one line per prompt."""
     try:
         built = set(build_prompts(ivr.prompts, out_dir))
     except subprocess.CalledProcessError as exc:
         print(f"cannot build prompts: {exc}\n{exc.stderr}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except OSError as exc:  # espeak-ng or sox missing, out_dir not writable
         print(f"cannot build prompts: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     for name in NAMES:
         path = out_dir / f"{name}.wav"
         state = "built" if path in built else "unchanged"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from gateway.cli_common import EXIT_FAILED
 from store.models import Event
 from tests.conftest import Parts, make_contact
 
@@ -59,6 +60,17 @@ def hotline(
         capture_output=True,
         text=True,
         env={**os.environ, "HOTLINE_DATABASE_URL": database_url, "HOTLINE_CONFIG": ""},
+        timeout=60,
+    )
+
+
+def configured(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hotline --config CONFIG ARGS`, without a database of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--config", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -274,3 +286,46 @@ def test_every_command_the_parser_knows_has_a_handler() -> None:
     commands = next(a for a in _parser()._actions if a.dest == "command")
     # "config" is answered before the config is loaded.
     assert set(commands.choices) - {"config"} == set(_handlers())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_an_unexpected_error_is_one_line_and_its_own_exit_code_the_traceback_logged(
+    tmp_path: Path, level: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"logging:\n  level: {level}\n", encoding="utf-8")
+    (tmp_path / "file").write_text("")
+    done = configured(
+        config, "sip", "kamailio-config", "--out", str(tmp_path / "file" / "kamailio")
+    )
+
+    assert done.returncode == EXIT_FAILED
+    said = [line for line in done.stderr.splitlines() if line.startswith("hotline:")]
+    assert said == [
+        "hotline: unexpected error: NotADirectoryError: [Errno 20] Not a directory: "
+        f"'{tmp_path / 'file' / 'kamailio'}' (logging.level: DEBUG logs the traceback)"
+    ]
+    assert ("Traceback" in done.stderr) is (level == "DEBUG")
+    if level == "INFO":
+        assert done.stderr.splitlines() == said
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "said"),
+    [
+        (["transcribe", "{tmp}/missing.wav"], 1, "No such file or directory"),
+        (["transcribe", "{tmp}/config.yaml"], 2, "config.yaml: "),
+        (["stt", "eval", "{tmp}"], 1, "no NAME.wav with NAME.txt"),
+        (["prompts", "build", "--out", "{tmp}/config.yaml/prompts"], 5, "cannot build prompts"),
+    ],
+    ids=["no-such-wav", "not-a-wav", "no-recordings", "prompts-tool-failed"],
+)
+def test_exit_code_1_means_not_found_and_nothing_else(
+    tmp_path: Path, argv: list[str], code: int, said: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"stt:\n  model_path: {tmp_path}\n", encoding="utf-8")
+    done = configured(config, *(arg.format(tmp=tmp_path) for arg in argv))
+
+    assert (done.returncode, "Traceback" in done.stderr) == (code, False), done.stderr
+    assert said in done.stderr

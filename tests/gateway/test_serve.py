@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -10,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from gateway.cli_common import EXIT_CANNOT_LISTEN
 from gateway.contract.config import Config, OcrConfig, RoutingConfig, SttConfig
 from gateway.contract.kinds import ROUTE
 from gateway.engine.dispatch import workflow_for
@@ -22,7 +26,7 @@ from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter
 from tests.conftest import PII, make_contact, require_tool
-from tests.support.processes import free_port, gateway
+from tests.support.processes import ROOT, free_port, gateway
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -166,3 +170,31 @@ def test_a_gateway_that_does_not_route_has_no_route_lane(tmp_path: Path) -> None
 
     assert ROUTE in kinds(routing=True)
     assert ROUTE not in kinds(routing=False)
+
+
+@pytest.mark.parametrize("listener", ["http", "smtp"])
+def test_a_port_another_program_holds_is_one_line_and_its_own_exit_code(
+    tmp_path: Path, listener: str
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        config = write_config(tmp_path, held if listener == "http" else free_port())
+        if listener == "smtp":
+            text = config.read_text(encoding="utf-8")
+            config.write_text(text.replace("smtp:\n    port: 0", f"smtp:\n    port: {held}"))
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "--config", str(config), "serve"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert done.returncode == EXIT_CANNOT_LISTEN
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"hotline: {listener} cannot listen: ")
+    assert str(held) in last and "ddress already in use" in last
+    assert "Traceback" not in done.stderr
+    assert "gateway.started" not in done.stderr
