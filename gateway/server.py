@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import BaseRoute, Mount
 
@@ -41,8 +41,11 @@ from gateway.registry import Wiring, build_channels, python_command, senders_of
 from store import jobs
 from store.attachments import AttachmentStore
 from store.db import is_outage, make_read_sessionmaker, make_sessionmaker
+from store.models import ConsoleUser
 
 log = logging.getLogger(__name__)
+# Said at start while the console has nobody to sign in (the password is asked twice).
+FIRST_CONSOLE_USER = "hotline console add-user USERNAME --name 姓名 --role admin"
 
 
 class _Uvicorn(uvicorn.Server):
@@ -253,8 +256,10 @@ class Gateway:
         log_event(
             log,
             "gateway.started",
+            logging.INFO,
             http=f"{self.config.http.host}:{self.config.http.port}",
             channels=",".join(self.channels) or "none",
+            **self._to_open(http_socket),
         )
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({http, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -270,6 +275,25 @@ class Gateway:
         await http
         self.engine.dispose()
         log_event(log, "gateway.stopped")
+
+    def _to_open(self, http_socket: socket.socket) -> dict[str, str]:
+        """What a person who just started the gateway opens (`make run` shows it): the
+        pages' addresses, and while the console has no user, how to add the first."""
+        host, port = http_socket.getsockname()[:2]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # any: this machine's
+        base = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        config, shown = self.config, {}
+        if config.channels.web.enabled:
+            shown["site"] = f"{base}/"
+        if config.console.enabled:
+            shown["console"] = f"{base}/console/"
+            with self.sessions() as session:
+                if session.scalar(select(ConsoleUser.id).limit(1)) is None:
+                    shown["first_console_user"] = FIRST_CONSOLE_USER
+        if config.api.enabled:
+            shown["api_docs"] = f"{base}/api/v1/openapi.json"
+        shown["metrics"] = f"{base}/metrics"
+        return shown
 
     async def _start_channels(self, http_socket: socket.socket) -> None:
         """Each channel in turn; when one cannot (its port taken), those started before it

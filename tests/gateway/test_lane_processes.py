@@ -42,12 +42,17 @@ def until(engine: Engine, done: str, timeout: float = 120) -> list[Job]:
     raise AssertionError(f"jobs never all {done}: {[(j.kind, j.status) for j in jobs]}")
 
 
-def test_a_fax_is_read_in_the_ocr_lanes_worker_process_and_then_routed(tmp_path: Path) -> None:
+def test_a_fax_is_read_in_the_ocr_lanes_worker_process_and_then_routed(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On both databases: the worker process and serve claim from one queue (SKIP LOCKED on
+    PostgreSQL, where a queued job also wakes the other process by NOTIFY)."""
     require_tool("tesseract")
     require_tool(str(FONT))
     http, smtp = free_port(), free_port()
     config = tmp_path / "config.yaml"
     config.write_text(
+        f"database:\n  url: {database_url}\n"
         f"http:\n  port: {http}\nlogging:\n  format: json\n"
         "jobs:\n  poll_interval_seconds: 0.2\n"
         "  lanes:\n    ocr: {workers: 1, processes: 1}\n"
@@ -61,7 +66,7 @@ def test_a_fax_is_read_in_the_ocr_lanes_worker_process_and_then_routed(tmp_path:
             client.sendmail(
                 "fax@faxserver.local", ["fax@hotline.local"], fax(fax_tiff(["人民路井盖丢失"]))
             )
-        engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'hotline.db'}", pii=PII)
+        engine = make_engine(database_url, pii=PII)
         jobs = until(engine, "done")
         metrics = httpx.get(f"http://127.0.0.1:{http}/metrics").text
         health = httpx.get(f"http://127.0.0.1:{http}/healthz").json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -85,6 +87,42 @@ def test_serve_migrates_reports_health_and_metrics_and_stops_on_sigterm(tmp_path
         proc.wait_for_line('"event": "gateway.stopped"')
         assert proc.wait(timeout=10) == 0
     assert (tmp_path / "var" / "hotline.db").exists()
+
+
+def test_the_start_line_says_what_to_open_and_how_to_add_the_first_console_user(
+    tmp_path: Path,
+) -> None:
+    """What `make run` shows once started: one log line, its fields the pages' addresses."""
+    port = free_port()
+    config = write_config(tmp_path, port)
+    base = f"http://127.0.0.1:{port}"
+    with gateway(config) as proc:
+        started = json.loads(proc.wait_for_line('"event": "gateway.started"'))
+        answers = {
+            name: httpx.get(started[name], follow_redirects=True, timeout=30).status_code
+            for name in ("site", "console", "api_docs", "metrics")
+        }
+
+    assert (started["site"], started["console"]) == (f"{base}/", f"{base}/console/")
+    assert started["api_docs"] == f"{base}/api/v1/openapi.json"
+    assert started["metrics"] == f"{base}/metrics"
+    assert answers == {"site": 200, "console": 200, "api_docs": 200, "metrics": 200}
+    hint = started["first_console_user"]
+    assert hint.startswith("hotline console add-user ") and "--role admin" in hint
+
+    added = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--config", str(config), "console", "add-user",
+         "root", "--name", "管理员", "--role", "admin"],
+        cwd=ROOT,
+        env={**os.environ, "HOTLINE_CONSOLE_PASSWORD": "a passphrase long enough 7"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    with gateway(config) as proc:
+        again = json.loads(proc.wait_for_line('"event": "gateway.started"'))
+    assert "first_console_user" not in again and again["console"] == f"{base}/console/"
 
 
 def test_serve_stores_what_an_earlier_outage_left_in_the_spool(tmp_path: Path) -> None:
