@@ -40,8 +40,9 @@ KILL_AFTER = 50  # node A dies once it has acknowledged this many contacts
 LEASE = 5.0  # short, for a test; above any job here even on a loaded machine
 TOKEN = "partner-token-for-two-nodes"
 RECIPIENT_CHECK_SECONDS = 0.1
-# Routing's outcomes (gateway/core/workflow/screening.py `process`); this config has no departments, so
-# a letter is left in triage, or rejected, or linked as a duplicate: one event each.
+# Routing's outcomes (gateway/core/workflow/screening.py `process`); this config has no
+# departments, so a letter is left in triage, or rejected, or linked as a duplicate: one
+# event each.
 OUTCOMES = ("triage", "rejected", "duplicate", "assigned")
 
 
