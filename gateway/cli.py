@@ -21,6 +21,7 @@ from gateway.cli_common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     print_json,
+    progress_bar,
 )
 from gateway.contract.config import Config, load_config
 from gateway.contract.errors import ConfigurationError
@@ -250,9 +251,11 @@ def _sip(config: Config, args: argparse.Namespace) -> int:
 
 def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
     from gateway.engine.database import engine_for
-    from store.migrate import upgrade
+    from store.migrate import pending, upgrade
 
-    upgrade(engine_for(config))
+    engine = engine_for(config)
+    with progress_bar("数据库迁移", pending(engine), "步") as bar:
+        upgrade(engine, progress=lambda revision: bar.update())
     print("database schema is up to date")
     return 0
 
@@ -285,9 +288,14 @@ def _report(config: Config, args: argparse.Namespace) -> int:
     except ValueError:
         name = args.period
     sessions = make_sessionmaker(engine_for(config))
-    with sessions() as session:
+    with sessions() as session, progress_bar("生成通报", len(stats.BULLETIN_STEPS), "步") as bar:
         bulletin = stats.build_bulletin(
-            session, f"{name} 12345市民热线通报", start, end, config.zone
+            session,
+            f"{name} 12345市民热线通报",
+            start,
+            end,
+            config.zone,
+            progress=lambda step: bar.update(),
         )
     if args.csv:
         reports.write_csv(bulletin, args.csv)

@@ -1,4 +1,5 @@
-"""What the `hotline` command modules share: exit codes, the JSON printer, the --since type."""
+"""What the `hotline` command modules share: exit codes, the JSON printer, the progress
+bar, the --since type."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import argparse
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # The table in docs/cli.md.
 EXIT_NOT_FOUND = 1
@@ -21,6 +25,17 @@ def moment(text: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from exc
+
+
+def progress_bar(description: str, total: int | None, unit: str) -> tqdm[Any]:
+    """A progress bar on stderr while stderr is a terminal; nothing at all in a pipe, a
+    file or a service's log (tqdm's disable=None). Cleared when done: what the command
+    prints at the end stays alone on the screen."""
+    from tqdm import tqdm  # here: `letters list` starts without it
+
+    return tqdm(
+        desc=description, total=total, unit=unit, disable=None, file=sys.stderr, leave=False
+    )
 
 
 def print_json(value: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gateway.cli_common import progress_bar
 from gateway.contract.config import Config
 from store.pii import Keyring, keyring_of
 
@@ -24,11 +25,12 @@ def pii(config: Config, args: argparse.Namespace) -> int:
         print(Keyring.new_key())
         return 0
     from gateway.engine.database import engine_for
-    from store.pii_rotation import rotate
+    from store.pii_rotation import rotate, rows_to_read
 
     engine = engine_for(config)
     try:
-        changed = rotate(engine, max(1, args.batch))
+        with progress_bar("重新加密", rows_to_read(engine), "行") as bar:
+            changed = rotate(engine, max(1, args.batch), lambda _table, rows: bar.update(rows))
     finally:
         engine.dispose()
     current = keyring_of(engine.dialect).current

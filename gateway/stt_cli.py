@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE
+from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE, progress_bar
 from gateway.contract.config import Config
 from gateway.contract.errors import ConfigurationError
 
@@ -72,11 +72,14 @@ def _evaluate(config: Config, directory: Path) -> int:
         return EXIT_NOT_FOUND
     recogniser = _recogniser(config)
     edits = length = 0
-    for wav, reference in pairs:
-        hypothesis = recogniser.transcribe(read_wav(wav.read_bytes())).text
-        e, n = character_error_rate(reference.read_text(encoding="utf-8"), hypothesis)
-        edits, length = edits + e, length + n
-        print(f"{wav.name}: CER {e / max(n, 1):.1%} ({e}/{n})  {hypothesis}")
+    with progress_bar("识别", len(pairs), "段") as bar:
+        for wav, reference in pairs:
+            hypothesis = recogniser.transcribe(read_wav(wav.read_bytes())).text
+            e, n = character_error_rate(reference.read_text(encoding="utf-8"), hypothesis)
+            edits, length = edits + e, length + n
+            # Above the bar, which is drawn again below it.
+            bar.write(f"{wav.name}: CER {e / max(n, 1):.1%} ({e}/{n})  {hypothesis}", sys.stdout)
+            bar.update()
     print(f"total: CER {edits / max(length, 1):.1%} over {len(pairs)} recordings, {length} chars")
     return 0
 

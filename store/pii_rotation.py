@@ -8,8 +8,10 @@ left alone, so a second run changes nothing and an interrupted run just runs aga
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Table, Text, column, or_, select, table, update
-from sqlalchemy.sql.expression import TableClause
+from collections.abc import Callable
+
+from sqlalchemy import Engine, Table, Text, column, func, or_, select, table, update
+from sqlalchemy.sql.expression import ColumnElement, TableClause
 
 from store.models import Base
 from store.pii import LOOKUPS, Encrypted, Keyring, keyring_of
@@ -17,29 +19,50 @@ from store.pii import LOOKUPS, Encrypted, Keyring, keyring_of
 TABLES = ("citizens", "letters")
 
 
-def rotate(engine: Engine, batch_size: int = 500) -> dict[str, int]:
+# Told each batch's table and row count as it commits (a progress bar's feed).
+Progress = Callable[[str, int], object]
+
+
+def rotate(
+    engine: Engine, batch_size: int = 500, progress: Progress | None = None
+) -> dict[str, int]:
     """Rows rewritten per table (0 everywhere when all is under the current key already)."""
     keyring = keyring_of(engine.dialect)
+    told = progress or (lambda _table, _rows: None)
     return {
-        name: _rotate(engine, keyring, Base.metadata.tables[name], batch_size) for name in TABLES
+        name: _rotate(engine, keyring, Base.metadata.tables[name], batch_size, told)
+        for name in TABLES
     }
+
+
+def rows_to_read(engine: Engine) -> int:
+    """How many rows rotate reads: those holding any PII value."""
+    with engine.connect() as conn:
+        return sum(
+            conn.execute(
+                select(func.count()).where(_has_pii(Base.metadata.tables[name]))
+            ).scalar_one()
+            for name in TABLES
+        )
+
+
+def _has_pii(model: Table) -> ColumnElement[bool]:
+    return or_(*(c.is_not(None) for c in model.c if isinstance(c.type, Encrypted)))
 
 
 def check_keys(engine: Engine) -> None:
     """Fail at start, not at the first read, when the newest citizen does not decrypt: a
     node started with keys of its own (another key file) beside nodes sharing a database."""
     citizens = Base.metadata.tables["citizens"]
-    encrypted = [c for c in citizens.c if isinstance(c.type, Encrypted)]
     with engine.connect() as conn:
         conn.execute(
-            select(citizens)
-            .where(or_(*(c.is_not(None) for c in encrypted)))
-            .order_by(citizens.c.id.desc())
-            .limit(1)
+            select(citizens).where(_has_pii(citizens)).order_by(citizens.c.id.desc()).limit(1)
         ).all()
 
 
-def _rotate(engine: Engine, keyring: Keyring, model: Table, batch_size: int) -> int:
+def _rotate(
+    engine: Engine, keyring: Keyring, model: Table, batch_size: int, progress: Progress
+) -> int:
     purposes = {c.name: c.type.purpose for c in model.c if isinstance(c.type, Encrypted)}
     hashed = [kind for kind in LOOKUPS if f"{kind}_hash" in model.c]
     # The stored text as it is: no decrypting type in between.
@@ -80,3 +103,4 @@ def _rotate(engine: Engine, keyring: Keyring, model: Table, batch_size: int) -> 
                     conn.execute(update(raw).where(raw.c.id == row.id).values(values))
                     changed += 1
             last = rows[-1].id
+        progress(model.name, len(rows))

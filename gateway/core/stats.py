@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -230,20 +230,31 @@ def build_bulletin(
     weights: AssessmentWeights = DEFAULT_WEIGHTS,
     top: int = 20,
     sample: int = 5000,
+    progress: Callable[[str], object] | None = None,
 ) -> Bulletin:
-    """All figures of [start, end); the caller names the period in `title`."""
+    """All figures of [start, end); the caller names the period in `title`. ``progress`` is
+    told each of the BULLETIN_STEPS as it is done (a long period takes a while)."""
+    told = progress or (lambda _step: None)
     departments = department_figures(session, start, end)
+    told("departments")
+    counted = volume(session, start, end, zone)
+    told("volume")
+    topics = hot_topics(session, start, end, top=top, sample=sample)
+    told("hot_topics")
     return Bulletin(
         title=title,
         start=start,
         end=end,
         zone=zone,
-        volume=volume(session, start, end, zone),
+        volume=counted,
         departments=departments,
-        hot_topics=hot_topics(session, start, end, top=top, sample=sample),
+        hot_topics=topics,
         assessment=assess(departments, weights),
         weights=weights,
     )
+
+
+BULLETIN_STEPS = ("departments", "volume", "hot_topics")
 
 
 # -- volume -------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ with engine.connect() as connection:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=sqlite,
+            # store.migrate's progress, told of each migration as it is applied.
+            on_version_apply=context.config.attributes.get("on_version_apply"),
         )
         with context.begin_transaction():
             if connection.dialect.name == "postgresql":
