@@ -17,6 +17,7 @@ from starlette.routing import Mount
 
 from gateway.contract.config import ApiConfig, DeadlinesConfig
 from gateway.contract.contact import Channel, Citizen
+from gateway.contract.errors import StoreUnavailable
 from gateway.core.deadlines import WorkCalendar
 from gateway.core.workflow import OPERATOR, Actor, Workflow
 from gateway.frontends.api import auth, open311
@@ -74,12 +75,31 @@ def bearer(api: Api, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api.tokens[who]}"}
 
 
-async def test_without_a_valid_token_the_answer_is_a_401_problem(api: Api) -> None:
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
-        answer = await api.client.get("/letters", headers=headers)
-        assert answer.status_code == 401
-        assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["title"] == "A valid bearer token is required"
+@pytest.mark.parametrize(
+    ("headers", "challenge"),
+    [
+        ({}, 'Bearer realm="12345"'),
+        ({"Authorization": "Bearer"}, 'Bearer realm="12345"'),
+        ({"Authorization": "Basic eDp5"}, 'Bearer realm="12345"'),
+        ({"Authorization": "Bearer nope"}, 'Bearer realm="12345", error="invalid_token"'),
+    ],
+    ids=["none", "bearer-without-token", "basic", "bad-token"],
+)
+@pytest.mark.parametrize("path", ["/letters", "/letters/20261123000001X"], ids=["page", "letter"])
+async def test_without_a_valid_token_the_answer_is_a_401_problem_with_a_bearer_challenge(
+    api: Api, headers: dict[str, str], challenge: str, path: str
+) -> None:
+    """RFC 6750 §3: the challenge names an error only when a bearer token was given."""
+    answer = await api.client.get(path, headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["www-authenticate"] == challenge
+    assert answer.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "A valid bearer token is required",
+    }
 
 
 async def test_letters_are_listed_newest_first_a_page_at_a_time(api: Api) -> None:
@@ -217,21 +237,118 @@ async def test_a_partner_creates_a_letter_once_per_idempotency_key(api: Api) -> 
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"text": "no key"},
-        {"idempotency_key": "k", "text": ""},
-        {"idempotency_key": "k", "text": "x", "channel": "pigeon"},
-        {"idempotency_key": "k", "text": "x", "unknown": 1},
+        ({"text": "no key"}, "idempotency_key"),
+        ({"idempotency_key": "k", "text": ""}, "text"),
+        ({"idempotency_key": "k", "text": "x", "channel": "pigeon"}, "channel"),
+        ({"idempotency_key": "k", "text": "x", "unknown": 1}, "unknown"),
     ],
     ids=["no-key", "empty-text", "bad-channel", "unknown-field"],
 )
 async def test_bad_input_gets_a_422_problem_naming_the_field(
-    api: Api, body: dict[str, object]
+    api: Api, body: dict[str, object], field: str
 ) -> None:
     answer = await api.client.post("/letters", json=body, headers=bearer(api, "partner"))
     assert answer.status_code == 422
-    assert answer.json()["title"] == "Invalid request" and answer.json()["detail"]
+    assert answer.json()["title"] == "Unprocessable Content"
+    assert f"body.{field}:" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "who", "status", "title", "detail", "headers"),
+    [
+        pytest.param(
+            "POST",
+            "/letters",
+            "reader",
+            403,
+            "Forbidden",
+            "This token lacks the write scope",
+            {"www-authenticate": 'Bearer realm="12345", error="insufficient_scope", scope="write"'},
+            id="missing-scope",
+        ),
+        pytest.param(
+            "GET",
+            "/letters/20261123000001X",
+            "reader",
+            404,
+            "Not Found",
+            "No letter 20261123000001X",
+            {},
+            id="no-letter",
+        ),
+        pytest.param("GET", "/nowhere", "reader", 404, "Not Found", None, {}, id="no-route"),
+        pytest.param(
+            "PUT",
+            "/letters",
+            "reader",
+            405,
+            "Method Not Allowed",
+            None,
+            {"allow": "GET, POST"},
+            id="put-letters",
+        ),
+        pytest.param(
+            "DELETE",
+            "/letters/20261123000001X",
+            "reader",
+            405,
+            "Method Not Allowed",
+            None,
+            {"allow": "GET"},
+            id="delete-letter",
+        ),
+        pytest.param(
+            "GET",
+            "/letters/20261123000001X/actions",
+            "reader",
+            405,
+            "Method Not Allowed",
+            None,
+            {"allow": "POST"},
+            id="get-actions",
+        ),
+    ],
+)
+async def test_a_problem_is_titled_by_its_status_and_keeps_its_headers(
+    api: Api,
+    method: str,
+    path: str,
+    who: str,
+    status: int,
+    title: str,
+    detail: str | None,
+    headers: dict[str, str],
+) -> None:
+    """RFC 9457 §4.2.1: with type about:blank the title is the status phrase, the specific
+    message the detail; RFC 9110 §15.5.6: a 405 names the methods the address takes."""
+    body = {"idempotency_key": "k", "text": "路灯坏了"}  # valid where a body is read
+    answer = await api.client.request(method, path, headers=bearer(api, who), json=body)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    assert {name: answer.headers.get(name) for name in headers} == headers
+
+
+async def test_a_503_raised_by_a_route_keeps_its_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(_: object) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+    monkeypatch.setattr(api.parts.intake, "store", down)
+    body = {"idempotency_key": "k", "text": "小区门口井盖丢了"}
+    answer = await api.client.post("/letters", json=body, headers=bearer(api, "partner"))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "30"
+    assert answer.json()["title"] == "Service Unavailable"
+    assert answer.json()["detail"] == "The store is unavailable; retry later"
 
 
 async def test_a_department_signs_and_replies_through_the_api(api: Api) -> None:
@@ -241,7 +358,8 @@ async def test_a_department_signs_and_replies_through_the_api(api: Api) -> None:
     early = await api.client.post(
         act, json={"action": "reply", "text": "好"}, headers=bearer(api, "city-admin")
     )
-    assert early.status_code == 409 and "assigned" in early.json()["title"]
+    assert early.status_code == 409 and early.json()["title"] == "Conflict"
+    assert "assigned" in early.json()["detail"]
     assert (
         await api.client.post(act, json={"action": "sign"}, headers=bearer(api, "city-admin"))
     ).json()["status"] == "signed"

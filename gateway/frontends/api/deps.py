@@ -49,14 +49,22 @@ def _session(request: Request) -> Iterator[Session]:
         yield s
 
 
+REALM = "12345"
+
+
 def authenticate(
     db: Session | Connection, settings: ApiConfig, authorization: str | None
 ) -> auth.Principal:
     """The token's holder, looked up afresh each request: a revoked token stops at once."""
     scheme, _, token = (authorization or "").partition(" ")
-    found = auth.find(db, settings, token) if scheme.lower() == "bearer" else None
+    bearer = scheme.lower() == "bearer" and bool(token.strip())
+    found = auth.find(db, settings, token) if bearer else None
     if found is None:
-        raise HTTPException(401, "A valid bearer token is required")
+        # RFC 6750 §3: the challenge names the error only when a token was given.
+        challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if bearer else "")
+        raise HTTPException(
+            401, "A valid bearer token is required", {"WWW-Authenticate": challenge}
+        )
     return found
 
 
@@ -78,7 +86,11 @@ Given = Annotated[Services, Depends(_given)]
 
 def require(who: auth.Principal, scope: str) -> None:
     if not who.can(scope):
-        raise HTTPException(403, f"This token lacks the {scope} scope")
+        # RFC 6750 §3.1: insufficient_scope, naming the scope the request needs.
+        challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
+        raise HTTPException(
+            403, f"This token lacks the {scope} scope", {"WWW-Authenticate": challenge}
+        )
 
 
 def viewer(who: auth.Principal) -> Viewer:

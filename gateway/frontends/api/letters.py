@@ -41,7 +41,7 @@ from gateway.frontends.api.deps import (
     services_of,
     viewer,
 )
-from gateway.frontends.api.problems import ERRORS
+from gateway.frontends.api.problems import ERRORS, RETRY_AFTER
 from gateway.frontends.api.schemas import (
     AttachmentView,
     Created,
@@ -213,7 +213,7 @@ def create_letter(who: Who, services: Given, body: NewLetter, response: Response
     try:
         accepted = services.intake.store(contact)
     except StoreUnavailable as exc:
-        raise HTTPException(503, "The store is unavailable; retry later") from exc
+        raise HTTPException(503, "The store is unavailable; retry later", RETRY_AFTER) from exc
     if not accepted.created:
         response.status_code = 200
     assert accepted.tracking_number is not None
