@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -387,6 +388,19 @@ async def test_the_openapi_document_is_served(api: Api) -> None:
         doc["paths"]
     )
     assert doc["servers"] == [{"url": "/api/v1"}]
+
+
+async def test_the_openapi_document_is_valid_and_declares_the_bearer_token(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    validate(doc)  # raises on a document off the OpenAPI specification
+    scheme = doc["components"]["securitySchemes"]["token"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    operations = [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
+    assert len(operations) == 5
+    for method, path, operation in operations:
+        assert operation["security"] == [{"token": []}], (method, path)
+        # The token is the scheme's, not a header parameter of its own.
+        assert all(p["in"] != "header" for p in operation.get("parameters", [])), (method, path)
 
 
 _ = (itertools, OPERATOR, Actor)

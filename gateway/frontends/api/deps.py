@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -49,16 +50,20 @@ def _session(request: Request) -> Iterator[Session]:
         yield s
 
 
+# The bearer token, as the OpenAPI document's security scheme. auto_error=False: no token,
+# or another scheme than Bearer, comes here as None and is the API's own 401 problem.
+BEARER = HTTPBearer(
+    scheme_name="token", description="An API token (hotline tokens create)", auto_error=False
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 REALM = "12345"
 
 
 def authenticate(
-    db: Session | Connection, settings: ApiConfig, authorization: str | None
+    db: Session | Connection, settings: ApiConfig, bearer: HTTPAuthorizationCredentials | None
 ) -> auth.Principal:
     """The token's holder, looked up afresh each request: a revoked token stops at once."""
-    scheme, _, token = (authorization or "").partition(" ")
-    bearer = scheme.lower() == "bearer" and bool(token.strip())
-    found = auth.find(db, settings, token) if bearer else None
+    found = auth.find(db, settings, bearer.credentials) if bearer else None
     if found is None:
         # RFC 6750 §3: the challenge names the error only when a token was given.
         challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if bearer else "")
@@ -68,10 +73,8 @@ def authenticate(
     return found
 
 
-def _principal(
-    request: Request, s: Db, authorization: Annotated[str | None, Header()] = None
-) -> auth.Principal:
-    return authenticate(s, services_of(request).settings, authorization)
+def _principal(request: Request, s: Db, bearer: Bearer) -> auth.Principal:
+    return authenticate(s, services_of(request).settings, bearer)
 
 
 async def _given(request: Request) -> Services:

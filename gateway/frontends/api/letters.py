@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import TypeAdapter
 from sqlalchemy import Select, bindparam, select
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +31,7 @@ from gateway.core.access import (
 )
 from gateway.core.views import SUMMARY_COLUMNS, awaiting_text
 from gateway.frontends.api.deps import (
+    Bearer,
     Db,
     Given,
     Services,
@@ -77,6 +79,7 @@ def add_routes(api: FastAPI) -> None:
 
 async def list_letters(
     request: Request,
+    bearer: Bearer,
     channel: Annotated[str | None, Query(max_length=16)] = None,
     status: Annotated[str | None, Query(max_length=24)] = None,
     category: Annotated[str | None, Query(max_length=16)] = None,
@@ -84,7 +87,6 @@ async def list_letters(
     since: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     # The whole page (token, query, JSON) in one trip to a worker thread, not the four a
     # sync endpoint with its session and token dependencies takes: each trip cost about
@@ -97,13 +99,13 @@ async def list_letters(
         "since": since,
     }
     services = services_of(request)
-    body = await run_in_threadpool(page_of, services, authorization, filters, cursor, limit)
+    body = await run_in_threadpool(page_of, services, bearer, filters, cursor, limit)
     return Response(body, media_type="application/json")
 
 
 def page_of(
     services: Services,
-    authorization: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
     filters: dict[str, Any],
     cursor: str | None,
     limit: int | None,
@@ -115,7 +117,7 @@ def page_of(
         params["before"] = _decode_cursor(cursor)
     size = limit or services.settings.page_size
     with services.read_engine.connect() as conn:
-        who = authenticate(conn, services.settings, authorization)
+        who = authenticate(conn, services.settings, bearer)
         require(who, "read")
         reader = viewer(who)
         query = _page_query(reader, frozenset(params))
