@@ -10,6 +10,7 @@ import pytest
 
 from ivr.menu import IvrConfig, Prompts
 from ivr.prompts import (
+    EXIT_FAILED,
     MANIFEST,
     NAMES,
     SHIPPED,
@@ -131,7 +132,7 @@ def test_the_command_fails_cleanly_without_espeak(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert prompts_command(IvrConfig(), tmp_path / "out") == 1
+    assert prompts_command(IvrConfig(), tmp_path / "out") == EXIT_FAILED
     assert "cannot build prompts" in capsys.readouterr().err
 
 
