@@ -46,7 +46,7 @@ from gateway.core.deadlines import WorkCalendar
 from gateway.core.workflow import Workflow
 from gateway.frontends.api import auth
 from gateway.frontends.api.app import Services, build_api
-from store.db import make_engine, make_sessionmaker
+from store.db import engine_of, make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Assignment, Department, Letter
 from tests.conftest import PII, SHANGHAI, build_intake
@@ -354,7 +354,7 @@ def main() -> None:
         else:
             url = f"sqlite:///{Path(tmp) / 'api.db'}"
         services = services_for(url, Path(tmp), config)
-        engine = services.sessions.kw["bind"]
+        engine = engine_of(services.sessions)
         try:
             upgrade(engine)
             with services.sessions.begin() as session:

@@ -83,6 +83,18 @@ def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine.execution_options(read_only=True), expire_on_commit=False)
 
 
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine a sessionmaker made here is bound to (for its read-only twin, notices)."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    return engine
+
+
+def reads_like(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Read-only sessions on the same engine as ``sessions``."""
+    return make_read_sessionmaker(engine_of(sessions))
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when the error says the database cannot be reached, not that the data is wrong."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Select, delete, event, func, insert, or_, select,
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from store.db import make_read_sessionmaker
+from store.db import engine_of, make_read_sessionmaker
 from store.models import Job
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -98,7 +98,7 @@ class JobQueue:
     ) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.engine: Engine = sessions.kw["bind"]
+        self.engine: Engine = engine_of(sessions)
         # Looking for work only reads: an idle lane never takes SQLite's one write lock.
         self.reads = make_read_sessionmaker(self.engine)
 

@@ -17,7 +17,7 @@ from gateway.contract.logs import log_event
 from gateway.core.deadlines import WorkCalendar
 from gateway.core.workflow import Workflow
 from gateway.engine.workers import GiveUp, Handler
-from store.db import make_read_sessionmaker
+from store.db import reads_like
 from store.letters import record_event
 from store.models import Job, Letter
 
@@ -53,7 +53,7 @@ class RouteHandler(Handler):
         awaited: frozenset[str] = frozenset(),
     ) -> None:
         self.sessions = sessions
-        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+        self.reads = reads_like(sessions)
         self.workflow = workflow
         self.awaited = awaited
 

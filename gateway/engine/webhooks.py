@@ -31,7 +31,7 @@ from gateway.core.messages import queue_message
 from gateway.engine.outbox import DeliveryHandler
 from gateway.engine.workers import GiveUp
 from store import jobs
-from store.db import make_read_sessionmaker
+from store.db import reads_like
 from store.letters import record_event
 from store.models import Department, Event, Job, Letter, OutboxMessage, WebhookCursor
 from store.outbox import purge, unseal
@@ -466,7 +466,7 @@ class WebhookDelivery(DeliveryHandler):
         self.sender = sender
         self.schedule = schedule
         # The batch's checks only read: never SQLite's one write lock for them.
-        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+        self.reads = reads_like(sessions)
 
     def run(self, job: Job) -> None:
         [outcome] = self.run_batch([job])

@@ -26,7 +26,7 @@ from gateway.engine.outbox import DeliveryReports, delivery_handlers
 from gateway.engine.workers import JobRunner
 from simulators.modem import ModemProfile, ModemSimulator
 from simulators.modem.pdu import deliver_pdus
-from store.db import make_sessionmaker
+from store.db import engine_of, make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Citizen, Event, Letter, OutboxMessage
 from tests.conftest import Parts, count_rows
@@ -326,7 +326,7 @@ async def test_a_crash_between_commit_and_delete_gives_no_second_letter(
 
 
 def run_jobs(parts: Parts, channel: GsmChannel) -> int:
-    sessions = make_sessionmaker(parts.intake.sessions.kw["bind"])
+    sessions = make_sessionmaker(engine_of(parts.intake.sessions))
     handlers = delivery_handlers(sessions, {"sms": channel.deliver}, parts.intake.clock, "h.local")
     runner = JobRunner(JobQueue(sessions), handlers, JobsConfig(backoff_seconds=0.001))
     ran = 0

@@ -24,7 +24,7 @@ from gateway.engine.workers import JobRunner
 from ivr.audio import read_wav
 from ivr.stt import Recogniser, character_error_rate, join_words
 from ivr.transcription import TranscribeHandler
-from store.db import make_sessionmaker
+from store.db import engine_of, make_sessionmaker
 from store.jobs import JobQueue
 from store.models import Event, Job, Letter
 from tests.conftest import Parts, make_contact, require_tool
@@ -156,12 +156,12 @@ def voicemail(parts: Parts, audio: bytes, n: int = 1) -> int:
         text_source="transcription",
     )
     parts.intake.accept_sync(contact)
-    with make_sessionmaker(parts.intake.sessions.kw["bind"])() as session:
+    with make_sessionmaker(engine_of(parts.intake.sessions))() as session:
         return session.scalars(select(Letter.id).order_by(Letter.id.desc())).first() or 0
 
 
 def runner(parts: Parts, model_path: Path | None, **jobs: Any) -> JobRunner:
-    sessions = make_sessionmaker(parts.intake.sessions.kw["bind"])
+    sessions = make_sessionmaker(engine_of(parts.intake.sessions))
     handler = TranscribeHandler(
         sessions, parts.files, SttConfig(model_path=model_path), parts.intake.clock
     )

@@ -20,7 +20,7 @@ from gateway.core.workflow import Workflow
 from gateway.engine.intake import Intake
 from gateway.frontends.api import auth
 from store.attachments import AttachmentStore
-from store.db import make_read_sessionmaker
+from store.db import engine_of, reads_like
 from store.letters import record_event
 from store.models import Letter
 
@@ -35,9 +35,9 @@ class Services:
     clock: Callable[[], datetime]
 
     def __post_init__(self) -> None:
-        self.reads = make_read_sessionmaker(self.sessions.kw["bind"])
+        self.reads = reads_like(self.sessions)
         # Pages read through Core: their rows are columns, never ORM objects.
-        self.read_engine: Engine = self.reads.kw["bind"]
+        self.read_engine: Engine = engine_of(self.reads)
 
 
 def services_of(request: Request) -> Services:

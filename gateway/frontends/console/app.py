@@ -48,7 +48,7 @@ from gateway.frontends.console.desk import HEADERS, Desk, Handler, NotFound, Too
 from gateway.frontends.console.memo import Memo
 from gateway.frontends.console.scope import HOME, may
 from store.attachments import AttachmentStore
-from store.db import make_read_sessionmaker
+from store.db import reads_like
 from store.letters import record_event
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Console:
         self.config = config
         self.settings = config.console
         self.sessions = sessions
-        self.reads = make_read_sessionmaker(sessions.kw["bind"])
+        self.reads = reads_like(sessions)
         self.clock = clock
         self.zone: ZoneInfo = config.zone
         # Password guessing from one address across many accounts.
