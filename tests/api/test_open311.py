@@ -85,6 +85,24 @@ async def test_a_request_posted_as_the_spec_shows_becomes_a_letter_one_can_follo
     assert again[0]["service_request_id"] == number  # a resubmission is the same letter
 
 
+async def test_two_citizens_reporting_the_same_words_are_two_letters(
+    client: tuple[httpx.AsyncClient, str],
+) -> None:
+    c, key = client
+    report = {"api_key": key, "service_code": "complaint", "description": "路灯坏了"}
+    first = (await c.post("/requests.json", data={**report, "phone": "13800138000"})).json()
+    second = (await c.post("/requests.json", data={**report, "phone": "13900139000"})).json()
+    third = (await c.post("/requests.json", data={**report, "device_id": "phone-3"})).json()
+    numbers = {r[0]["service_request_id"] for r in (first, second, third)}
+    assert len(numbers) == 3
+    # A client's retry of the very same body, with or without a device, is still one letter.
+    again = (await c.post("/requests.json", data={**report, "phone": "13900139000"})).json()
+    assert again == second
+    assert (await c.post("/requests.json", data={**report, "device_id": "phone-3"})).json() == third
+    listed = (await c.get("/requests.json", params={"api_key": key})).json()
+    assert len(listed) == 3
+
+
 @pytest.mark.parametrize(
     ("method", "path", "data", "status"),
     [

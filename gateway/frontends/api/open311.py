@@ -4,6 +4,8 @@ unchanged. service_request_id is the tracking number; api_key is an API token.""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +33,8 @@ from store.models import Department, Event, Letter, Reply
 
 NAMES = CATEGORY_LABELS
 CLOSED = ("replied", "closed", "rejected", "duplicate")
+# A client's retry of a request without device_id: the same body within this is one letter.
+RETRY_WINDOW = timedelta(minutes=10)
 CONFIG_ZONE = ZoneInfo(Config.model_fields["timezone"].default)  # when none is given
 
 
@@ -225,12 +229,12 @@ def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
         raise Open311Error(400, "description is required")
     name = " ".join(str(form.get(k) or "") for k in ("last_name", "first_name")).strip()
     address = str(form.get("address_string") or "")
-    key = str(form.get("device_id") or "") + ":" + description[:100] + ":" + address
+    now = services.clock()
     contact = IncomingContact(
         channel=Channel.WEB,
         source=f"open311:{who.name}",
-        external_id=key,
-        received_at=services.clock(),
+        external_id=_retry_key(form, now),
+        received_at=now,
         citizen=Citizen(
             name=name or None,
             phone=str(form.get("phone") or "") or None,
@@ -251,6 +255,19 @@ def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
             "account_id": "",
         }
     ]
+
+
+def _retry_key(form: dict[str, Any], now: datetime) -> str:
+    """The idempotency key of a posted request. Only the client can tell two citizens
+    apart: a ``device_id`` names the device, and the same body from it is one letter;
+    without one, only the same body again within RETRY_WINDOW is (a client's retry), so two
+    citizens writing "路灯坏了" are two letters. Hashed: the body carries contact details."""
+    body = sorted((k, str(v)) for k, v in form.items() if k != "api_key")
+    digest = hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
+    if form.get("device_id"):
+        return f"device:{digest}"
+    window = int(now.timestamp() // RETRY_WINDOW.total_seconds())
+    return f"retry:{window}:{digest}"
 
 
 def _render(body: Any, fmt: str, root: str, item: str, status: int = 200) -> Response:
