@@ -93,6 +93,22 @@ class WorkCalendar:
             day = self.next_working_day(day)
         return self._at(day, self.day_end)
 
+    def extend(self, due: datetime, days: int) -> datetime:
+        """A deadline `due` moved on by `days` working days (an approved extension, 延期).
+
+        It is `day_end` of the `days`-th working day after the local date of `due`: the old
+        due date was the department's own last day, so it does not count again. Not
+        `add_working_days(due, days)`, which takes a deadline at `day_end` as received the
+        next working day and so gives one day more (Wednesday 16 December 2026 with 5 days
+        is Wednesday the 23rd, not Thursday the 24th).
+        """
+        if days < 0:
+            raise ValueError(f"days must not be negative, got {days}")
+        day = self._local(due).date()
+        for _ in range(days):
+            day = self.next_working_day(day)
+        return self._at(day, self.day_end)
+
     def add_working_hours(self, start: datetime, hours: float) -> datetime:
         """The deadline, as aware UTC, `hours` of office time after `start` (urgent letters).
 

@@ -136,6 +136,27 @@ def test_a_year_no_package_knows_counts_monday_to_friday_and_warns_once(
     assert "Monday to Friday" in message
 
 
+# Hand-counted: the old due date is the department's own last day and does not count again.
+EXTENSIONS = [
+    pytest.param(local("2026-12-16 17:30"), 5, local("2026-12-23 17:30"), id="wednesday+5"),
+    pytest.param(local("2026-11-27 17:30"), 5, local("2026-12-04 17:30"), id="friday+5"),
+    pytest.param(local("2026-11-23 17:30"), 1, local("2026-11-24 17:30"), id="monday+1"),
+    # Off 10-01..10-08, Saturday 10-11 worked: Thu 9, Fri 10, Sat 11, Mon 13, Tue 14.
+    pytest.param(local("2025-09-30 17:30"), 5, local("2025-10-14 17:30"), id="national-day"),
+    # Saturday 02-14 worked, off 02-15..02-23: Sat 14, Tue 24, Wed 25.
+    pytest.param(local("2026-02-13 17:30"), 3, local("2026-02-25 17:30"), id="spring-festival"),
+    pytest.param(local("2026-12-16 17:30"), 0, local("2026-12-16 17:30"), id="zero-days"),
+]
+
+
+@pytest.mark.parametrize(("due", "days", "extended"), EXTENSIONS)
+def test_an_extension_adds_working_days_after_the_old_due_date(
+    due: datetime, days: int, extended: datetime
+) -> None:
+    assert CALENDAR.extend(due, days) == extended
+    assert CALENDAR.working_days_between(due, extended) == days
+
+
 HOURS = [
     pytest.param(local("2026-11-24 10:00"), 2, local("2026-11-24 12:00"), id="inside-one-day"),
     pytest.param(local("2026-11-24 16:30"), 2, local("2026-11-25 10:00"), id="across-a-night"),

@@ -268,6 +268,24 @@ def test_an_approved_extension_moves_the_deadline(core: Core) -> None:
     assert before is not None and after is not None and after > before
 
 
+def test_an_approved_extension_adds_five_working_days_to_the_due_date(core: Core) -> None:
+    core.clock.now = datetime(2026, 12, 7, 10, 0, tzinfo=SHANGHAI)  # a Monday
+    letter_id = core.letter("我要投诉路灯坏了")
+    assert core.get(letter_id).due_at == datetime(2026, 12, 16, 17, 30, tzinfo=SHANGHAI)
+    core.act(letter_id, "request_extension", "需要采购灯具", CITY_ADMIN)
+    core.act(letter_id, "decide_extension", True, OPERATOR_ZHANG)
+    # Thursday 17, Friday 18, Monday 21, Tuesday 22, Wednesday 23.
+    extended = datetime(2026, 12, 23, 17, 30, tzinfo=SHANGHAI)
+    assert core.get(letter_id).due_at == extended
+    with core.sessions() as session:
+        told = [m.payload.get("body", "") for m in session.scalars(select(OutboxMessage))]
+        due_dates = session.scalars(
+            select(Assignment.due_at).where(Assignment.letter_id == letter_id)
+        ).all()
+    assert any("2026年12月23日" in body for body in told)
+    assert due_dates and all(due == extended for due in due_dates)
+
+
 def test_an_unsatisfied_follow_up_visit_reopens_the_letter(core: Core) -> None:
     letter_id = core.letter("路灯坏了")
     core.act(letter_id, "sign", CITY_ADMIN)
