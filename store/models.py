@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -161,6 +162,9 @@ class Letter(Base):
     publish: Mapped[bool] = mapped_column(Boolean, default=False)
     # The citizen's own say on publishing (the web form asks); None: not asked.
     publish_consent: Mapped[bool | None] = mapped_column(Boolean)
+    # Where the problem is (WGS84), as an Open311 client gave it; None: not given.
+    latitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
+    longitude: Mapped[float | None] = mapped_column(Numeric(9, 6, asdecimal=False))
 
     citizen: Mapped[Citizen | None] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(

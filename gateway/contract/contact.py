@@ -67,6 +67,8 @@ class IncomingContact:
     # Whether the citizen lets the hotline publish the letter and its reply (选登); None where
     # the medium did not ask.
     publish_consent: bool | None = None
+    # Where the problem is, (latitude, longitude) in WGS84, where the medium gives it (Open311).
+    location: tuple[float, float] | None = None
     # Background work the letter needs once stored, e.g. "ocr" for fax pages; queued in
     # the letter's own transaction so it exists exactly when the letter does.
     jobs: tuple[str, ...] = ()

@@ -278,6 +278,8 @@ class Intake:
                 "anonymous": contact.anonymous,
                 "confidential": contact.confidential,
                 "publish_consent": contact.publish_consent,
+                "latitude": contact.location[0] if contact.location else None,
+                "longitude": contact.location[1] if contact.location else None,
             },
             citizen=dataclasses.asdict(contact.citizen),
             attachments=[

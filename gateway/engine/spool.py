@@ -52,6 +52,7 @@ def encode_contact(contact: IncomingContact) -> bytes:
         "anonymous": contact.anonymous,
         "confidential": contact.confidential,
         "publish_consent": contact.publish_consent,
+        "location": list(contact.location) if contact.location else None,
         "jobs": list(contact.jobs),
         "text_source": contact.text_source,
         "raw": contact.raw,
@@ -86,6 +87,7 @@ def decode_contact(raw: bytes) -> IncomingContact:
             anonymous=bool(doc["anonymous"]),
             confidential=bool(doc["confidential"]),
             publish_consent=doc.get("publish_consent"),
+            location=_location(doc.get("location")),
             jobs=tuple(str(kind) for kind in doc["jobs"]),
             text_source=_text_source(doc.get("text_source")),
             raw=str(doc.get("raw", "")),
@@ -140,6 +142,15 @@ def _text_source(value: object) -> TextSource | None:
     if value is None or value in get_args(TextSource):
         return cast("TextSource | None", value)
     raise ValueError(f"damaged spool file: text_source {value!r}")
+
+
+def _location(value: object) -> tuple[float, float] | None:
+    # Absent from files spooled before letters knew it: none given.
+    if value is None:
+        return None
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    raise ValueError(f"damaged spool file: location {value!r}")
 
 
 class Spool:

@@ -104,6 +104,42 @@ async def test_two_citizens_reporting_the_same_words_are_two_letters(
 
 
 @pytest.mark.parametrize(
+    ("service_code", "shown"), [("complaint", True), ("report", False)], ids=["open", "hidden"]
+)
+async def test_an_open_request_shows_its_scrubbed_description_and_where_it_is(
+    client: tuple[httpx.AsyncClient, str], service_code: str, shown: bool
+) -> None:
+    c, key = client
+    form = {
+        "api_key": key,
+        "service_code": service_code,
+        "description": "翠屏路路灯坏了，电话13800138000",
+        "phone": "13800138000",
+        "lat": "28.765432",
+        "long": "104.632109",
+    }
+    [created] = (await c.post("/requests.json", data=form)).json()
+    number = created["service_request_id"]
+    [request] = (await c.get(f"/requests/{number}.json", params={"api_key": key})).json()
+    assert request["status"] == "open"
+    assert "翠屏路路灯坏了" in request["description"]
+    assert "13800138000" not in request["description"]
+    if shown:
+        assert (request["lat"], request["long"]) == (28.765432, 104.632109)
+    else:  # a reporter's place could name them, as their address would
+        assert request["lat"] is None and request["long"] is None
+
+
+async def test_a_location_out_of_this_world_is_a_400(
+    client: tuple[httpx.AsyncClient, str],
+) -> None:
+    c, key = client
+    form = {"api_key": key, "service_code": "help", "description": "x", "lat": "91", "long": "0"}
+    answer = await c.post("/requests.json", data=form)
+    assert answer.status_code == 400 and answer.json()[0]["code"] == 400
+
+
+@pytest.mark.parametrize(
     ("method", "path", "data", "status"),
     [
         ("POST", "/requests.json", {"service_code": "complaint", "description": "x"}, 403),

@@ -10,7 +10,12 @@ from tests.conftest import make_contact
 
 def test_a_spooled_contact_comes_back_with_every_field() -> None:
     contact = make_contact(
-        3, jobs=("ocr",), text_source="ocr", anonymous=True, category="complaint"
+        3,
+        jobs=("ocr",),
+        text_source="ocr",
+        anonymous=True,
+        category="complaint",
+        location=(28.7654, 104.6321),
     )
     assert decode_contact(encode_contact(contact)) == contact
 

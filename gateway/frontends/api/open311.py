@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from gateway.contract.config import CATEGORIES, Config
 from gateway.contract.contact import Channel, Citizen, IncomingContact
 from gateway.contract.errors import StoreUnavailable
 from gateway.contract.labels import CATEGORY_LABELS
-from gateway.core.access import Viewer, lead_department, sight, visible_to, words
+from gateway.core.access import Viewer, hidden, lead_department, sight, visible_to, words
 from gateway.core.views import iso_utc
 from gateway.frontends.api import auth
 from gateway.frontends.api.deps import Services
@@ -203,8 +204,8 @@ def _request_view(session: Any, letter: Letter, status: str, reader: Viewer) -> 
         "status_notes": clean(reply) if reply else letter.rejection or "",
         "service_name": NAMES.get(letter.category or "other", letter.category),
         "service_code": letter.category or "other",
-        # The citizen's words are theirs: published only with a public reply.
-        "description": clean(letter.subject if reply is None else letter.text),
+        # Scrubbed as the reader sees them, as the spec shows it from the start.
+        "description": clean(letter.text or letter.subject),
         "agency_responsible": lead or "12345市民热线",
         "service_notice": "",
         "requested_datetime": iso_utc(letter.received_at),
@@ -213,8 +214,9 @@ def _request_view(session: Any, letter: Letter, status: str, reader: Viewer) -> 
         "address": letter.district or "",
         "address_id": "",
         "zipcode": "",
-        "lat": "",
-        "long": "",
+        # Where a hidden citizen reported from could name them: as their address, withheld.
+        "lat": None if hidden(letter) else letter.latitude,
+        "long": None if hidden(letter) else letter.longitude,
         "media_url": "",
     }
 
@@ -243,6 +245,7 @@ def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         text=f"{description}\n{address}".strip(),
         category=code if code in CATEGORIES else None,
+        location=_location(form),
     )
     try:
         accepted = services.intake.store(contact)
@@ -255,6 +258,20 @@ def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
             "account_id": "",
         }
     ]
+
+
+def _location(form: dict[str, Any]) -> tuple[float, float] | None:
+    """The spec's lat/long (WGS84 decimal degrees), both or neither."""
+    lat, long = form.get("lat"), form.get("long")
+    if not lat and not long:
+        return None
+    try:
+        where = round(float(str(lat)), 6), round(float(str(long)), 6)
+    except ValueError:
+        where = (math.nan, math.nan)
+    if not (-90 <= where[0] <= 90 and -180 <= where[1] <= 180):
+        raise Open311Error(400, "lat and long must both be WGS84 decimal degrees")
+    return where
 
 
 def _retry_key(form: dict[str, Any], now: datetime) -> str:
