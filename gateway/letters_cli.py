@@ -126,11 +126,26 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
 
 
 def _act(config: Config, sessions: Any, args: argparse.Namespace) -> int:
-    from gateway.core.actions import ACTIONS
+    from gateway.core.actions import ACTIONS, missing_option, promised_moment
     from gateway.core.workflow import WorkflowError
     from gateway.engine.dispatch import workflow_for
 
     number = tracking.normalize(args.tracking_number)
+    if not tracking.is_valid(number):
+        print(f"hotline: {args.tracking_number!r} is not a valid tracking number", file=sys.stderr)
+        return EXIT_USAGE
+    missing = missing_option(args)
+    if missing is not None:
+        print(f"hotline: {args.verb} needs {missing}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.promised_at is not None:
+        try:
+            args.promised_at = promised_moment(
+                args.promised_at, config.zone, config.deadlines.day_end
+            )
+        except ValueError as exc:
+            print(f"hotline: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     workflow = workflow_for(config, lambda: datetime.now(UTC))
     try:
         with sessions.begin() as session:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,46 @@ ACTIONS: dict[str, Action] = {
     "force": lambda w, s, le, a, who: w.force(s, le, a.text or "", who),
     "visit": lambda w, s, le, a, who: w.visit(s, le, a.satisfied, who, a.text or ""),
 }
+
+# action -> the options it cannot do without (checked before the letter is looked up)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "assign": ("department",),
+    "answer": ("text",),
+    "instruct": ("text", "department"),
+    "reject": ("reason",),
+    "reclassify": ("category",),
+    "reply": ("text",),
+    "opinion": ("text",),
+    "return": ("reason",),
+    "extend": ("reason",),
+}
+
+
+def missing_option(arguments: argparse.Namespace) -> str | None:
+    """The first option the action needs and was not given (blank counts as not given),
+    as typed on the command line; None when nothing is missing."""
+    for name in NEEDS.get(arguments.verb, ()):
+        value = getattr(arguments, name)
+        if not value or (isinstance(value, str) and not value.strip()):
+            return "--" + name.replace("_", "-")
+    if arguments.verb == "reply" and arguments.interim and not arguments.promised_at:
+        return "--promised-at"
+    return None
+
+
+def promised_moment(text: str, zone: ZoneInfo, day_end: time) -> datetime:
+    """--promised-at in UTC: a date means the end of that working day in the city's time
+    (as the console's date field does), a date-time without a zone is the city's time.
+    ValueError names what was typed."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--promised-at: not an ISO date or date-time: {text!r}") from None
+    if len(text.strip()) <= len("2026-12-20"):  # a date alone: fromisoformat gave midnight
+        moment = datetime.combine(date.fromisoformat(text.strip()), day_end)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
 
 
 def _assign(w: Workflow, s: Session, le: Letter, a: argparse.Namespace, who: Actor) -> None:
@@ -67,8 +108,9 @@ def add_parser(actions: Any) -> None:
     act.add_argument("--interim", action="store_true", help="an interim reply (承诺件)")
     act.add_argument(
         "--promised-at",
-        type=datetime.fromisoformat,
-        help="completion date an interim reply commits to",
+        metavar="DATE",
+        help="completion date an interim reply commits to: a date (the end of that working "
+        "day) or a local date-time",
     )
     act.add_argument("--approve", action=argparse.BooleanOptionalAction, default=True)
     act.add_argument("--satisfied", action=argparse.BooleanOptionalAction, default=True)

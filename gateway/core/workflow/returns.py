@@ -15,7 +15,7 @@ from store.models import Letter
 class Returning(Base):
     def return_letter(self, session: Session, letter: Letter, reason: str, actor: Actor) -> None:
         """退件: only on the working day of assignment, with a reason; back to triage."""
-        if not reason.strip():
+        if not (reason or "").strip():
             raise WorkflowError("a return needs a reason", "退件须说明理由")
         assignment = self._own_assignment(session, letter, actor)
         if not self.calendar.same_working_day(assignment.assigned_at, self.clock()):
@@ -32,6 +32,9 @@ class Returning(Base):
     def request_extension(
         self, session: Session, letter: Letter, reason: str, actor: Actor
     ) -> None:
+        """延期: asked before the deadline, with a reason (the regulations require one)."""
+        if not (reason or "").strip():
+            raise WorkflowError("an extension needs a reason", "延期申请须说明理由")
         assignment = self._own_assignment(session, letter, actor)
         self._check(letter, "request_extension", actor)
         if assignment.due_at is not None and self.clock() >= assignment.due_at:
@@ -52,7 +55,7 @@ class Returning(Base):
                 "the letter has no open assignment with a deadline", "此信件没有在办的限期交办"
             )
         if approved:
-            due = self.calendar.extend(lead.due_at, self.deadlines.extension_days)
+            due = self.calendar.add_working_days(lead.due_at, self.deadlines.extension_days)
             for assignment in self._assignments(session, letter):
                 assignment.due_at = due
             letter.due_at = due
