@@ -16,7 +16,7 @@ from gateway.cli_common import EXIT_NOT_FOUND, EXIT_USAGE, moment, print_json
 from gateway.contract import tracking
 from gateway.contract.config import Config
 from gateway.contract.labels import AWAITING_TEXT_LABELS
-from gateway.core.access import Sight, citizen_view
+from gateway.core.access import Sight, citizen_view, letter_assignments
 from gateway.core.views import letter_detail, letter_summary
 from gateway.engine.database import engine_for
 from store import letters
@@ -88,7 +88,7 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
         if letter is None:
             print(f"hotline: no letter {number}", file=sys.stderr)
             return EXIT_NOT_FOUND
-        view = letter_detail(letter)
+        view = letter_detail(letter, session.scalars(letter_assignments(letter.id)).all())
         if args.reveal_pii and letter.citizen is not None:
             view["citizen"] = citizen_view(letter.citizen, Sight.FULL)
             letters.record_event(
@@ -119,6 +119,13 @@ def _show(config: Config, sessions: Any, args: argparse.Namespace) -> int:
         for key, value in view["citizen"].items():
             if value:
                 print(f"来信人 {key}: {value}")
+    for held in view["assignments"]:
+        due = held["due_at"] and datetime.fromisoformat(held["due_at"]).astimezone(config.zone)
+        print(
+            f"交办: {held['department_name']} ({held['department']}) "
+            f"{'牵头' if held['lead'] else '会办'}  {held['reply_type']}  {held['status']}  "
+            f"期限: {f'{due:%Y-%m-%d %H:%M}' if due else '-'}"
+        )
     for event in view["events"]:
         at = datetime.fromisoformat(event["at"]).astimezone(config.zone)
         print(f"  {at:%Y-%m-%d %H:%M:%S}  {event['kind']:<10} {event['actor']}")

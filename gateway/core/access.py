@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, exists, select, true
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from gateway.contract import tracking
 from gateway.contract.redaction import mask_email, mask_phone, scrub
@@ -100,6 +100,17 @@ def lead_assignment(letter: int | InstrumentedAttribute[int] = Letter.id) -> Sel
         .where(Assignment.status != RETURNED)
         .order_by(Assignment.id.desc())  # the newest, should two ever be open at once
         .limit(1)
+    )
+
+
+def letter_assignments(letter: int) -> Select[Assignment]:
+    """Every assignment of a letter, returned ones too, with its department loaded: the
+    lead first, then in the order they were made."""
+    return (
+        select(Assignment)
+        .where(Assignment.letter_id == letter)
+        .options(joinedload(Assignment.department))
+        .order_by(Assignment.lead.desc(), Assignment.assigned_at, Assignment.id)
     )
 
 

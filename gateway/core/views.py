@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from store.models import Event, Letter
+from store.models import Assignment, Event, Letter
 
 # A letter in a list (the API's pages, the console's inbox): never its words or its citizen.
 SUMMARY_COLUMNS = (
@@ -54,7 +55,8 @@ def letter_summary(letter: Letter) -> dict[str, Any]:
     return {**_basics(letter), "attachments": len(letter.attachments)}
 
 
-def letter_detail(letter: Letter) -> dict[str, Any]:
+def letter_detail(letter: Letter, assignments: Sequence[Assignment] = ()) -> dict[str, Any]:
+    """``assignments``: the letter's, as access.letter_assignments lists them."""
     return {
         **_basics(letter),
         "text": letter.text,
@@ -66,7 +68,21 @@ def letter_detail(letter: Letter) -> dict[str, Any]:
             {"filename": a.filename, "media_type": a.media_type, "size": a.size, "sha256": a.sha256}
             for a in letter.attachments
         ],
+        "assignments": [assignment_view(a) for a in assignments],
         "events": [event_view(e) for e in letter.events],
+    }
+
+
+def assignment_view(assignment: Assignment) -> dict[str, Any]:
+    """Which department holds a letter and how: the same keys in the CLI's and the API's
+    JSON (docs/cli.md, docs/api.md)."""
+    return {
+        "department": assignment.department.code,
+        "department_name": assignment.department.name,
+        "lead": assignment.lead,
+        "reply_type": assignment.reply_type,
+        "due_at": assignment.due_at and iso_utc(assignment.due_at),
+        "status": assignment.status,
     }
 
 

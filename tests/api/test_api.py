@@ -210,6 +210,29 @@ async def test_contact_details_are_masked_and_a_reporter_is_not_shown_at_all(api
     assert hidden["citizen"] is None
 
 
+async def test_a_letter_says_which_departments_hold_it(api: Api) -> None:
+    number = letter(api.parts, api.workflow, 1, "路灯坏了")
+
+    seen = (await api.client.get(f"/letters/{number}", headers=bearer(api, "reader"))).json()
+    assert seen["department"] == "city-admin"
+    assert seen["assignments"] == [
+        {
+            "department": "city-admin",
+            "department_name": "市城市管理局",
+            "lead": True,
+            "reply_type": "time_limited",
+            "due_at": seen["due_at"],
+            "status": "assigned",
+        }
+    ]
+    assert seen["due_at"] is not None
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
+    assert schema["LetterDetail"]["properties"]["assignments"]["items"] == {
+        "$ref": "#/components/schemas/AssignmentView"
+    }
+    assert set(schema["AssignmentView"]["required"]) == set(seen["assignments"][0])
+
+
 async def test_a_pii_read_shows_everything_and_is_audited(api: Api, engine: Engine) -> None:
     number = letter(
         api.parts, api.workflow, 1, "路灯坏了", citizen=Citizen(name="张三", phone="+8613800138000")

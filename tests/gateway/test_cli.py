@@ -47,6 +47,7 @@ DETAIL_KEYS = SUMMARY_KEYS | {
     "text_source",
     "anonymous",
     "confidential",
+    "assignments",
     "events",
 }
 
@@ -217,6 +218,19 @@ def test_a_letter_is_assigned_signed_and_answered_from_the_command_line(
 
     view = json.loads(hotline(database_url, "letters", "show", number, "--json").stdout)
     assert [e["kind"] for e in view["events"]] == ["received", "assigned", "signed", "replied"]
+    assert view["assignments"] == [
+        {
+            "department": "city-admin",
+            "department_name": "市城市管理局",
+            "lead": True,
+            "reply_type": "time_limited",
+            "due_at": view["assignments"][0]["due_at"],
+            "status": "replied",
+        }
+    ]
+    assert view["assignments"][0]["due_at"].endswith("Z")
+    shown = hotline(database_url, "--config", str(config), "letters", "show", number).stdout
+    assert "交办: 市城市管理局 (city-admin) 牵头" in shown
 
 
 def test_report_prints_the_ten_day_bulletin_and_writes_csv_and_xlsx(

@@ -24,12 +24,13 @@ from gateway.core.access import (
     citizen_view,
     file_shown,
     lead_department,
+    letter_assignments,
     scrub_detail,
     sight,
     visible_to,
     words,
 )
-from gateway.core.views import SUMMARY_COLUMNS, awaiting_text
+from gateway.core.views import SUMMARY_COLUMNS, assignment_view, awaiting_text
 from gateway.frontends.api.deps import (
     Bearer,
     Db,
@@ -190,6 +191,7 @@ def get_letter(
             for a in letter.attachments
             if file_shown(letter, a.media_type, reader)
         ],
+        "assignments": [assignment_view(a) for a in s.scalars(letter_assignments(letter.id))],
         "events": [
             EventView(at=e.at, actor=e.actor, kind=e.kind, detail=scrub_detail(e.detail, clean))
             for e in letter.events

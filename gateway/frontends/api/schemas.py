@@ -47,6 +47,15 @@ class EventView(Model):
     detail: dict[str, object]
 
 
+class AssignmentView(Model):
+    department: str = Field(description="the department's code")
+    department_name: str
+    lead: bool = Field(description="true: the lead department (牵头); false: a co-department")
+    reply_type: str = Field(description="time_limited, promised, joint or urgent")
+    due_at: datetime | None
+    status: str = Field(description="assigned, signed, promised, replied or returned")
+
+
 class LetterSummary(Model):
     tracking_number: str
     channel: str
@@ -78,6 +87,10 @@ class LetterDetail(LetterSummary):
         description="masked unless the token has the pii scope; absent for reporters"
     )
     attachments: list[AttachmentView]
+    assignments: list[AssignmentView] = Field(
+        description="the departments the letter was handed to, the lead first; returned "
+        "ones stay with their status"
+    )
     events: list[EventView]
 
 
