@@ -94,7 +94,7 @@ def _failed(exc: Exception) -> int:
 def _handlers() -> dict[str, Handler]:
     """The command each subcommand runs (a test checks every subcommand has one)."""
     from channels.sip import cli as sip_cli
-    from gateway import jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
+    from gateway import calendar_cli, jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
     from gateway.frontends.console import cli as console_cli
 
     return {
@@ -113,6 +113,7 @@ def _handlers() -> dict[str, Handler]:
         "console": lambda config, args: console_cli.console(config, args, print_json),
         "pii": pii_cli.pii,
         "jobs": jobs_cli.jobs_command,
+        "calendar": calendar_cli.calendar_command,
     }
 
 
@@ -150,7 +151,7 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from channels.sip import cli as sip_cli
-    from gateway import jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
+    from gateway import calendar_cli, jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
     from gateway.frontends.console import cli as console_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
@@ -194,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="one JSON array")
     webhooks_cli.add_parsers(commands)
     missed_cli.add_parsers(commands)
+    calendar_cli.add_parsers(commands)
     return parser
 
 

@@ -505,6 +505,9 @@ class DeadlinesConfig(Section):
     day_end: time = time(17, 30)
     extra_holidays: list[date] = []
     extra_workdays: list[date] = []
+    # A year's State Council schedule, once chinese-calendar does not know it yet:
+    # `hotline calendar import FILE` writes <year>.yaml here and the gateway reads them at start.
+    calendar_dir: Path = Path("var/calendar")
     # Chasing: a warning this long before the deadline, an urge notice when it passes,
     # supervision when an urged letter is still unanswered this long after.
     warn_before_hours: float = Field(default=24, gt=0)
@@ -701,6 +704,9 @@ def _anchor(config: Config, base: Path) -> Config:
     stt = config.stt.model_copy(
         update={"model_path": config.stt.model_path and base / config.stt.model_path}
     )
+    deadlines = config.deadlines.model_copy(
+        update={"calendar_dir": base / config.deadlines.calendar_dir}
+    )
     return config.model_copy(
         update={
             "storage": storage,
@@ -708,5 +714,6 @@ def _anchor(config: Config, base: Path) -> Config:
             "pii": pii,
             "channels": channels,
             "stt": stt,
+            "deadlines": deadlines,
         }
     )

@@ -6,6 +6,7 @@ import calendar
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -20,14 +21,27 @@ ONE_DAY = timedelta(days=1)
 Period = tuple[datetime, datetime]
 
 
+@dataclass(frozen=True)
+class YearSchedule:
+    """One year's holiday arrangement as the State Council publishes it each autumn: the days
+    off (holidays) and the weekend days worked instead (make-up working days, 调休). Every
+    other day of the year is a working day from Monday to Friday."""
+
+    year: int
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+
+
 class WorkCalendar:
     """The working days and office hours of the city's departments, in one time zone.
 
     Whether a date is a working day comes, in order, from the caller's `extra_workdays` and
-    `extra_holidays` (a local holiday, a late schedule); chinese-calendar (the State Council's
-    published schedule with its make-up working days, 调休); for a year chinese-calendar does not
-    know, the `holidays` package; failing both, Monday to Friday. Leaving chinese-calendar logs
-    one warning per year. Build one calendar per process: it caches every date it answers.
+    `extra_holidays` (a local holiday); a year's schedule the city loaded (`schedules`, from
+    `hotline calendar import`), which wins over the packages and leaves them out for its
+    year; chinese-calendar (the State Council's published schedule with its make-up working
+    days, 调休); for a year chinese-calendar does not know, the `holidays` package; failing
+    both, Monday to Friday. Leaving chinese-calendar logs one warning per year. Build one
+    calendar per process: it caches every date it answers.
     """
 
     def __init__(
@@ -37,6 +51,7 @@ class WorkCalendar:
         day_end: time = time(17, 30),
         extra_holidays: frozenset[date] = frozenset(),
         extra_workdays: frozenset[date] = frozenset(),
+        schedules: Iterable[YearSchedule] = (),
     ) -> None:
         if day_start.tzinfo is not None or day_end.tzinfo is not None:
             raise ValueError("day_start and day_end are wall-clock times in zone: give no tzinfo")
@@ -49,6 +64,7 @@ class WorkCalendar:
         self.day_end = day_end
         self.extra_holidays = extra_holidays
         self.extra_workdays = extra_workdays
+        self.schedules = {schedule.year: schedule for schedule in schedules}
         self._days: dict[date, bool] = {}
         self._fallbacks: dict[int, holidays.HolidayBase | None] = {}
 
@@ -57,6 +73,17 @@ class WorkCalendar:
         if known is None:
             known = self._days[day] = self._lookup(day)
         return known
+
+    def knows(self, year: int) -> bool:
+        """Whether `year`'s holiday arrangement is known (loaded by the city or in
+        chinese-calendar), so its deadlines count make-up working days."""
+        if year in self.schedules:
+            return True
+        try:
+            chinese_calendar.is_workday(date(year, 1, 1))
+        except NotImplementedError:
+            return False
+        return True
 
     def next_working_day(self, day: date) -> date:
         """The first working day strictly after `day`."""
@@ -169,6 +196,10 @@ class WorkCalendar:
             return True
         if day in self.extra_holidays:
             return False
+        if (schedule := self.schedules.get(day.year)) is not None:
+            if day in schedule.workdays:
+                return True
+            return day not in schedule.holidays and day.weekday() < 5
         try:
             return bool(chinese_calendar.is_workday(day))
         except NotImplementedError:  # a year outside the installed release's data
@@ -194,8 +225,8 @@ class WorkCalendar:
             # days off either way, until the schedule is published or set in the overrides.
             source = "using the holidays package's estimate, which has no make-up working days"
         log.warning(
-            "chinese-calendar %s has no schedule for %d: %s; upgrade chinese-calendar or set "
-            "extra_holidays/extra_workdays",
+            "chinese-calendar %s has no schedule for %d: %s; load the State Council's "
+            "schedule with `hotline calendar import FILE` or upgrade chinese-calendar",
             chinese_calendar.__version__,
             year,
             source,

@@ -12,9 +12,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract.config import Config
+from gateway.contract.errors import ConfigurationError
 from gateway.contract.kinds import ROUTE
 from gateway.contract.logs import log_event
 from gateway.core.deadlines import WorkCalendar
+from gateway.core.schedules import ScheduleError, load_schedules
 from gateway.core.workflow import Workflow
 from gateway.engine.workers import GiveUp, Handler
 from store.db import reads_like
@@ -26,12 +28,17 @@ log = logging.getLogger(__name__)
 
 def workflow_for(config: Config, clock: Callable[[], datetime]) -> Workflow:
     d = config.deadlines
+    try:
+        schedules = load_schedules(d.calendar_dir)
+    except ScheduleError as exc:
+        raise ConfigurationError(f"deadlines.calendar_dir: {exc}") from None
     calendar = WorkCalendar(
         config.zone,
         d.day_start,
         d.day_end,
         frozenset(d.extra_holidays),
         frozenset(d.extra_workdays),
+        schedules,
     )
     return Workflow(
         config.routing, d, calendar, clock, notify_departments=config.outgoing_mail.enabled

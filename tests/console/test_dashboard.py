@@ -7,16 +7,19 @@ import csv
 import io
 import json
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import unquote
 
 import openpyxl
+import pytest
 
 from gateway.contract.contact import Channel, Citizen
 from gateway.contract.kinds import DELIVER, OCR, ROUTE
 from gateway.contract.redaction import ID_NUMBER, MOBILE
+from gateway.core.deadlines import YearSchedule
 from store.db import make_sessionmaker
 from store.jobs import enqueue
+from tests.conftest import SHANGHAI
 from tests.console.conftest import Desk
 
 LANE_ROW = re.compile(
@@ -175,3 +178,36 @@ async def test_the_dashboard_shows_each_lanes_queue_as_it_is_now(desk: Desk) -> 
     assert rows["notify"] == ("0", "0", "1", "—")
     assert rows["webhooks"] == ("0", "0", "0", "—")
     assert "分办" in page.text and "传真文字识别" in page.text
+
+
+WARNING = re.compile(r'<p class="problem" id="calendar-warning" role="alert">([^<]*)</p>')
+
+
+@pytest.mark.parametrize(
+    ("now", "loaded", "warned"),
+    [
+        pytest.param(datetime(2026, 10, 31, 23, 0, tzinfo=SHANGHAI), False, False, id="october"),
+        pytest.param(datetime(2026, 11, 1, 0, 30, tzinfo=SHANGHAI), False, True, id="november"),
+        pytest.param(datetime(2026, 12, 31, 9, 0, tzinfo=SHANGHAI), False, True, id="december"),
+        pytest.param(datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI), True, False, id="loaded"),
+    ],
+)
+async def test_the_dashboard_warns_from_november_while_next_year_s_holidays_are_missing(
+    desk: Desk, now: datetime, loaded: bool, warned: bool
+) -> None:
+    desk.clock.now = now
+    if loaded:
+        desk.workflow.calendar.schedules[2027] = YearSchedule(
+            2027, frozenset({date(2027, 1, 1)}), frozenset()
+        )
+    leader = await desk.signed_in("ling")
+
+    page = await leader.get("/console/dashboard")
+
+    assert page.status_code == 200, page.text
+    shown = WARNING.findall(page.text)
+    if warned:
+        assert len(shown) == 1
+        assert "尚未载入2027年节假日安排" in shown[0] and "hotline calendar import" in shown[0]
+    else:
+        assert shown == []

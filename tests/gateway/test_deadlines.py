@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core.deadlines import TenDays, WorkCalendar, parse_period
+from gateway.core.deadlines import TenDays, WorkCalendar, YearSchedule, parse_period
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALENDAR = WorkCalendar(SHANGHAI)
@@ -155,6 +155,59 @@ def test_an_extension_adds_working_days_after_the_old_due_date(
 ) -> None:
     assert CALENDAR.extend(due, days) == extended
     assert CALENDAR.working_days_between(due, extended) == days
+
+
+# A 2027 arrangement built for these tests (the State Council had not published the real one
+# when they were written): 元旦 off Friday 1 to Monday 4 January, Saturday 9 January worked.
+SCHEDULE_2027 = YearSchedule(
+    2027,
+    frozenset({date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3), date(2027, 1, 4)}),
+    frozenset({date(2027, 1, 9)}),
+)
+
+
+def test_a_deadline_across_new_year_counts_the_loaded_schedule_and_its_make_up_day(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calendar = WorkCalendar(SHANGHAI, schedules=[SCHEDULE_2027])
+    with caplog.at_level(logging.WARNING):
+        # Tuesday 29 December + 7: Wed 30, Thu 31, (off to Mon 4), Tue 5 .. Fri 8, Sat 9.
+        due = calendar.add_working_days(local("2026-12-29 10:00"), 7)
+        extended = calendar.extend(due, 1)
+    assert due == local("2027-01-09 17:30")
+    assert extended == local("2027-01-11 17:30")
+    assert calendar.knows(2027) and not calendar.knows(2090)
+    assert warnings_from(caplog) == []
+
+
+def test_the_city_s_schedule_wins_over_chinese_calendar() -> None:
+    # The package has Sunday 2026-01-04 worked and Friday 2026-01-02 off; a city's
+    # schedule for 2026 saying otherwise is what counts, and so is every day it leaves out.
+    calendar = WorkCalendar(
+        SHANGHAI,
+        schedules=[YearSchedule(2026, frozenset({date(2026, 1, 1)}), frozenset())],
+    )
+    assert CALENDAR.is_working_day(date(2026, 1, 4))
+    assert not CALENDAR.is_working_day(date(2026, 1, 2))
+    assert not calendar.is_working_day(date(2026, 1, 4))
+    assert calendar.is_working_day(date(2026, 1, 2))
+    assert calendar.is_working_day(date(2026, 2, 17))  # a Tuesday the package has off
+    assert calendar.extra_holidays == frozenset()
+
+
+def test_without_next_year_s_schedule_new_year_falls_back_to_the_estimate_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calendar = WorkCalendar(SHANGHAI)
+    with caplog.at_level(logging.WARNING):
+        # Wed 30, Thu 31, (Fri 1 January off, a weekend, no make-up day) Mon 4 .. Fri 8.
+        due = calendar.add_working_days(local("2026-12-29 10:00"), 7)
+        calendar.add_working_days(local("2027-01-05 10:00"), 3)
+    assert due == local("2027-01-08 17:30")
+    assert not calendar.knows(2027)
+    [message] = warnings_from(caplog)
+    assert "2027" in message and "no make-up working days" in message
+    assert "hotline calendar import" in message
 
 
 HOURS = [

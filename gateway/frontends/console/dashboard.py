@@ -271,7 +271,21 @@ def _bulletin(desk: Desk, period: Period) -> Bulletin:
         )
 
 
+def calendar_warning(desk: Desk) -> str | None:
+    """From November 1 (the State Council publishes next year's holidays in the autumn),
+    a warning while next year's schedule is neither in chinese-calendar nor loaded."""
+    today = desk.now.astimezone(desk.tools.config.zone).date()
+    coming = today.year + 1
+    if today.month < 11 or desk.tools.workflow.calendar.knows(coming):
+        return None
+    return (
+        f"尚未载入{coming}年节假日安排：跨入{coming}年的办理期限只按周末和法定节日估算，"
+        "不含调休上班日。国务院办公厅通知发布后，请用命令 hotline calendar import 文件 载入。"
+    )
+
+
 def dashboard(desk: Desk) -> Response:
+    warning = calendar_warning(desk)
     try:
         period = period_of(desk)
     except BadPeriod as exc:
@@ -281,6 +295,7 @@ def dashboard(desk: Desk) -> Response:
             problem=str(exc),
             typed={k: desk.query(k) for k in ("period", "from", "to")},
             choices=[],
+            calendar_warning=warning,
         )
     bulletin = _bulletin(desk, period)
     return desk.render(
@@ -297,6 +312,7 @@ def dashboard(desk: Desk) -> Response:
         channel_chart=_channel_chart(bulletin.volume),
         day_chart=day_chart(bulletin.volume),
         on_time_chart=_on_time_chart(bulletin),
+        calendar_warning=warning,
     )
 
 
