@@ -13,7 +13,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Select, false, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 from starlette.requests import Request
@@ -36,6 +36,8 @@ NAMES = CATEGORY_LABELS
 CLOSED = ("replied", "closed", "rejected", "duplicate")
 # A client's retry of a request without device_id: the same body within this is one letter.
 RETRY_WINDOW = timedelta(minutes=10)
+# What a request list covers when it names no start_date (GeoReport v2).
+DEFAULT_WINDOW = timedelta(days=90)
 CONFIG_ZONE = ZoneInfo(Config.model_fields["timezone"].default)  # when none is given
 
 
@@ -110,51 +112,78 @@ def _read(
         code = base.removeprefix("services/")
         if code not in {s["service_code"] for s in _services_list(services)}:
             raise Open311Error(404, f"no service {code}")
-        return {"service_code": code, "attributes": []}, "service_definition", "attribute"
-    if base.startswith("tokens/"):
-        number = base.removeprefix("tokens/")  # requests are created at once: token = id
-        return [{"service_request_id": number, "token": number}], "service_requests", "request"
-    who = _principal(services, query.get("api_key"), "read")
-    if base.startswith("requests/"):
-        number = base.removeprefix("requests/")
-        found = _requests(services, who, [number], query, zone)
+        # No service asks more than its description: metadata is false, no attributes.
+        return {"service_code": code, "attributes": []}, "service_definition", ""
+    reader = _reader(services, query.get("api_key"))
+    if base.startswith(("requests/", "tokens/")):
+        kind, _, number = base.partition("/")
+        found = _requests(services, reader, {"service_request_id": number}, zone)
         if not found:  # also when it exists but is another department's
-            raise Open311Error(404, f"no request {number}")
+            raise Open311Error(404, f"no {kind.removesuffix('s')} {number}")
+        if kind == "tokens":  # requests are created at once: the token is the id
+            found = [{"service_request_id": number, "token": number}]
         return found, "service_requests", "request"
     if base != "requests":
         raise Open311Error(404, f"no resource {base}")
-    numbers = [n for n in query.get("service_request_id", "").split(",") if n]
-    return _requests(services, who, numbers, query, zone), "service_requests", "request"
+    return _requests(services, reader, query, zone), "service_requests", "request"
+
+
+def _reader(services: Services, key: str | None) -> Viewer:
+    """GeoReport reads are public: without an api_key, every letter as the public may see
+    it (no citizen, words scrubbed); a department's key, that department's letters. Its
+    citizens never, whatever the key's scopes."""
+    if not key:
+        return Viewer(None, centre=False)
+    return Viewer.token(_principal(services, key, "read").department, pii=False)
+
+
+def _listed(query: dict[str, str], key: str) -> list[str]:
+    """A parameter as the spec's comma-delimited list."""
+    return [item.strip() for item in query.get(key, "").split(",") if item.strip()]
 
 
 def _requests(
-    services: Services,
-    who: auth.Principal,
-    numbers: list[str],
-    query: dict[str, str],
-    zone: ZoneInfo,
+    services: Services, reader: Viewer, query: dict[str, str], zone: ZoneInfo
 ) -> list[dict[str, Any]]:
+    stmt = select(Letter).where(visible_to(reader)).options(selectinload(Letter.citizen))
+    numbers = _listed(query, "service_request_id")
+    if numbers:  # the spec: service_request_id overrides every other parameter
+        stmt = stmt.where(Letter.tracking_number.in_([tracking.normalize(n) for n in numbers]))
+    else:
+        stmt = _filtered(services, stmt, query, zone)
     with services.reads() as session:
-        # What the token's department may see; its citizens never, whatever its scopes.
-        reader = Viewer.token(who.department, pii=False)
-        stmt = select(Letter).where(visible_to(reader)).options(selectinload(Letter.citizen))
-        if numbers:
-            stmt = stmt.where(Letter.tracking_number.in_([tracking.normalize(n) for n in numbers]))
-        if query.get("service_code"):
-            stmt = stmt.where(Letter.category == query["service_code"])
-        if query.get("start_date"):
-            stmt = stmt.where(Letter.received_at >= _span("start_date", query, zone)[0])
-        if query.get("end_date"):
-            stmt = stmt.where(Letter.received_at < _span("end_date", query, zone)[1])
-        letters = list(session.scalars(stmt.order_by(Letter.id.desc()).limit(1000)))
-        wanted = query.get("status")
-        out = []
-        for letter in letters:
-            status = "closed" if letter.status in CLOSED else "open"
-            if wanted and wanted != status:
-                continue
-            out.append(_request_view(session, letter, status, reader))
-        return out
+        letters = session.scalars(stmt.order_by(Letter.id.desc()).limit(1000))
+        return [_request_view(session, letter, reader) for letter in letters]
+
+
+def _filtered(
+    services: Services, stmt: Select[Letter], query: dict[str, str], zone: ZoneInfo
+) -> Select[Letter]:
+    codes = _listed(query, "service_code")
+    known = {s["service_code"] for s in _services_list(services)}
+    for code in codes:
+        if code not in known:
+            raise Open311Error(404, f"no service {code}")
+    if codes:
+        # A letter not yet classified shows as "other": so it is found.
+        unclassified = Letter.category.is_(None) if "other" in codes else false()
+        stmt = stmt.where(or_(Letter.category.in_(codes), unclassified))
+    statuses = set(_listed(query, "status"))
+    if statuses - {"open", "closed"}:
+        raise Open311Error(400, "status is open, closed or both")
+    if statuses == {"open"}:
+        stmt = stmt.where(Letter.status.not_in(CLOSED))
+    elif statuses == {"closed"}:
+        stmt = stmt.where(Letter.status.in_(CLOSED))
+    end = _span("end_date", query, zone)[1] if query.get("end_date") else None
+    # The spec's default window: the 90 days up to end_date, or up to now.
+    start = (
+        _span("start_date", query, zone)[0]
+        if query.get("start_date")
+        else (end or services.clock()) - DEFAULT_WINDOW
+    )
+    stmt = stmt.where(Letter.received_at >= start)
+    return stmt if end is None else stmt.where(Letter.received_at < end)
 
 
 _W3C_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -186,7 +215,7 @@ def _span(key: str, query: dict[str, str], zone: ZoneInfo) -> tuple[datetime, da
         raise Open311Error(400, f"{key} is not a W3C date or date-time we can use") from exc
 
 
-def _request_view(session: Any, letter: Letter, status: str, reader: Viewer) -> dict[str, Any]:
+def _request_view(session: Any, letter: Letter, reader: Viewer) -> dict[str, Any]:
     lead = session.scalar(select(lead_department(letter.id, Department.name)))
     reply = session.scalars(
         select(Reply.text)
@@ -200,7 +229,7 @@ def _request_view(session: Any, letter: Letter, status: str, reader: Viewer) -> 
     clean = words(letter, letter.citizen, sight(letter, reader))
     return {
         "service_request_id": letter.tracking_number,
-        "status": status,
+        "status": "closed" if letter.status in CLOSED else "open",
         "status_notes": clean(reply) if reply else letter.rejection or "",
         "service_name": NAMES.get(letter.category or "other", letter.category),
         "service_code": letter.category or "other",
@@ -210,22 +239,24 @@ def _request_view(session: Any, letter: Letter, status: str, reader: Viewer) -> 
         "service_notice": "",
         "requested_datetime": iso_utc(letter.received_at),
         "updated_datetime": iso_utc(updated or letter.received_at),
-        "expected_datetime": iso_utc(letter.due_at) if letter.due_at else "",
+        "expected_datetime": iso_utc(letter.due_at) if letter.due_at else None,
         "address": letter.district or "",
-        "address_id": "",
-        "zipcode": "",
+        "address_id": None,
+        "zipcode": None,
         # Where a hidden citizen reported from could name them: as their address, withheld.
         "lat": None if hidden(letter) else letter.latitude,
         "long": None if hidden(letter) else letter.longitude,
-        "media_url": "",
+        "media_url": None,
     }
 
 
 def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
     who = _principal(services, form.get("api_key"), "write")
     code = str(form.get("service_code") or "")
+    if not code:
+        raise Open311Error(400, "service_code is required")
     if code not in {s["service_code"] for s in _services_list(services)}:
-        raise Open311Error(400, "service_code is missing or unknown")
+        raise Open311Error(404, f"no service {code}")
     description = str(form.get("description") or "").strip()
     if not description:
         raise Open311Error(400, "description is required")
@@ -255,7 +286,7 @@ def _create(services: Services, form: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "service_request_id": accepted.tracking_number,
             "service_notice": "12345市民热线已受理",
-            "account_id": "",
+            "account_id": None,
         }
     ]
 
@@ -287,16 +318,30 @@ def _retry_key(form: dict[str, Any], now: datetime) -> str:
     return f"retry:{window}:{digest}"
 
 
+# The spec's XML names each member of a list by the singular of the list's name.
+_MEMBER = {"attributes": "attribute", "values": "value"}
+
+
 def _render(body: Any, fmt: str, root: str, item: str, status: int = 200) -> Response:
+    """``body`` as JSON, or as the spec's XML: a list as ``root`` of ``item`` elements, a
+    single document (a service definition) as ``root`` itself."""
     if fmt == "json":
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, media_type="application/json; charset=utf-8")
     tree = ET.Element(root)
     for entry in body if isinstance(body, list) else [body]:
-        node = ET.SubElement(tree, item)
-        for key, value in entry.items():
-            ET.SubElement(node, key).text = _text(value)
+        _fill(ET.SubElement(tree, item) if item else tree, entry)
     xml = ET.tostring(tree, encoding="utf-8", xml_declaration=True)
     return Response(xml, status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def _fill(node: ET.Element, entry: dict[str, Any]) -> None:
+    for key, value in entry.items():
+        child = ET.SubElement(node, key)
+        if isinstance(value, list):
+            for member in value:
+                _fill(ET.SubElement(child, _MEMBER.get(key, key)), member)
+        else:
+            child.text = _text(value)
 
 
 def _text(value: Any) -> str:
