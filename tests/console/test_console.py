@@ -82,6 +82,7 @@ async def test_an_operator_dispatches_and_the_clerk_signs_and_replies(desk: Desk
     li = await desk.signed_in("li")
     queue = await li.get("/console/queue")
     assert number in queue.text
+    assert "（承办单位 · 市城市管理局）" in queue.text  # the header names the department
     signed = await li.post(f"/console/letters/{number}/act", action="sign")
     assert signed.status_code == 303
     undated = await li.post(

@@ -42,6 +42,7 @@ class Staff:
     department: str | None  # its code
     session_id: int
     csrf: str
+    department_name: str | None = None  # what the header shows: 市生态环境局, not its code
 
 
 def _digest(token: str) -> str:
@@ -215,6 +216,7 @@ def current(session: Session, settings: ConsoleConfig, token: str, now: datetime
         department,
         row.id,
         row.csrf,
+        user.department.name if user.department else None,
     )
     return Seen(staff, row.id, touch=now - row.last_seen_at > timedelta(minutes=1))
 
