@@ -74,6 +74,11 @@ EVENT_LABELS = {
     "ocr_done": "传真文字识别",
     "ocr_failed": "传真文字识别失败",
     "text_unavailable": "无法转写或识别，按已知信息分办",
+    "media_fetched": "下载附件",
+    "media_fetch_failed": "附件下载失败",
+    "notified": "发送通知",
+    "notify_failed": "通知发送失败",
+    "delivery_report": "送达状态报告",
     "pii_read": "读取来信人信息",
     "pii.revealed": "查看来信人信息",
 }

@@ -21,6 +21,8 @@ from store.models import Assignment, Chase, Letter
 
 # The package's name, which the sweep's log lines have always carried.
 log = logging.getLogger("gateway.core.workflow")
+# A chase's kind -> the event it writes into the letter's history.
+CHASE_EVENTS = {"warning": "warned", "urge": "urged", "supervise": "supervised"}
 
 
 class Chasing(Base):
@@ -97,7 +99,7 @@ class Chasing(Base):
         except sa_exc.IntegrityError:
             return False  # another node issued it first
         letter, department = assignment.letter, assignment.department
-        event = {"warning": "warned", "urge": "urged", "supervise": "supervised"}[kind]
+        event = CHASE_EVENTS[kind]
         record_event(
             session,
             at=now,
