@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import getpass
 import logging
 import os
 import signal
@@ -315,24 +317,36 @@ def _tokens(config: Config, args: argparse.Namespace) -> int:
 
     from gateway.engine.database import engine_for
     from gateway.frontends.api import auth
+    from store.letters import record_event
     from store.models import ApiToken
 
     sessions = make_sessionmaker(engine_for(config))
     now = datetime.now(UTC)
+    # In the audit log as the console's own token actions are, by the system user.
+    audit = functools.partial(record_event, at=now, actor=f"cli:{getpass.getuser()}")
     with sessions.begin() as session:
         if args.action == "create":
+            scopes = args.scope or ["read"]
             try:
-                token = auth.create(
-                    session, args.name, args.scope or ["read"], args.department, now
-                )
+                token = auth.create(session, args.name, scopes, args.department, now)
             except ValueError as exc:
                 print(f"hotline: {exc}", file=sys.stderr)
                 return EXIT_USAGE
+            audit(
+                session,
+                kind="console.token_created",
+                name=args.name,
+                scopes=sorted(set(scopes)),
+                department=args.department,
+            )
             print(token)
             print("(shown once: only its hash is kept)", file=sys.stderr)
             return 0
         if args.action == "revoke":
-            print(f"revoked {auth.revoke(session, args.name, now)} token(s) named {args.name}")
+            revoked = auth.revoke(session, args.name, now)
+            if revoked:
+                audit(session, kind="console.token_revoked", name=args.name)
+            print(f"revoked {revoked} token(s) named {args.name}")
             return 0
         rows = [_token(row) for row in session.scalars(select(ApiToken).order_by(ApiToken.id))]
     if args.json:

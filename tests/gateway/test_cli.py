@@ -264,7 +264,9 @@ def test_report_explains_a_period_it_cannot_read(database_url: str) -> None:
     assert "accepted forms" in done.stderr
 
 
-def test_a_token_made_on_the_command_line_is_listed_and_can_be_revoked(database_url: str) -> None:
+def test_a_token_made_on_the_command_line_is_listed_and_can_be_revoked(
+    database_url: str, engine: Engine
+) -> None:
     made = hotline(
         database_url,
         "tokens",
@@ -286,6 +288,17 @@ def test_a_token_made_on_the_command_line_is_listed_and_can_be_revoked(database_
     assert "revoked" in hotline(database_url, "tokens", "list").stdout
     bad = hotline(database_url, "tokens", "create", "x", "--scope", "everything")
     assert bad.returncode == 2 and "unknown scopes" in bad.stderr
+    assert hotline(database_url, "tokens", "revoke", "oa").stdout.startswith("revoked 0")
+    with engine.connect() as connection:  # in the audit log, as the console's actions are
+        audited = connection.execute(select(Event).order_by(Event.id)).all()
+    assert [(e.kind, e.detail) for e in audited] == [
+        (
+            "console.token_created",
+            {"name": "oa", "scopes": ["act", "read"], "department": "city-admin"},
+        ),
+        ("console.token_revoked", {"name": "oa"}),
+    ]
+    assert all(e.actor.startswith("cli:") for e in audited)
 
 
 def test_webhook_replay_and_enable_answer_from_the_command_line(database_url: str) -> None:
