@@ -22,8 +22,8 @@ from tests.conftest import SHANGHAI, Parts, make_contact
 from tests.gateway.test_workflow import ROUTING
 
 
-@pytest.fixture
-async def client(parts: Parts, engine: Engine) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+def open311_app(parts: Parts, engine: Engine) -> tuple[Starlette, str]:
+    """The GeoReport routes at /open311/v2 on their own, and a read and write api_key."""
     now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     workflow = Workflow(ROUTING, DeadlinesConfig(), WorkCalendar(SHANGHAI), lambda: now)
     sessions = make_sessionmaker(engine)
@@ -32,6 +32,12 @@ async def client(parts: Parts, engine: Engine) -> AsyncIterator[tuple[httpx.Asyn
         key = auth.create(session, "civic-app", ["read", "write"], None, now)
     services = Services(ApiConfig(), sessions, parts.files, parts.intake, workflow, lambda: now)
     app = Starlette(routes=[Mount("/open311/v2", routes=open311.routes(services, SHANGHAI))])
+    return app, key
+
+
+@pytest.fixture
+async def client(parts: Parts, engine: Engine) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    app, key = open311_app(parts, engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://h/open311/v2") as c:
         yield c, key
