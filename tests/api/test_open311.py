@@ -170,6 +170,18 @@ async def test_reads_need_no_api_key_and_show_only_the_public_projection(
     assert (await c.get("/requests.json", params={"api_key": "made-up"})).status_code == 403
 
 
+async def test_the_public_reads_no_words_of_a_letter_the_citizen_did_not_make_public(
+    client: tuple[httpx.AsyncClient, str], parts: Parts
+) -> None:
+    c, key = client
+    sms = parts.intake.store(make_contact(1, received_at=datetime(2026, 11, 23, tzinfo=UTC)))
+    path = f"/requests/{sms.tracking_number}.json"
+    [public] = (await c.get(path)).json()
+    [integrator] = (await c.get(path, params={"api_key": key})).json()
+    assert public["description"] is None
+    assert integrator["description"].startswith("翠屏区人民路1号门口的路灯")
+
+
 async def test_request_lists_take_comma_lists_and_the_last_90_days_by_default(
     client: tuple[httpx.AsyncClient, str], parts: Parts
 ) -> None:

@@ -215,6 +215,14 @@ def _span(key: str, query: dict[str, str], zone: ZoneInfo) -> tuple[datetime, da
         raise Open311Error(400, f"{key} is not a W3C date or date-time we can use") from exc
 
 
+def _told(letter: Letter, reader: Viewer) -> bool:
+    """Whether the letter's words go to this reader. An integrator's key reads them; the
+    public (no api_key) only where the citizen chose to be public: posted to this public
+    GeoReport endpoint, or consented to publication (no consent, no publication)."""
+    public = reader.department is None and not reader.centre
+    return not public or bool(letter.publish_consent) or letter.source.startswith("open311:")
+
+
 def _request_view(session: Any, letter: Letter, reader: Viewer) -> dict[str, Any]:
     lead = session.scalar(select(lead_department(letter.id, Department.name)))
     reply = session.scalars(
@@ -234,7 +242,7 @@ def _request_view(session: Any, letter: Letter, reader: Viewer) -> dict[str, Any
         "service_name": NAMES.get(letter.category or "other", letter.category),
         "service_code": letter.category or "other",
         # Scrubbed as the reader sees them, as the spec shows it from the start.
-        "description": clean(letter.text or letter.subject),
+        "description": clean(letter.text or letter.subject) if _told(letter, reader) else None,
         "agency_responsible": lead or "12345市民热线",
         "service_notice": "",
         "requested_datetime": iso_utc(letter.received_at),
