@@ -55,7 +55,7 @@ class Returning(Base):
                 "the letter has no open assignment with a deadline", "此信件没有在办的限期交办"
             )
         if approved:
-            due = self.calendar.add_working_days(lead.due_at, self.deadlines.extension_days)
+            due = self.calendar.extend(lead.due_at, self.deadlines.extension_days)
             for assignment in self._assignments(session, letter):
                 assignment.due_at = due
             letter.due_at = due
