@@ -68,40 +68,52 @@ def encode_contact(contact: IncomingContact) -> bytes:
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
-def decode_contact(raw: bytes) -> IncomingContact:
-    """Rebuild a spooled contact; any damage raises ValueError."""
+def decode(raw: bytes) -> IncomingContact | MissedCallEntry:
+    """A spooled contact or missed call; any damage raises ValueError."""
     try:
         doc: dict[str, Any] = json.loads(raw.decode("utf-8"))
         if doc.get("version") != FORMAT_VERSION:
             raise ValueError(f"unknown spool format version {doc.get('version')!r}")
-        return IncomingContact(
-            channel=Channel(doc["channel"]),
-            source=str(doc["source"]),
-            external_id=str(doc["external_id"]),
-            received_at=datetime.fromisoformat(doc["received_at"]),
-            citizen=Citizen(**doc["citizen"]),
-            subject=str(doc["subject"]),
-            text=str(doc["text"]),
-            category=doc["category"],
-            district=doc.get("district"),
-            anonymous=bool(doc["anonymous"]),
-            confidential=bool(doc["confidential"]),
-            publish_consent=doc.get("publish_consent"),
-            location=_location(doc.get("location")),
-            jobs=tuple(str(kind) for kind in doc["jobs"]),
-            text_source=_text_source(doc.get("text_source")),
-            raw=str(doc.get("raw", "")),
-            attachments=tuple(
-                Attachment(
-                    filename=str(a["filename"]),
-                    media_type=str(a["media_type"]),
-                    data=base64.b64decode(a["data"], validate=True),
-                )
-                for a in doc["attachments"]
-            ),
-        )
+        return _missed(doc) if doc.get("kind") == MISSED else _contact(doc)
     except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"damaged spool file: {exc!r}") from exc
+
+
+def decode_contact(raw: bytes) -> IncomingContact:
+    """Rebuild a spooled contact; any damage (or a missed call) raises ValueError."""
+    spooled = decode(raw)
+    if not isinstance(spooled, IncomingContact):
+        raise ValueError("damaged spool file: a missed call, not a contact")
+    return spooled
+
+
+def _contact(doc: dict[str, Any]) -> IncomingContact:
+    return IncomingContact(
+        channel=Channel(doc["channel"]),
+        source=str(doc["source"]),
+        external_id=str(doc["external_id"]),
+        received_at=datetime.fromisoformat(doc["received_at"]),
+        citizen=Citizen(**doc["citizen"]),
+        subject=str(doc["subject"]),
+        text=str(doc["text"]),
+        category=doc["category"],
+        district=doc.get("district"),
+        anonymous=bool(doc["anonymous"]),
+        confidential=bool(doc["confidential"]),
+        publish_consent=doc.get("publish_consent"),
+        location=_location(doc.get("location")),
+        jobs=tuple(str(kind) for kind in doc["jobs"]),
+        text_source=_text_source(doc.get("text_source")),
+        raw=str(doc.get("raw", "")),
+        attachments=tuple(
+            Attachment(
+                filename=str(a["filename"]),
+                media_type=str(a["media_type"]),
+                data=base64.b64decode(a["data"], validate=True),
+            )
+            for a in doc["attachments"]
+        ),
+    )
 
 
 MISSED = "missed_call"
@@ -117,24 +129,15 @@ def encode_missed(entry: MissedCallEntry) -> bytes:
     return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
-def decode(raw: bytes) -> IncomingContact | MissedCallEntry:
-    """A spooled contact or missed call; any damage raises ValueError."""
-    try:
-        doc: dict[str, Any] = json.loads(raw.decode("utf-8"))
-        if not isinstance(doc, dict) or doc.get("kind") != MISSED:
-            return decode_contact(raw)
-        if doc.get("version") != FORMAT_VERSION:
-            raise ValueError(f"unknown spool format version {doc.get('version')!r}")
-        optional = {k: None if doc[k] is None else str(doc[k]) for k in ("caller", "called")}
-        return MissedCallEntry(
-            source=str(doc["source"]),
-            call_id=str(doc["call_id"]),
-            at=datetime.fromisoformat(doc["at"]),
-            reason=str(doc["reason"]),
-            **optional,
-        )
-    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"damaged spool file: {exc!r}") from exc
+def _missed(doc: dict[str, Any]) -> MissedCallEntry:
+    optional = {k: None if doc[k] is None else str(doc[k]) for k in ("caller", "called")}
+    return MissedCallEntry(
+        source=str(doc["source"]),
+        call_id=str(doc["call_id"]),
+        at=datetime.fromisoformat(doc["at"]),
+        reason=str(doc["reason"]),
+        **optional,
+    )
 
 
 def _text_source(value: object) -> TextSource | None:
