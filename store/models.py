@@ -107,7 +107,7 @@ class Letter(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_id", name="uq_letters_source_external_id"),
         # Duplicate candidates, newest first: the same citizen's letters and the same
-        # district's (gateway/core/routing.py duplicate_queries).
+        # district's (gateway/core/duplicates.py duplicate_queries).
         Index("ix_letters_citizen_received", "citizen_id", "received_at"),
         Index("ix_letters_district_received", "district", "received_at"),
         # The bulletin's volume and districts of a period, read from the index alone.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from gateway.core.routing import CANDIDATES, Rules, duplicate_queries
+from gateway.core.duplicates import CANDIDATES, duplicate_queries, find_duplicate
 from store.db import make_engine, make_sessionmaker
 from store.models import Citizen, Letter
 from tests.gateway.test_workflow import ROUTING
@@ -90,14 +90,13 @@ Routes = Callable[[Stored], int | None]
 def repeats(engine: Engine) -> Iterator[Routes]:
     """The letter a new one (stored "received", as intake leaves it) is linked to, if any."""
     sessions = make_sessionmaker(engine)
-    rules = Rules(ROUTING)
 
     def route(new: Stored) -> int | None:
         (letter_id,) = store(engine, [new])
         with sessions() as session:
             letter = session.get(Letter, letter_id)
             assert letter is not None
-            original = rules.find_duplicate(session, letter, NOW)
+            original = find_duplicate(ROUTING, session, letter, NOW)
             return None if original is None else original.id
 
     yield route
@@ -204,7 +203,7 @@ def test_a_repeat_by_phone_is_found_while_the_keys_rotate(
             assert len(set(hashes)) == 2  # one phone, hashed under each key
             letter = session.get(Letter, again)
             assert letter is not None
-            original = Rules(ROUTING).find_duplicate(session, letter, NOW)
+            original = find_duplicate(ROUTING, session, letter, NOW)
     finally:
         rotating.dispose()
     assert original is not None and original.id == first

@@ -17,7 +17,7 @@ from sqlalchemy.exc import StatementError
 
 from gateway.contract.config import RoutingConfig
 from gateway.contract.contact import Citizen as Sender
-from gateway.core.routing import Rules
+from gateway.core.duplicates import find_duplicate
 from store.db import make_engine, make_sessionmaker
 from store.migrate import alembic_config, upgrade
 from store.models import Citizen, Letter
@@ -174,7 +174,7 @@ def test_routing_links_a_letter_from_the_same_phone_written_another_way(
     other = parts.intake.accept_sync(
         make_contact(3, text=text_, citizen=Sender(phone="13900139000"))
     )
-    rules = Rules(RoutingConfig())
+    routing = RoutingConfig()
     now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
 
     with make_sessionmaker(engine)() as session:
@@ -183,9 +183,9 @@ def test_routing_links_a_letter_from_the_same_phone_written_another_way(
         }
         by_number[first.tracking_number or ""].status = "triage"  # routed: a matter in hand
         session.flush()
-        duplicate = rules.find_duplicate(session, by_number[again.tracking_number or ""], now)
+        duplicate = find_duplicate(routing, session, by_number[again.tracking_number or ""], now)
         assert duplicate is not None and duplicate.tracking_number == first.tracking_number
-        assert rules.find_duplicate(session, by_number[other.tracking_number or ""], now) is None
+        assert find_duplicate(routing, session, by_number[other.tracking_number or ""], now) is None
 
 
 def test_rotation_re_encrypts_under_the_new_key_once(

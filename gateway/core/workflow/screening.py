@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gateway.contract.config import CATEGORIES, REJECTIONS
+from gateway.core.duplicates import find_duplicate
 from gateway.core.routing import body, content
 from gateway.core.workflow.assignment import Assigning
 from gateway.core.workflow.citizen import tell_citizen
@@ -33,7 +34,7 @@ class Screening(Assigning):
         text = content(letter)
         with session.no_autoflush:
             letter.district = letter.district or self.rules.district(body(letter))
-            original = self.rules.find_duplicate(session, letter, self.clock())
+            original = find_duplicate(self.routing, session, letter, self.clock())
         return Reading(text, self.rules.words(text), original.id if original else None)
 
     def process(self, session: Session, letter: Letter, reading: Reading | None = None) -> str:
@@ -53,7 +54,7 @@ class Screening(Assigning):
             self.reject(session, letter, reason, system)
             return letter.status
         if reading is None:
-            original = self.rules.find_duplicate(session, letter, self.clock())
+            original = find_duplicate(self.routing, session, letter, self.clock())
         else:
             original = session.get(Letter, reading.original_id) if reading.original_id else None
         if original is not None:
