@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.contract.phones import e164, is_mobile, numbers_in, same_number
+from store.phones import e164, is_mobile, numbers_in, same_number
 
 
 @pytest.mark.parametrize(
