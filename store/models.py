@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -19,13 +20,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    delete,
     event,
     false,
+    insert,
     inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from store.phones import numbers_in
 from store.pii import LOOKUPS, Encrypted, keyring_of, lookup_default
 
 # Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
@@ -171,6 +175,77 @@ class Letter(Base):
         back_populates="letter", order_by="Attachment.id"
     )
     events: Mapped[list[Event]] = relationship(order_by="Event.id")
+
+
+class LetterPhone(Base):
+    """A phone number a letter's words mention ("我的电话13800138000"), for 并单 to link it
+    with the same number's other letters: its keyed hash only (store/pii.py), never the
+    number, under the key ``key_id`` (`hotline pii rotate` redoes the others); the letter's
+    time of receipt beside it, so the newest are read from the index."""
+
+    __tablename__ = "letter_phones"
+    __table_args__ = (Index("ix_letter_phones_hash_received", "phone_hash", "received_at"),)
+
+    letter_id: Mapped[int] = mapped_column(
+        ForeignKey("letters.id", ondelete="CASCADE"), primary_key=True
+    )
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PhoneRehash(Base):
+    """Rows stored before phone hashes were taken of the E.164 form (migration 0018), ids
+    up to ``upto``: citizens whose ``phone_hash`` is of the old form, letters whose phones
+    are not noted yet. `hotline pii rotate` redoes them, ``done_through`` as it goes, and
+    deletes the row; while the citizens' row remains, lookups try the old form too."""
+
+    __tablename__ = "phone_rehash"
+
+    table_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    done_through: Mapped[int] = mapped_column(Id)
+    upto: Mapped[int] = mapped_column(Id)
+
+
+class Worded(Protocol):
+    """What of a letter its phones are read from: a Letter, or a row of its columns."""
+
+    id: int
+    received_at: datetime
+    subject: str
+    text: str
+    transcript: str | None
+
+
+def note_phones(connection: Any, letters: Sequence[Worded]) -> None:
+    """Note the phone numbers each letter's words mention (subject, text, transcript) as
+    keyed hashes under the current key, replacing what was noted before."""
+    keyring = keyring_of(connection.dialect)
+    ids = [letter.id for letter in letters]
+    connection.execute(delete(LetterPhone).where(LetterPhone.letter_id.in_(ids)))
+    rows = [
+        {
+            "letter_id": letter.id,
+            "phone_hash": keyring.lookup_hash("phone", number),
+            "key_id": keyring.current,
+            "received_at": letter.received_at,
+        }
+        for letter in letters
+        for number in numbers_in(f"{letter.subject}\n{letter.text}\n{letter.transcript or ''}")
+    ]
+    if rows:
+        connection.execute(insert(LetterPhone), rows)
+
+
+@event.listens_for(Letter, "after_update")
+def _note_phones(_mapper: Any, connection: Any, letter: Letter) -> None:
+    # Noted once a letter is judged (leaves "received"): only a letter in hand is repeated,
+    # and its words (a voicemail's transcript) are known by then; again if they change.
+    state = inspect(letter)
+    judged = "received" in (state.attrs.status.history.deleted or ())
+    reworded = any(state.attrs[n].history.has_changes() for n in ("subject", "text", "transcript"))
+    if letter.status != "received" and (judged or reworded):
+        note_phones(connection, [letter])
 
 
 class Attachment(Base):

@@ -28,6 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 
+from store.phones import same_number
+
 ENV = "HOTLINE_PII_KEYS"
 FORMAT = "pii1"
 KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -42,13 +44,20 @@ class PiiError(Exception):
 
 
 def normalize(kind: str, value: str) -> str:
-    """The form a lookup hash is taken of: a phone's last 11 digits (so +86 13800138000,
-    8613800138000 and 138-0013-8000 are one citizen), an e-mail address in lower case."""
+    """The form a lookup hash is taken of: a phone in E.164 (so +86 138-0013-8000 and
+    13800138000 are one citizen, and +86 10 12345678 and 010-12345678 one landline), an
+    e-mail address in lower case."""
     if kind == "phone":
-        return re.sub(r"\D", "", value)[-11:]
+        return same_number(value)
     if kind == "email":
         return value.strip().lower()
     raise ValueError(f"no lookup for {kind!r}")
+
+
+def old_phone_form(value: str) -> str:
+    """The form phone hashes were taken of before migration 0017: the last 11 digits, which
+    told 010-12345678 from +86 10 12345678. Looked up only while such hashes remain."""
+    return re.sub(r"\D", "", value)[-11:]
 
 
 def _derive(secret: bytes, use: bytes) -> bytes:
@@ -136,13 +145,21 @@ class Keyring:
         """The hash stored in ``<kind>_hash``: under the current key; None for no value."""
         return self._hash(self.current, kind, value)
 
-    def lookup_hashes(self, kind: str, value: str) -> list[str]:
-        """The hashes to look ``value`` up by: one per key, so lookups work mid-rotation."""
-        found = (self._hash(key_id, kind, value) for key_id in self._lookup)
-        return [h for h in found if h is not None]
+    def lookup_hashes(self, kind: str, value: str, old_forms: bool = False) -> list[str]:
+        """The hashes to look ``value`` up by: one per key, so lookups work mid-rotation;
+        with ``old_forms``, a phone's hashes in the form before E.164 too, so citizens stored
+        before `hotline pii rotate` recomputed their hashes are found."""
+        found = [self._hash(key_id, kind, value) for key_id in self._lookup]
+        if old_forms and kind == "phone":
+            old = old_phone_form(value)
+            found += [self._hash(key_id, kind, value, old) for key_id in self._lookup]
+        return list(dict.fromkeys(h for h in found if h is not None))
 
-    def _hash(self, key_id: str, kind: str, value: str | None) -> str | None:
-        normal = normalize(kind, value) if value is not None else ""
+    def _hash(
+        self, key_id: str, kind: str, value: str | None, normal: str | None = None
+    ) -> str | None:
+        if normal is None:
+            normal = normalize(kind, value) if value is not None else ""
         if not normal:
             return None
         message = f"{kind}\0{normal}".encode()

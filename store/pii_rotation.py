@@ -1,5 +1,6 @@
-"""`hotline pii rotate`: every PII value and lookup hash rewritten under the current key;
-and the check at start that the keys read what is stored.
+"""`hotline pii rotate`: every PII value and lookup hash rewritten under the current key (and
+phone hashes in the E.164 form, letters' mentioned phones noted, for rows stored before
+migration 0018); and the check at start that the keys read what is stored.
 
 Batches of rows by id, each in its own transaction (rows locked on PostgreSQL, the write
 lock held on SQLite), so the gateway keeps serving; a row already under the current key is
@@ -8,13 +9,29 @@ left alone, so a second run changes nothing and an interrupted run just runs aga
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from sqlalchemy import Engine, Table, Text, column, func, or_, select, table, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    Text,
+    column,
+    delete,
+    distinct,
+    func,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.sql.expression import ColumnElement, TableClause
 
-from store.models import Base
+from store.models import Base, Letter, LetterPhone, PhoneRehash, note_phones
 from store.pii import LOOKUPS, Encrypted, Keyring, keyring_of
+
+log = logging.getLogger(__name__)
 
 TABLES = ("citizens", "letters")
 
@@ -26,24 +43,118 @@ Progress = Callable[[str, int], object]
 def rotate(
     engine: Engine, batch_size: int = 500, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Rows rewritten per table (0 everywhere when all is under the current key already)."""
+    """Rows rewritten per table (0 everywhere when all is under the current key already);
+    ``letter_phones``: letters whose mentioned phones were noted again."""
     keyring = keyring_of(engine.dialect)
     told = progress or (lambda _table, _rows: None)
-    return {
-        name: _rotate(engine, keyring, Base.metadata.tables[name], batch_size, told)
-        for name in TABLES
-    }
+    changed = {}
+    for name in TABLES:
+        changed[name] = _rotate(engine, keyring, Base.metadata.tables[name], batch_size, told)
+        if name == "citizens":
+            # Every citizen's phone hash is now of the E.164 form: stop looking up the old.
+            with engine.begin() as conn:
+                conn.execute(delete(PhoneRehash).where(PhoneRehash.table_name == name))
+    changed["letter_phones"] = _rekey_phones(engine, keyring, batch_size, told) + _note_old(
+        engine, batch_size, told
+    )
+    return changed
 
 
 def rows_to_read(engine: Engine) -> int:
-    """How many rows rotate reads: those holding any PII value."""
+    """How many rows rotate reads: those holding any PII value, the letters whose phones
+    are noted under another key, and those stored before their phones were noted."""
+    keyring = keyring_of(engine.dialect)
     with engine.connect() as conn:
-        return sum(
+        pii = sum(
             conn.execute(
                 select(func.count()).where(_has_pii(Base.metadata.tables[name]))
             ).scalar_one()
             for name in TABLES
         )
+        stale = conn.execute(
+            select(func.count(distinct(LetterPhone.letter_id))).where(
+                LetterPhone.key_id != keyring.current
+            )
+        ).scalar_one()
+        return pii + stale + _old_letters(conn)
+
+
+def old_phone_forms(conn: Connection) -> bool:
+    """Whether citizens' phone hashes of the form before E.164 remain (until `hotline pii
+    rotate` has run once after migration 0018): lookups then try that form too."""
+    found = conn.execute(select(PhoneRehash.table_name).where(PhoneRehash.table_name == "citizens"))
+    return found.first() is not None
+
+
+def _old_letters(conn: Connection) -> int:
+    """How many letters stored before migration 0018 are still to have their phones noted."""
+    left = conn.execute(
+        select(PhoneRehash.done_through, PhoneRehash.upto).where(
+            PhoneRehash.table_name == "letters"
+        )
+    ).first()
+    if left is None:
+        return 0
+    return conn.execute(
+        select(func.count()).where(Letter.id > left.done_through, Letter.id <= left.upto)
+    ).scalar_one()
+
+
+_WORDS = select(Letter.id, Letter.received_at, Letter.subject, Letter.text, Letter.transcript)
+
+
+def _rekey_phones(engine: Engine, keyring: Keyring, batch_size: int, progress: Progress) -> int:
+    """Letters' mentioned phones noted under another key, noted again (from the letter's
+    words: only the hash is kept) under the current one."""
+    noted = 0
+    while True:
+        with engine.begin() as conn:
+            stale = (
+                select(LetterPhone.letter_id)
+                .distinct()
+                .where(LetterPhone.key_id != keyring.current)
+                .order_by(LetterPhone.letter_id)
+                .limit(batch_size)
+                .scalar_subquery()
+            )
+            letters = conn.execute(_WORDS.where(Letter.id.in_(stale)).with_for_update()).all()
+            if not letters:
+                return noted
+            note_phones(conn, letters)
+            noted += len(letters)
+        progress("letter_phones", len(letters))
+
+
+def _note_old(engine: Engine, batch_size: int, progress: Progress) -> int:
+    """The phones mentioned by letters stored before migration 0018, noted in batches; how
+    far it got is kept, so an interrupted run goes on from there."""
+    noted = 0
+    while True:
+        with engine.begin() as conn:
+            left = conn.execute(
+                select(PhoneRehash.done_through, PhoneRehash.upto)
+                .where(PhoneRehash.table_name == "letters")
+                .with_for_update()
+            ).first()
+            if left is None:
+                return noted
+            letters = conn.execute(
+                _WORDS.where(Letter.id > left.done_through, Letter.id <= left.upto)
+                .order_by(Letter.id)
+                .limit(batch_size)
+            ).all()
+            if letters:
+                note_phones(conn, letters)
+                conn.execute(
+                    update(PhoneRehash)
+                    .where(PhoneRehash.table_name == "letters")
+                    .values(done_through=letters[-1].id)
+                )
+            else:
+                conn.execute(delete(PhoneRehash).where(PhoneRehash.table_name == "letters"))
+        noted += len(letters)
+        if letters:
+            progress("letter_phones", len(letters))
 
 
 def _has_pii(model: Table) -> ColumnElement[bool]:
@@ -58,6 +169,11 @@ def check_keys(engine: Engine) -> None:
         conn.execute(
             select(citizens).where(_has_pii(citizens)).order_by(citizens.c.id.desc()).limit(1)
         ).all()
+        if old_phone_forms(conn) or _old_letters(conn):
+            log.warning(
+                "phone lookup hashes stored before migration 0018 are of the old form (last 11 "
+                "digits): lookups try both until `hotline pii rotate` recomputes them"
+            )
 
 
 def _rotate(

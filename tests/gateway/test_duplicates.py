@@ -1,6 +1,6 @@
 """Duplicate candidates (并单) come from indexes, newest first and bounded in number, so
-routing one letter costs the same however many letters are stored; what is linked to what
-stays as before."""
+routing one letter costs the same however many letters are stored: the same citizen, a phone
+number either letter gives (sent from or written in the words), the same district."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from sqlalchemy import Engine, insert, select, text
 
 from gateway.core.duplicates import CANDIDATES, duplicate_queries, find_duplicate
 from store.db import make_engine, make_sessionmaker
-from store.models import Citizen, Letter
+from store.models import Citizen, Letter, LetterPhone, note_phones
+from tests.conftest import PII, Parts, make_contact
 from tests.gateway.test_workflow import ROUTING
 from tests.store.test_pii import BOTH
 
@@ -50,7 +51,8 @@ def other_matter(n: int) -> str:
 
 
 def store(engine: Engine, letters: list[Stored]) -> list[int]:
-    """The letters, each with a citizen row of its own (as intake writes them); their ids."""
+    """The letters, each with a citizen row of its own (as intake writes them), the phones
+    their words give noted if they are in hand (as routing leaves them); their ids."""
     with engine.begin() as conn:
         citizens = list(
             conn.scalars(
@@ -59,7 +61,7 @@ def store(engine: Engine, letters: list[Stored]) -> list[int]:
             )
         )
         first = conn.scalar(select(Letter.id).order_by(Letter.id.desc()).limit(1)) or 0
-        return list(
+        ids = list(
             conn.scalars(
                 insert(Letter).returning(Letter.id, sort_by_parameter_order=True),
                 [
@@ -81,6 +83,12 @@ def store(engine: Engine, letters: list[Stored]) -> list[int]:
                 ],
             )
         )
+        judged = [i for i, s in zip(ids, letters, strict=True) if s.status != "received"]
+        words = select(
+            Letter.id, Letter.received_at, Letter.subject, Letter.text, Letter.transcript
+        )
+        note_phones(conn, conn.execute(words.where(Letter.id.in_(judged))).all())
+        return ids
 
 
 Routes = Callable[[Stored], int | None]
@@ -141,6 +149,31 @@ def test_the_oldest_similar_letter_in_hand_is_the_one_repeated(
             True,
         ),
         (
+            Stored(STREETLIGHT, 2, district=None, phone="010-12345678"),
+            Stored(AGAIN, 0, None, "+86 10 1234 5678"),
+            True,
+        ),
+        (
+            Stored(STREETLIGHT, 2, None, CALLER),
+            Stored(f"{AGAIN}我的电话13800138000", 0, None, email="li.si@example.cn"),
+            True,
+        ),
+        (
+            Stored(f"{STREETLIGHT}联系电话：138 0013 8000", 2, None, email="li.si@example.cn"),
+            Stored(AGAIN, 0, None, CALLER),
+            True,
+        ),
+        (
+            Stored(f"{STREETLIGHT}电话0831-2345678", 2, None),
+            Stored(f"{AGAIN}座机+86 831 234 5678", 0, None),
+            True,
+        ),
+        (
+            Stored(f"{STREETLIGHT}电话13900139000", 2, None, "+8613700137000"),
+            Stored(f"{AGAIN}电话13800138000", 0, None, CALLER),
+            False,
+        ),
+        (
             Stored(STREETLIGHT, 2, None, email="Zhang.San@Example.cn"),
             Stored(AGAIN, 0, None, email="zhang.san@example.cn"),
             True,
@@ -160,6 +193,11 @@ def test_the_oldest_similar_letter_in_hand_is_the_one_repeated(
     ids=[
         "same-phone",
         "same-phone-written-another-way",
+        "same-landline-written-another-way",
+        "sms-then-an-email-giving-its-number",
+        "an-email-giving-a-number-then-an-sms-from-it",
+        "both-giving-one-landline-written-two-ways",
+        "other-numbers-given",
         "same-email-any-case",
         "same-district",
         "other-district",
@@ -209,42 +247,56 @@ def test_a_repeat_by_phone_is_found_while_the_keys_rotate(
     assert original is not None and original.id == first
 
 
-def candidates(engine: Engine, new: Stored) -> list[list[int]]:
-    """The ids each candidate query of a new letter returns, in its order."""
+def candidates(engine: Engine, new: Stored) -> dict[str, list[int]]:
+    """The ids each kind of candidate query of a new letter returns, in its order."""
     (letter_id,) = store(engine, [new])
     with make_sessionmaker(engine)() as session:
         letter = session.get(Letter, letter_id)
         assert letter is not None
         since = NOW - timedelta(days=ROUTING.duplicate_window_days)
-        return [
-            [row.id for row in session.execute(query)]
-            for query in duplicate_queries(session, letter, since)
-        ]
+        return {
+            kind: [row.id for row in session.execute(query)]
+            for kind, query in duplicate_queries(session, letter, since).items()
+        }
 
 
 def test_only_the_newest_letters_in_hand_of_each_kind_are_compared(engine: Engine) -> None:
     many = CANDIDATES + 10
     mine = store(engine, [Stored(other_matter(n), 1 + n, None, CALLER) for n in range(many)])
+    giving_it = store(
+        engine, [Stored(f"{other_matter(n)}，电话{CALLER}", 1 + n, None) for n in range(many)]
+    )
     about_here = store(engine, [Stored(other_matter(n), 1 + n) for n in range(many)])
 
     found = candidates(engine, Stored(AGAIN, 0, phone=CALLER, status="received"))
 
-    assert found == [mine[:CANDIDATES], about_here[:CANDIDATES]]
+    assert found == {
+        "citizen": mine[:CANDIDATES],
+        "phone": giving_it[:CANDIDATES],
+        "district": about_here[:CANDIDATES],
+    }
 
 
 # Each kind of sameness, a new letter that has only it, and the index that answers it.
 KINDS = [
-    (Stored(AGAIN, 0, None, CALLER, status="received"), "ix_letters_citizen_received"),
-    (Stored(AGAIN, 0, "屏山县", status="received"), "ix_letters_district_received"),
+    (Stored(AGAIN, 0, None, CALLER, status="received"), "citizen", "ix_letters_citizen_received"),
+    (
+        Stored(f"{AGAIN}回电13800138000", 0, None, status="received"),
+        "phone",
+        "ix_letter_phones_hash_received",
+    ),
+    (Stored(AGAIN, 0, "屏山县", status="received"), "district", "ix_letters_district_received"),
 ]
 # The city's districts (config.yaml) by their share of the letters: the town is most of it.
 DISTRICTS = ["翠屏区"] * 12 + ["叙州区"] * 6 + ["南溪区"] * 3
 DISTRICTS += ["江安县", "长宁县", "高县", "珙县", "筠连县", "兴文县", "屏山县"]
 
 
-@pytest.mark.parametrize(("new", "index"), KINDS, ids=["same-citizen", "same-district"])
+@pytest.mark.parametrize(
+    ("new", "kind", "index"), KINDS, ids=["same-citizen", "same-phone-given", "same-district"]
+)
 def test_each_candidate_query_reads_its_index_not_the_table(
-    engine: Engine, new: Stored, index: str
+    engine: Engine, new: Stored, kind: str, index: str
 ) -> None:
     """On 3,000 letters of the last week from as many citizens, the new one about a county
     with a small share of them: SQLite as the gateway runs it (never analysed), PostgreSQL
@@ -253,7 +305,12 @@ def test_each_candidate_query_reads_its_index_not_the_table(
     store(
         engine,
         [
-            Stored(other_matter(n), n / 20, DISTRICTS[n % len(DISTRICTS)], f"1380{n:07d}")
+            Stored(
+                f"{other_matter(n)}，联系电话1390{n:07d}",
+                n / 20,
+                DISTRICTS[n % len(DISTRICTS)],
+                f"1380{n:07d}",
+            )
             for n in range(3000)
         ],
     )
@@ -262,11 +319,12 @@ def test_each_candidate_query_reads_its_index_not_the_table(
         with engine.begin() as conn:
             conn.execute(text("ANALYZE letters"))
             conn.execute(text("ANALYZE citizens"))
+            conn.execute(text("ANALYZE letter_phones"))
     (letter_id,) = store(engine, [new])
     with make_sessionmaker(engine)() as session:
         letter = session.get(Letter, letter_id)
         assert letter is not None
-        (query,) = duplicate_queries(session, letter, NOW - timedelta(days=7))
+        query = duplicate_queries(session, letter, NOW - timedelta(days=7))[kind]
         sql = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
         plan = "\n".join(
@@ -279,3 +337,24 @@ def test_each_candidate_query_reads_its_index_not_the_table(
         # Read newest first and stopped at the limit. (PostgreSQL does so on a bigger table,
         # benchmarks/routing.py; on this one it reads the county's week and sorts it.)
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_the_phones_a_letter_gives_are_noted_as_hashes_once_it_is_judged(
+    parts: Parts, engine: Engine
+) -> None:
+    """Noted when routing judges it (a voicemail's words are known by then), as keyed hashes
+    under the current key: the numbers themselves are never stored for this."""
+    words = "我的电话是138 0013 8000，单位座机0831-2345678，再说一遍13800138000。"
+    parts.intake.accept_sync(make_contact(1, text=words))
+    with make_sessionmaker(engine).begin() as session:
+        letter = session.scalars(select(Letter)).one()
+        assert session.scalars(select(LetterPhone)).all() == []  # not yet judged
+        letter.status = "triage"
+
+    with engine.connect() as conn:
+        noted = conn.execute(text("SELECT * FROM letter_phones")).all()
+    assert sorted((row.letter_id, row.phone_hash, row.key_id) for row in noted) == sorted(
+        (letter.id, PII.lookup_hash("phone", number), "test")
+        for number in ("+8613800138000", "+868312345678")
+    )
+    assert not any(digits in str(row) for row in noted for digits in ("13800138000", "2345678"))

@@ -149,12 +149,23 @@ def test_comparing_an_encrypted_column_is_an_error_not_an_empty_answer() -> None
 @pytest.mark.parametrize(
     ("kind", "given", "normal"),
     [
-        ("phone", "+86 138-0013-8000", "13800138000"),
-        ("phone", "8613800138000", "13800138000"),
-        ("phone", "13800138000", "13800138000"),
+        ("phone", "+86 138-0013-8000", "+8613800138000"),
+        ("phone", "008613800138000", "+8613800138000"),
+        ("phone", "13800138000", "+8613800138000"),
+        ("phone", "+86 10 12345678", "+861012345678"),
+        ("phone", "010-12345678", "+861012345678"),
+        ("phone", "12345", "12345"),
         ("email", " Zhang.San@Example.CN ", "zhang.san@example.cn"),
     ],
-    ids=["phone-formatted", "phone-country-code", "phone-plain", "email-case"],
+    ids=[
+        "phone-formatted",
+        "phone-international-prefix",
+        "phone-plain",
+        "landline-international",
+        "landline-trunk-prefix",
+        "short-code",
+        "email-case",
+    ],
 )
 def test_lookups_normalise_what_citizens_type(kind: str, given: str, normal: str) -> None:
     assert normalize(kind, given) == normal
@@ -207,8 +218,8 @@ def test_rotation_re_encrypts_under_the_new_key_once(
         ).all()
         assert found == ["+8613800138001"]
 
-    assert rotate(both, batch_size=2) == {"citizens": 3, "letters": 3}
-    assert rotate(both, batch_size=2) == {"citizens": 0, "letters": 0}
+    assert rotate(both, batch_size=2) == {"citizens": 3, "letters": 3, "letter_phones": 0}
+    assert rotate(both, batch_size=2) == {"citizens": 0, "letters": 0, "letter_phones": 0}
 
     new = engines(NEW)
     with new.connect() as conn:
