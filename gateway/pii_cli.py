@@ -15,7 +15,9 @@ def add_parsers(commands: Any) -> None:
     actions = pii.add_subparsers(dest="action", required=True)
     actions.add_parser("new-key", help="print a fresh id:base64key for HOTLINE_PII_KEYS")
     rotate = actions.add_parser(
-        "rotate", help="re-encrypt every PII value under the current (first) key"
+        "rotate",
+        help="re-encrypt every PII value and recompute every lookup hash under the current "
+        "(first) key, and note the phones older letters give (after an upgrade)",
     )
     rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
 
