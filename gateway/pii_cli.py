@@ -36,6 +36,9 @@ def pii(config: Config, args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     current = keyring_of(engine.dialect).current
+    noted = changed.pop("letter_phones")
     counts = ", ".join(f"{table} {count}" for table, count in changed.items())
     print(f"re-encrypted under key {current}: {counts} row(s)")
+    if noted:
+        print(f"phones given in the words of {noted} letter(s) noted under key {current}")
     return 0
