@@ -45,6 +45,7 @@ from gateway.contract.logs import log_event
 from gateway.core.access import citizens_letter
 from gateway.engine.keys import load_secret
 from store.letters import find_by_external_id
+from store.phones import same_number
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -179,7 +180,8 @@ class Site:
         if form.errors:
             return self._form(request, form, 400, "请按提示修改后重新提交。", token.nonce)
         ip = client_ip(request, self.settings.trusted_proxies)
-        phone = form.values["phone"]
+        # One number however it was written (+86 138 1234 5678 is 13812345678).
+        phone = same_number(form.values["phone"]) if form.values["phone"] else ""
         if self.per_ip.blocked(ip) or (phone and self.per_phone.blocked(phone)):
             log_event(log, "web.rate_limited", logging.WARNING)
             problem = "提交过于频繁，请稍后再试。您填写的内容已保留。"
