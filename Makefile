@@ -15,7 +15,7 @@ DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
 # jitter buffer throws frames away, which is the machine's doing, not the gateway's.
 TEST_PROCESSES ?= 3
 
-.PHONY: run test install install-dev debian-packages lint clean
+.PHONY: run test install install-dev debian-packages prompts lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -46,6 +46,12 @@ debian-packages:
 	  $$as apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$as apt-get install -y -qq $$missing \
 	    || [ -n "$(OPTIONAL)" ]; \
 	fi
+
+# The shipped IVR recordings (ivr/prompts/) from the default texts of ivr/menu.py, with
+# espeak-ng and sox: only what changed is rebuilt. tests/ivr/test_prompts.py fails until it is.
+prompts: install
+	$(MAKE) debian-packages DEBIAN_PACKAGES="espeak-ng sox"
+	$(PY) -c 'import sys; from ivr.menu import IvrConfig; from ivr.prompts import SHIPPED, prompts_command; sys.exit(prompts_command(IvrConfig(), SHIPPED))'
 
 run: install
 	$(MAKE) debian-packages OPTIONAL=1

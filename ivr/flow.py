@@ -6,10 +6,16 @@ order and keeps the new state (in memory for SIP, in the callback URL for Twilio
 ``Transfer`` — whose result is the next event; a call that reaches "done" has had exactly
 one outcome (``StoreVoicemail``, ``StoreAgentStub`` or ``MarkMissed``).
 
+A channel that can tell the caller their letter's number says so in ``RecordingEnded``
+(``tell_number``); the voicemail is then stored while the call is up, a
+``StoreVoicemail(tell_number=True)`` ends the reply as its wait, and the channel answers
+with ``Stored`` (what intake gave, or nothing if it was not stored in time).
+
 Contract for hang-ups: a hang-up during ``Record`` is reported as
 ``RecordingEnded(reason="hangup")`` (what was recorded is kept), and once an agent has
 answered a ``Transfer`` as ``TransferEnded("answered")``, whoever hangs up. Any other
-hang-up is ``HungUp()``. Events that make no sense in a state are ignored, never raised.
+hang-up is ``HungUp()`` (while storing, in place of ``Stored``). Events that make no sense
+in a state are ignored, never raised.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Literal, get_args
 
 from ivr.menu import CATEGORIES, Category, IvrConfig, PromptName
 
-Step = Literal["start", "menu", "recording", "transfer", "done"]
+Step = Literal["start", "menu", "recording", "storing", "transfer", "done"]
 STEPS: tuple[Step, ...] = get_args(Step)
 RecordingEndReason = Literal["key", "silence", "max", "hangup"]
 TransferOutcome = Literal["answered", "busy", "no_answer", "failed"]
@@ -51,6 +57,17 @@ class NoInput:
 class RecordingEnded:
     seconds: float
     reason: RecordingEndReason
+    # The channel will answer the StoreVoicemail with Stored and play the number (SIP).
+    tell_number: bool = False
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The voicemail's letter as intake answered it; both None when it is not known in time
+    (spooled while the database is down, too slow, failed: the recording is kept)."""
+
+    tracking_number: str | None
+    verification_code: str | None
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,7 @@ class HungUp:
     pass
 
 
-Event = Answered | Digit | NoInput | RecordingEnded | TransferEnded | HungUp
+Event = Answered | Digit | NoInput | RecordingEnded | Stored | TransferEnded | HungUp
 
 
 # Actions: what the channel does, in order
@@ -108,6 +125,8 @@ class Hangup:
 @dataclass(frozen=True)
 class StoreVoicemail:
     category: Category
+    # A wait: the channel answers with Stored once intake has (or the time is up).
+    tell_number: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,7 +162,7 @@ class CallState:
     agents_available: bool = False
 
     def __post_init__(self) -> None:
-        if self.step == "recording" and self.category is None:
+        if self.step in ("recording", "storing") and self.category is None:
             raise ValueError("a recording needs a category")
 
     def encode(self) -> str:
@@ -189,6 +208,11 @@ def step(config: IvrConfig, state: CallState, event: Event) -> Reply:
             return _missed(state, "hung_up_in_menu")
         case "recording", RecordingEnded() as ended if state.category is not None:
             return _recorded(config, state, state.category, ended)
+        case "storing", Stored() as stored:
+            return replace(state, step="done"), _tell_number(stored)
+        case "storing", HungUp():
+            # The letter is stored all the same; there is nobody to tell.
+            return replace(state, step="done"), ()
         case "transfer", TransferEnded(outcome="answered"):
             return replace(state, step="done"), (StoreAgentStub(), Hangup())
         case "transfer", TransferEnded():
@@ -265,7 +289,47 @@ def _recorded(
         outcome, farewell = MarkMissed("short_recording"), Play("goodbye")
     if ended.reason == "hangup":
         return done, (outcome,)
+    if isinstance(outcome, StoreVoicemail) and ended.tell_number:
+        return replace(state, step="storing"), (StoreVoicemail(category, tell_number=True),)
     return done, (outcome, farewell, Hangup())
+
+
+_DIGIT_PROMPTS: dict[str, PromptName] = {
+    "0": "digit_0",
+    "1": "digit_1",
+    "2": "digit_2",
+    "3": "digit_3",
+    "4": "digit_4",
+    "5": "digit_5",
+    "6": "digit_6",
+    "7": "digit_7",
+    "8": "digit_8",
+    "9": "digit_9",
+    "X": "digit_x",
+}
+
+
+def _tell_number(stored: Stored) -> tuple[Action, ...]:
+    """The number and the code digit by digit, said twice; or that the number follows."""
+    number, code = stored.tracking_number, stored.verification_code
+    if not (number and code and set(number + code) <= _DIGIT_PROMPTS.keys()):
+        # Never a number we do not hold: the citizen gets it by SMS or by calling again.
+        return Play("number_later"), Play("goodbye"), Hangup()
+    said = (
+        Play("number_is"),
+        *(Play(_DIGIT_PROMPTS[digit]) for digit in number),
+        Play("code_is"),
+        *(Play(_DIGIT_PROMPTS[digit]) for digit in code),
+    )
+    return (
+        Play("stored"),
+        *said,
+        Play("number_again"),
+        *said,
+        Play("write_down"),
+        Play("goodbye"),
+        Hangup(),
+    )
 
 
 def _missed(state: CallState, reason: MissedReason) -> Reply:

@@ -64,6 +64,28 @@ class Prompts(Section):
     agent_unavailable: str = "人工服务暂时无法接通，请在提示音后留言。"
     busy: str = "线路繁忙，请稍后再拨。"
     goodbye: str = "感谢您的来电，再见。"
+    # After a voicemail: the letter's tracking number (受理编号) and code (查询码), read one
+    # digit per prompt and said twice; or, when the letter is not stored in time, that the
+    # number follows.
+    stored: str = "您的留言已记录。"
+    number_is: str = "您的受理编号是"
+    code_is: str = "查询码是"
+    number_again: str = "再重复一遍。"
+    write_down: str = "请记下，凭编号和查询码可以查询办理进度。"
+    number_later: str = "您的留言已收到，受理编号将通过短信发送给您，您也可以稍后再拨12345查询。"
+    # 1 as 幺, as on Chinese telephones; X, a tracking number's check character as on an
+    # ID card, as the letter's name.
+    digit_0: str = "零"
+    digit_1: str = "幺"
+    digit_2: str = "二"
+    digit_3: str = "三"
+    digit_4: str = "四"
+    digit_5: str = "五"
+    digit_6: str = "六"
+    digit_7: str = "七"
+    digit_8: str = "八"
+    digit_9: str = "九"
+    digit_x: str = "艾克斯"
 
 
 PromptName = Literal[
@@ -78,6 +100,23 @@ PromptName = Literal[
     "agent_unavailable",
     "busy",
     "goodbye",
+    "stored",
+    "number_is",
+    "code_is",
+    "number_again",
+    "write_down",
+    "number_later",
+    "digit_0",
+    "digit_1",
+    "digit_2",
+    "digit_3",
+    "digit_4",
+    "digit_5",
+    "digit_6",
+    "digit_7",
+    "digit_8",
+    "digit_9",
+    "digit_x",
 ]
 
 
@@ -116,6 +155,10 @@ class VoicemailConfig(Section):
     # A shorter recording is a hang-up after the tone, not a letter.
     min_seconds: float = Field(default=2, ge=0)
     finish_key: DtmfKey = "#"
+    # How long a caller who left a message waits for its letter's tracking number; a store
+    # slower than this (the database down: the message is spooled) is told the number
+    # follows by SMS, while the letter is still stored.
+    number_timeout_seconds: float = Field(default=4, gt=0)
 
     @model_validator(mode="after")
     def _min_below_max(self) -> VoicemailConfig:

@@ -30,6 +30,7 @@ from ivr.flow import (
     Record,
     RecordingEnded,
     StoreAgentStub,
+    Stored,
     StoreVoicemail,
     Transfer,
     TransferEnded,
@@ -284,6 +285,99 @@ MOOT = {
 }
 
 
+# A channel that tells the caller their number (SIP): the voicemail is stored while the
+# call is up, and what intake answered is spoken.
+
+TOLD = RecordingEnded(seconds=42.0, reason="key", tell_number=True)
+NUMBER, CODE = "20261205000017X", "040919"
+DIGIT_NAMES = {**{str(d): f"digit_{d}" for d in range(10)}, "X": "digit_x"}
+
+
+def storing() -> CallState:
+    return state_after(MENU, STAFFED, Digit("1"), TOLD)
+
+
+def spelt(number: str) -> list[str]:
+    return [DIGIT_NAMES[c] for c in number]
+
+
+def test_a_message_is_stored_first_and_the_call_waits_for_its_number() -> None:
+    state, actions = step(MENU, state_after(MENU, STAFFED, Digit("1")), TOLD)
+
+    assert actions == (StoreVoicemail("complaint", tell_number=True),)
+    assert (state.step, state.category) == ("storing", "complaint")
+    assert CallState.decode(state.encode()) == state
+
+
+def test_the_caller_hears_the_number_and_the_code_digit_by_digit_twice() -> None:
+    state, actions = step(MENU, storing(), Stored(NUMBER, CODE))
+
+    said = ["number_is", *spelt(NUMBER), "code_is", *spelt(CODE)]
+    assert state.step == "done"
+    assert actions[-1] == Hangup()
+    assert [a.prompt for a in actions[:-1] if isinstance(a, Play)] == [
+        "stored",
+        *said,
+        "number_again",
+        *said,
+        "write_down",
+        "goodbye",
+    ]
+    assert len(actions) == 1 + 2 * (2 + 15 + 6) + 4
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        Stored(None, None),
+        Stored(NUMBER, None),
+        Stored(None, CODE),
+        Stored("", ""),
+        Stored("2026-1205", CODE),
+    ],
+    ids=["spooled-or-late", "no-code", "no-number", "empty", "not-digits"],
+)
+def test_without_a_number_in_hand_the_caller_hears_it_will_follow(stored: Stored) -> None:
+    state, actions = step(MENU, storing(), stored)
+
+    assert state.step == "done"
+    assert actions == (Play("number_later"), Play("goodbye"), Hangup())
+
+
+def test_a_caller_gone_while_storing_hears_nothing_and_the_letter_stands() -> None:
+    state, actions = step(MENU, storing(), HungUp())
+
+    assert (state.step, actions) == ("done", ())
+
+
+@pytest.mark.parametrize(
+    ("ended", "expected"),
+    [
+        (RecordingEnded(61.0, "hangup", tell_number=True), (StoreVoicemail("complaint"),)),
+        (
+            RecordingEnded(0.5, "silence", tell_number=True),
+            (MarkMissed("short_recording"), Play("goodbye"), Hangup()),
+        ),
+    ],
+    ids=["hung-up-while-recording", "too-short"],
+)
+def test_no_number_is_awaited_for_a_caller_gone_or_a_missed_call(
+    ended: RecordingEnded, expected: tuple[Action, ...]
+) -> None:
+    state, actions = step(MENU, state_after(MENU, STAFFED, Digit("1")), ended)
+
+    assert (state.step, actions) == ("done", expected)
+
+
+MOOT = {
+    **MOOT,
+    "a-key-while-storing": (storing(), Digit("1")),
+    "a-recording-while-storing": (storing(), TOLD),
+    "a-number-before-storing": (state_after(MENU, STAFFED, Digit("1")), Stored(NUMBER, CODE)),
+    "a-number-after-the-end": (state_after(MENU, STAFFED, HungUp()), Stored(NUMBER, CODE)),
+}
+
+
 @pytest.mark.parametrize(("state", "event"), MOOT.values(), ids=MOOT.keys())
 def test_an_event_that_makes_no_sense_now_is_ignored(state: CallState, event: Event) -> None:
     assert step(MENU, state, event) == (state, ())
@@ -299,6 +393,9 @@ def reachable_states() -> set[CallState]:
         *(Digit(key) for key in "0123456789*#"),
         NoInput(),
         SPOKE,
+        TOLD,
+        Stored(NUMBER, CODE),
+        Stored(None, None),
         RecordingEnded(0.5, "hangup"),
         *(TransferEnded(outcome) for outcome in ("answered", "busy", "no_answer", "failed")),
         HungUp(),
@@ -385,16 +482,22 @@ EVENTS = st.one_of(
         RecordingEnded,
         st.floats(allow_nan=True, allow_infinity=True),
         st.sampled_from(["key", "silence", "max", "hangup"]),
+        st.booleans(),
     ),
+    st.builds(Stored, st.sampled_from([None, "20261205000017X"]), st.sampled_from([None, "12"])),
     st.builds(TransferEnded, st.sampled_from(["answered", "busy", "no_answer", "failed"])),
     st.just(HungUp()),
 )
 WAITS = (Gather, Record, Transfer)
 
 
+def is_wait(action: Action) -> bool:
+    return isinstance(action, WAITS) or (isinstance(action, StoreVoicemail) and action.tell_number)
+
+
 def check_reply(state: CallState, actions: tuple[Action, ...]) -> None:
     """The channel always knows what to wait for, and a finished call waits for nothing."""
-    waits = [action for action in actions if isinstance(action, WAITS)]
+    waits = [action for action in actions if is_wait(action)]
     if state.step == "done":
         assert not waits
         assert not actions or isinstance(actions[-1], Hangup | Outcome)
@@ -417,7 +520,7 @@ def test_any_events_end_in_exactly_one_outcome_once_the_caller_is_gone(
         state, actions = step(config, state, event)
         outcomes += [action for action in actions if isinstance(action, Outcome)]
         check_reply(state, actions)
-        assert len(outcomes) == (1 if state.step == "done" else 0)
+        assert len(outcomes) == (1 if state.step in ("storing", "done") else 0)
         assert CallState.decode(state.encode()) == state
 
     # The caller hangs up, reported as the channel contract says.
