@@ -29,7 +29,7 @@ from gateway.engine.http import ErrorPage, build_app
 from gateway.engine.intake import Intake, utcnow
 from gateway.engine.listening import announce_http, bind_http, listening
 from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
-from gateway.engine.notifications import Receipts
+from gateway.engine.notifications import Receipts, media_of
 from gateway.engine.outbox import DeliveryReports, Mailer, Sender, delivery_handlers
 from gateway.engine.processes import WorkerPool
 from gateway.engine.spool import Spool
@@ -65,11 +65,9 @@ class Gateway:
         self.spool = Spool(config.storage.spool_dir, self.metrics)
         sessions = make_sessionmaker(self.engine)
         files = AttachmentStore(config.storage.attachments_dir)
-        twilio = config.channels.twilio
-        receipts = Receipts(
-            email=config.outgoing_mail.enabled,
-            sms=config.channels.gsm.enabled or (twilio.enabled and twilio.sms_route),
-        )
+        # With routing on, the receipt waits for screening (gateway/core/workflow/citizen.py).
+        media = media_of(config)
+        receipts = None if config.routing.enabled else Receipts(media.email, media.sms)
         self.sessions = sessions
         self.workflow = workflow_for(config, utcnow)
         self.intake = Intake(

@@ -1,4 +1,4 @@
-"""Tracking numbers a citizen can read over the phone, and verification codes (提取码).
+"""Tracking numbers a citizen can read over the phone, and verification codes (查询码).
 
 A tracking number is the local date, a six-digit daily sequence and an ISO 7064 MOD 11-2
 check character (the same scheme as the resident ID card, so citizens know the ``X``). The

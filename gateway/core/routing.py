@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.contract.config import RouteRule, RoutingConfig
-from gateway.core.segmentation import Segmenter
+from gateway.core.segmentation import Segmenter, simplified
 from store.models import Citizen, Letter
 
 OPEN_STATES = ("received", "triage", "assigned", "signed", "escalated", "promised")
+# What a category's keywords must weigh together in a letter to give it that category: one
+# plain keyword (投诉), or two weak ones (希望 and 增设), never a weak one alone.
+CATEGORY_THRESHOLD = 1.0
 
 
 class Written(Protocol):
@@ -37,7 +40,7 @@ def content(letter: Written) -> str:
     return letter.transcript or ""
 
 
-def body(letter: Letter) -> str:
+def body(letter: Written) -> str:
     """The text routing rules and districts are looked for in: the typed text, or the
     transcript / OCR text, counted exactly alike."""
     return letter.text if letter.text_source is None else letter.transcript or ""
@@ -51,7 +54,8 @@ class Decision:
 
 
 class Rules:
-    """The routing section of config.yaml, made ready to apply (keywords known to jieba)."""
+    """The routing section of config.yaml, made ready to apply (keywords known to jieba).
+    Text is read in Simplified characters: a Traditional letter meets the same words."""
 
     def __init__(self, config: RoutingConfig) -> None:
         self.config = config
@@ -62,19 +66,26 @@ class Rules:
         self.segmenter = Segmenter(words)
 
     def words(self, text: str) -> list[str]:
-        return self.segmenter.cut(text)
+        return self.segmenter.cut(simplified(text))
 
     def classify(self, words: list[str]) -> str | None:
-        """The category whose keywords occur most often; None when none occurs."""
+        """The category whose keywords weigh most in the words (each occurrence counted);
+        None when none weighs CATEGORY_THRESHOLD. On a tie, the one the letter names first:
+        a citizen says what the letter is before the story (表扬..., 帮我们...)."""
         counts = Counter(words)
+        first = {w: len(words) - i for i, w in reversed(list(enumerate(words)))}
         scores = {
-            category: sum(counts[k] for k in keywords)
-            for category, keywords in self.config.category_keywords.items()
+            category: (
+                round(sum(counts[word] * weight for word, weight in weights.items()), 6),
+                max((first.get(word, 0) for word in weights), default=0),
+            )
+            for category, weights in self.config.category_keywords.items()
         }
-        best = max(scores.items(), key=lambda item: item[1], default=(None, 0))
-        return best[0] if best[1] > 0 else None
+        best = max(scores.items(), key=lambda item: item[1], default=(None, (0.0, 0)))
+        return best[0] if best[1][0] >= CATEGORY_THRESHOLD else None
 
     def district(self, text: str) -> str | None:
+        text = simplified(text)
         return next((d for d in self.config.districts if d in text), None)
 
     def screen(
@@ -92,13 +103,15 @@ class Rules:
             return "advertising"
         if any(w in text for w in s.judicial):
             return "judicial"
-        if letter.category in s.require_identity_for and not letter.anonymous:
-            known = citizen is not None and citizen.name and (citizen.phone or citizen.email)
-            if not known:
-                return "unidentified"
+        # A phone number or an e-mail address reaches the citizen to verify the matter (the
+        # SMS's sender, the caller): an identity. A name alone does not.
+        reachable = citizen is not None and bool(citizen.phone or citizen.email)
+        if letter.category in s.require_identity_for and not letter.anonymous and not reachable:
+            return "unidentified"
         return None
 
     def route(self, category: str | None, text: str, district: str | None) -> Decision | None:
+        text = simplified(text)
         for rule in self.config.rules:
             if self._matches(rule, category, text, district):
                 return Decision(rule.department, rule.reply_type, tuple(rule.with_departments))

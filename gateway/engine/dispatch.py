@@ -18,6 +18,7 @@ from gateway.contract.logs import log_event
 from gateway.core.deadlines import WorkCalendar
 from gateway.core.schedules import ScheduleError, load_schedules
 from gateway.core.workflow import Workflow
+from gateway.engine.notifications import media_of
 from gateway.engine.workers import GiveUp, Handler
 from store.db import reads_like
 from store.letters import record_event
@@ -41,7 +42,14 @@ def workflow_for(config: Config, clock: Callable[[], datetime]) -> Workflow:
         schedules,
     )
     return Workflow(
-        config.routing, d, calendar, clock, notify_departments=config.outgoing_mail.enabled
+        config.routing,
+        d,
+        calendar,
+        clock,
+        notify_departments=config.outgoing_mail.enabled,
+        visits=config.visits,
+        # Routing screens each letter first, then sends its one receipt.
+        receipts=media_of(config) if config.routing.enabled else None,
     )
 
 

@@ -350,7 +350,7 @@ async def test_the_citizen_gets_a_chinese_sms_receipt_even_after_a_cms_error(
     texts = [parse_pdu(sent.pdu).text for sent in gsm.modem.sent]
     receipt = "".join(texts)
     assert all(sent.destination == CITIZEN for sent in gsm.modem.sent)
-    assert f"编号{number}" in receipt and f"提取码{code}" in receipt
+    assert f"编号{number}" in receipt and f"查询码{code}" in receipt
 
     gsm.modem.send_status_report(gsm.modem.sent[-1].reference, status=0)
     await gsm.deleted()

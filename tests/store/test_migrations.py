@@ -82,9 +82,9 @@ def test_outbox_messages_finished_before_0013_lose_their_words_and_seal_their_ad
 ) -> None:
     citizen = {"name": "张三", "phone": "+8613800138000", "email": None}
     rows = [  # id, kind, destination, payload, status
-        (1, "sms", "+8613800138000", {"body": "提取码4821", "sent": {"references": [7]}}, "sent"),
+        (1, "sms", "+8613800138000", {"body": "查询码4821", "sent": {"references": [7]}}, "sent"),
         (2, "webhook", "cases", {"data": {"status": "assigned", "citizen": citizen}}, "failed"),
-        (3, "sms", "+8613800138000", {"body": "提取码4821"}, "pending"),
+        (3, "sms", "+8613800138000", {"body": "查询码4821"}, "pending"),
     ]
     config = alembic_config(engine)
     command.downgrade(config, "0012")

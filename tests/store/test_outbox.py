@@ -20,7 +20,7 @@ from tests.conftest import PII, Parts, make_contact
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 PHONE = "+8613800138000"
-BODY = "【12345市民热线】您的诉求已受理，编号202611230000011，提取码4821。"
+BODY = "【12345市民热线】您的诉求已受理，编号202611230000011，查询码4821。"
 CITIZEN = {"name": "张三", "phone": PHONE, "email": None}
 
 
@@ -67,7 +67,7 @@ def test_a_sent_sms_keeps_its_references_and_not_its_words_or_number(
         assert sent.payload == {"sent": {"modem": "modem-1", "references": [7]}}
         assert PII.decrypt(sent.destination, "outbox.destination") == PHONE
     stored = raw(engine, outbox_id)
-    assert "13800138000" not in stored and "提取码" not in stored and "4821" not in stored
+    assert "13800138000" not in stored and "查询码" not in stored and "4821" not in stored
 
 
 def test_a_given_up_sms_is_sealed_whole(engine: Engine, parts: Parts) -> None:

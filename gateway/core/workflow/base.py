@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.contract.config import DeadlinesConfig, RoutingConfig
+from gateway.contract.config import DeadlinesConfig, RoutingConfig, VisitsConfig
 from gateway.contract.labels import STATUS_LABELS
 from gateway.core.access import held_by
 from gateway.core.deadlines import WorkCalendar
 from gateway.core.routing import Rules
+from gateway.core.workflow.citizen import Media
 from gateway.core.workflow.transitions import OPEN_ASSIGNMENT, TRANSITIONS, Actor, WorkflowError
 from store.letters import record_event
 from store.models import Assignment, Department, Letter
@@ -28,6 +29,8 @@ class Base:
         calendar: WorkCalendar,
         clock: Callable[[], datetime],
         notify_departments: bool = False,
+        visits: VisitsConfig | None = None,
+        receipts: Media | None = None,
     ) -> None:
         self.rules = Rules(routing)
         self.routing = routing
@@ -35,6 +38,9 @@ class Base:
         self.calendar = calendar
         self.clock = clock
         self.notify_departments = notify_departments
+        self.visits = visits or VisitsConfig()
+        # Where routing sends the citizen's receipt once screened; None: intake sent it.
+        self.receipts = receipts
 
     def _check(self, letter: Letter, action: str, actor: Actor) -> str:
         allowed = TRANSITIONS.get((letter.status, action))

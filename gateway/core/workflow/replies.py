@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.core.workflow.asking import ask_visit
 from gateway.core.workflow.base import Base
 from gateway.core.workflow.citizen import tell_citizen
 from gateway.core.workflow.transitions import Actor, WorkflowError
@@ -111,13 +112,14 @@ class Replying(Base):
         )
         if kind == "final":
             letter.replied_at = now
-            # 选登 only with the citizen's consent where they were asked.
-            letter.publish = (
-                public and not letter.confidential and letter.publish_consent is not False
-            )
+            # 选登 only with the citizen's consent: a medium that never asked (SMS, e-mail,
+            # a call) has none, so its letter is never published.
+            letter.publish = public and not letter.confidential and letter.publish_consent is True
             for duplicate in session.scalars(
                 select(Letter).where(Letter.duplicate_of_id == letter.id)
             ):
                 tell_citizen(session, duplicate, text, self.clock)  # 并单: one answer for all
         self._event(session, letter, actor, "replied", department, reply=kind, public=public)
         tell_citizen(session, letter, text, self.clock)
+        if kind == "final":
+            ask_visit(self, session, letter)  # 回访, after the reply it asks about

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from gateway.contract.config import CATEGORIES, REJECTIONS
 from gateway.core.duplicates import find_duplicate
 from gateway.core.routing import body, content
+from gateway.core.workflow.answers import take_visit_answer
 from gateway.core.workflow.assignment import Assigning
-from gateway.core.workflow.citizen import tell_citizen
+from gateway.core.workflow.citizen import ACCEPTED, queue_receipt, tell_citizen
+from gateway.core.workflow.departments import active_department
 from gateway.core.workflow.transitions import SYSTEM, Actor, known
 from store.models import Letter
 
@@ -40,6 +42,8 @@ class Screening(Assigning):
     def process(self, session: Session, letter: Letter, reading: Reading | None = None) -> str:
         """Classify, screen, link duplicates and route a new letter; returns its status.
         ``reading``: what read() found, used when the letter's words are still those."""
+        if take_visit_answer(self, session, letter):
+            return letter.status  # the citizen's answer to 回访, recorded on that letter
         system = Actor(SYSTEM, "routing")
         self._check(letter, "process", system)
         if reading is not None and reading.text != content(letter):
@@ -61,15 +65,26 @@ class Screening(Assigning):
             # 并单: linked to the matter in hand; its reply will answer this citizen too.
             letter.duplicate_of_id, letter.status = original.id, "duplicate"
             self._event(session, letter, system, "duplicate", original=original.tracking_number)
+            self._receipt(session, letter, "您反映的问题已在办理中，办理结果将一并答复您。")
             return letter.status
         decision = self.rules.route(letter.category, body(letter), letter.district)
         letter.status = "triage"
         if decision is None:
             self._event(session, letter, system, "triage")
+            self._receipt(session, letter, ACCEPTED)
             return letter.status
         departments = [decision.department, *decision.co_departments]
         self.assign(session, letter, departments, "assign", decision.reply_type, system)
+        lead = active_department(session, decision.department).name
+        due = self._local(letter.due_at) if letter.due_at else None
+        self._receipt(session, letter, f"已转交{lead}办理，{due}前答复您。" if due else ACCEPTED)
         return letter.status
+
+    def _receipt(self, session: Session, letter: Letter, outcome: str) -> None:
+        """The one receipt, sent once screening has decided: never 已受理 and then a
+        rejection (a rejected letter's receipt is its rejection, see reject())."""
+        if self.receipts is not None:
+            queue_receipt(session, letter, self.receipts, outcome, self.clock())
 
     def reject(self, session: Session, letter: Letter, reason: str, actor: Actor) -> None:
         known(reason, REJECTIONS, "rejection reason", "不予受理理由")
