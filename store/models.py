@@ -162,7 +162,12 @@ class Letter(Base):
     due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # 回访: satisfied, mostly_satisfied (基本满意) or unsatisfied, the last answer given.
     satisfaction: Mapped[str | None] = mapped_column(String(16))
+    # When the citizen was asked after the final reply (None: not yet), and when the
+    # unanswered visit became an operator's callback task (once).
+    visit_asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    visit_callback_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     publish: Mapped[bool] = mapped_column(Boolean, default=False)
     # The citizen's own say on publishing (the web form asks); None: not asked.
     publish_consent: Mapped[bool | None] = mapped_column(Boolean)

@@ -516,6 +516,21 @@ class DeadlinesConfig(Section):
     sweep_interval_seconds: float = Field(default=60, gt=0)
 
 
+class VisitsConfig(Section):
+    """回访: the satisfaction question the hotline asks a citizen after a final reply
+    (gateway/core/workflow/asking.py), and what is done when nobody answers."""
+
+    enabled: bool = True
+    # Hours after the final reply before the question goes (0: with the reply itself);
+    # later ones are sent by the sweep, once the citizen has had time to read the reply.
+    ask_after_hours: float = Field(default=1, ge=0)
+    # Days without an answer before the visit becomes an operator's callback task.
+    callback_after_days: float = Field(default=3, gt=0)
+    # The citizen's SMS or e-mail (its own words, the quoted mail left out) is taken as the
+    # answer up to this length; a longer one is a new letter, unless it starts with 1, 2 or 3.
+    answer_max_chars: int = Field(default=140, ge=1)
+
+
 class ApiTokenConfig(Section):
     """A token given in config: only its SHA-256 is written here, never the token."""
 
@@ -596,6 +611,7 @@ class Config(Section):
     console: ConsoleConfig = ConsoleConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
+    visits: VisitsConfig = VisitsConfig()
     # The phone menu, shared by the SIP and Twilio channels (ivr/flow.py).
     ivr: IvrConfig = IvrConfig()
 

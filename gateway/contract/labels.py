@@ -25,6 +25,7 @@ STATUS_LABELS = {
     "promised": "已承诺",
     "replied": "已答复",
     "closed": "已办结",
+    "visit_answer": "回访答复",
 }
 # Background work by lane (gateway.contract.kinds.LANES), as the dashboard shows it.
 LANE_LABELS = {
@@ -66,6 +67,10 @@ EVENT_LABELS = {
     "forced": "强制办理",
     "visited": "回访",
     "reopened": "重新办理",
+    "visit_asked": "发送回访",
+    "visit_answer": "回访答复",
+    "visit_noted": "回访留言（待人工回访）",
+    "visit_unanswered": "回访未答复（转人工回访）",
     "warned": "临期预警",
     "urged": "催办",
     "supervised": "督办",

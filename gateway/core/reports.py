@@ -42,6 +42,9 @@ HANDLING_HEADERS = (
     "批准延期",
     "回访",
     "满意",
+    "基本满意",
+    "不满意",
+    "未答复",
     "满意率(%)",
 )
 # The text bulletin prints the wide handling table as two: handling, then chasing.
@@ -140,6 +143,9 @@ def _handling_row(d: DepartmentFigures) -> tuple[_Cell, ...]:
         d.extensions_approved,
         d.visited,
         d.satisfied,
+        d.mostly_satisfied,
+        d.unsatisfied,
+        d.unanswered,
         _percent(d.satisfaction_rate),
     )
 
@@ -188,7 +194,7 @@ def render_text(bulletin: Bulletin) -> str:
         *_aligned(handling, chasing),
         "注：交办为本期交办的件（退件除外）；答复、按时答复截至期末；超期未办含以前各期交办、"
         "截至期末未答复且已过办理期限的件。答复率＝答复÷交办，按时率＝按时答复÷答复，"
-        "满意率＝满意÷回访。",
+        "满意率＝（满意＋基本满意）÷回访（已答复的）；未答复为回访逾期未答、转人工回访的件。",
         "",
         "四、热点问题",
         *_aligned(t[WORDS]),
@@ -305,7 +311,8 @@ def bulletin_json(bulletin: Bulletin) -> dict[str, Any]:
     ("unclassified" for no category); departments [{code, name, assigned, replied,
     replied_on_time, overdue_open, reply_rate, on_time_rate, handling_hours, returns,
     urges, supervisions, forced, extensions_requested, extensions_approved, visited,
-    satisfied, satisfaction_rate}] with rates as fractions (4 decimals) or null;
+    satisfied, mostly_satisfied, unsatisfied, unanswered, satisfaction_rate}] with rates
+    as fractions (4 decimals) or null;
     hot_topics {words [{word, count}], districts [{district, count}], sampled,
     sample_limit}; assessment {weights {workload, reply_rate, timeliness, satisfaction,
     process, per_urge, per_supervision, per_forced, per_return}, ranking [{rank, code,
@@ -388,6 +395,9 @@ def _department_json(d: DepartmentFigures) -> dict[str, Any]:
         "extensions_approved": d.extensions_approved,
         "visited": d.visited,
         "satisfied": d.satisfied,
+        "mostly_satisfied": d.mostly_satisfied,
+        "unsatisfied": d.unsatisfied,
+        "unanswered": d.unanswered,
         "satisfaction_rate": _round(d.satisfaction_rate, 4),
     }
 

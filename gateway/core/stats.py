@@ -44,6 +44,7 @@ STATUSES = (
     "promised",
     "replied",
     "closed",
+    "visit_answer",  # a citizen's SMS or mail answering 回访, recorded on the letter visited
 )
 # Words jieba's stock dictionary cuts badly in hotline letters (路灯不亮 -> 路 / 灯不亮).
 HOTLINE_WORDS = (
@@ -125,8 +126,11 @@ class DepartmentFigures:
     forced: int
     extensions_requested: int
     extensions_approved: int
-    visited: int  # follow-up visits (回访) of letters the department led
-    satisfied: int
+    visited: int  # follow-up visits (回访) of letters the department led, answered
+    satisfied: int  # 满意
+    mostly_satisfied: int = 0  # 基本满意
+    # Visits the citizen left unanswered (asked, then given to an operator to call).
+    unanswered: int = 0
 
     @property
     def reply_rate(self) -> float | None:
@@ -139,9 +143,14 @@ class DepartmentFigures:
         return _ratio(self.replied_on_time, self.replied)
 
     @property
+    def unsatisfied(self) -> int:
+        """不满意: the visits that reopened a letter."""
+        return self.visited - self.satisfied - self.mostly_satisfied
+
+    @property
     def satisfaction_rate(self) -> float | None:
-        """satisfied / visited."""
-        return _ratio(self.satisfied, self.visited)
+        """(satisfied + mostly satisfied) / visited: 满意率 counts 基本满意 as satisfied."""
+        return _ratio(self.satisfied + self.mostly_satisfied, self.visited)
 
 
 @dataclass(frozen=True)
@@ -357,6 +366,7 @@ _EVENT_FIELDS = {
     "extension_requested": "extensions_requested",
     "extension_decided": "extensions_approved",
     "visited": "visited",
+    "visit_unanswered": "unanswered",
 }
 
 
@@ -393,6 +403,8 @@ def department_figures(
             extensions_approved=counts.get("extensions_approved", 0),
             visited=counts.get("visited", 0),
             satisfied=counts.get("satisfied", 0),
+            mostly_satisfied=counts.get("mostly_satisfied", 0),
+            unanswered=counts.get("unanswered", 0),
         )
         if active or _has_record(figures):
             result.append(figures)
@@ -444,11 +456,19 @@ def _overdue(session: Session, end: datetime) -> dict[int, int]:
 
 def _events(session: Session, start: datetime, end: datetime) -> dict[int, dict[str, int]]:
     e = Event
-    # An extension counts when granted, a visit when the citizen was satisfied.
+    # An extension counts when granted. A visit closed the letter when the citizen was
+    # satisfied or mostly so (satisfaction says which; visits before it was kept: satisfied).
     granted = and_(e.kind == "extension_decided", e.detail["approved"].as_boolean())
-    satisfied = and_(e.kind == "visited", e.detail["satisfied"].as_boolean())
+    closed = and_(e.kind == "visited", e.detail["satisfied"].as_boolean())
+    mostly = and_(closed, e.detail["satisfaction"].as_string() == "mostly_satisfied")
     rows = session.execute(
-        select(e.department_id, e.kind, func.count(), func.sum(case((satisfied, 1), else_=0)))
+        select(
+            e.department_id,
+            e.kind,
+            func.count(),
+            func.sum(case((closed, 1), else_=0)),
+            func.sum(case((mostly, 1), else_=0)),
+        )
         .where(
             e.kind.in_(_EVENT_FIELDS),  # with `at`: the ix_events_kind_at index
             e.at >= start,
@@ -459,10 +479,11 @@ def _events(session: Session, start: datetime, end: datetime) -> dict[int, dict[
         .group_by(e.department_id, e.kind)
     )
     counts: defaultdict[int, dict[str, int]] = defaultdict(dict)
-    for id_, kind, n, happy in rows:
+    for id_, kind, n, happy, fairly in rows:
         counts[id_][_EVENT_FIELDS[kind]] = n
         if kind == "visited":
-            counts[id_]["satisfied"] = int(happy)
+            counts[id_]["satisfied"] = int(happy) - int(fairly)
+            counts[id_]["mostly_satisfied"] = int(fairly)
     return counts
 
 

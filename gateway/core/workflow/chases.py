@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from gateway.contract.logs import log_event
 from gateway.core.messages import queue_message
+from gateway.core.workflow.asking import sweep_visits
 from gateway.core.workflow.base import Base
 from gateway.core.workflow.transitions import OPEN_ASSIGNMENT, Actor
 from store.letters import record_event
@@ -35,9 +36,10 @@ class Chasing(Base):
     def sweep(
         self, session_factory: Callable[[], Any], now: datetime, batch: int = 500
     ) -> dict[str, int]:
-        """Warn before deadlines, urge past them, supervise urged letters still unanswered.
-        Each notice is issued once per assignment however many nodes sweep (Chase is
-        unique per assignment and kind). Returns how many of each were issued."""
+        """Warn before deadlines, urge past them, supervise urged letters still unanswered;
+        ask the visits due and hand unanswered ones to operators (asking.py, logged as
+        sweep.visits). Each notice is issued once per assignment however many nodes sweep
+        (Chase is unique per assignment and kind). Returns how many of each were issued."""
         d = self.deadlines
         issued = {"warning": 0, "urge": 0, "supervise": 0}
         plans: list[tuple[str, Any]] = [
@@ -57,6 +59,10 @@ class Chasing(Base):
         issued["supervise"] = self._chase(
             session_factory, "supervise", supervise_filter, now, batch
         )
+        # 回访 too: questions asked after their delay, unanswered ones given to an operator.
+        visits = sweep_visits(self, session_factory, now, batch)
+        if any(visits.values()):
+            log_event(log, "sweep.visits", **visits)
         return issued
 
     def _chase(

@@ -39,7 +39,8 @@ _allow(_ACTIVE, "opinion", None, DEPARTMENT)  # a co-department's part of a join
 _allow(_ACTIVE, "request_extension", None, DEPARTMENT)
 _allow(_ACTIVE, "decide_extension", None, OPERATOR)
 _allow(_ACTIVE, "force", None, SUPERVISOR)  # 强制办理
-_allow(["replied"], "visit", None, OPERATOR)  # 回访: to closed, or reopened
+_allow(["replied"], "visit", None, OPERATOR, SYSTEM)  # 回访: to closed, or reopened
+_allow(["received"], "take_answer", "visit_answer", SYSTEM)  # the citizen's answer to 回访
 _allow(["received", "triage", *_ACTIVE, "escalated"], "reclassify", None, OPERATOR)
 
 
