@@ -96,7 +96,15 @@ def _failed(exc: Exception) -> int:
 def _handlers() -> dict[str, Handler]:
     """The command each subcommand runs (a test checks every subcommand has one)."""
     from channels.sip import cli as sip_cli
-    from gateway import calendar_cli, jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
+    from gateway import (
+        calendar_cli,
+        jobs_cli,
+        missed_cli,
+        pii_cli,
+        routing_cli,
+        stt_cli,
+        webhooks_cli,
+    )
     from gateway.frontends.console import cli as console_cli
 
     return {
@@ -116,6 +124,7 @@ def _handlers() -> dict[str, Handler]:
         "pii": pii_cli.pii,
         "jobs": jobs_cli.jobs_command,
         "calendar": calendar_cli.calendar_command,
+        "routing": routing_cli.routing_command,
     }
 
 
@@ -153,7 +162,15 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from channels.sip import cli as sip_cli
-    from gateway import calendar_cli, jobs_cli, missed_cli, pii_cli, stt_cli, webhooks_cli
+    from gateway import (
+        calendar_cli,
+        jobs_cli,
+        missed_cli,
+        pii_cli,
+        routing_cli,
+        stt_cli,
+        webhooks_cli,
+    )
     from gateway.frontends.console import cli as console_cli
 
     parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway")
@@ -198,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     webhooks_cli.add_parsers(commands)
     missed_cli.add_parsers(commands)
     calendar_cli.add_parsers(commands)
+    routing_cli.add_parsers(commands)
     return parser
 
 

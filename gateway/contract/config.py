@@ -464,12 +464,30 @@ class RoutingConfig(Section):
     enabled: bool = True
     departments: list[DepartmentConfig] = []
     rules: list[RouteRule] = []
-    category_keywords: dict[str, list[str]] = {}
+    # Each category's keywords and their weights: written plain (weight 1) or `词: weight`,
+    # so that a weak word (希望) counts less than a sure one (建议).
+    category_keywords: dict[str, dict[str, float]] = {}
     districts: list[str] = []
     screening: ScreeningConfig = ScreeningConfig()
     duplicate_window_days: float = Field(default=7, gt=0)
     # Tuned on tests/letters/duplicates/pairs.yaml (tests/gateway/test_duplicate_pairs.py).
     duplicate_similarity: float = Field(default=0.5, gt=0, le=1)
+
+    @field_validator("category_keywords", mode="before")
+    @classmethod
+    def _weighed(cls, value: Any) -> Any:
+        """A list of words, each plain or a one-word mapping, read as {word: weight}."""
+        if not isinstance(value, Mapping):
+            return value  # pydantic says what is wrong
+        weighed: dict[Any, Any] = {}
+        for category, words in value.items():
+            if not isinstance(words, list):
+                weighed[category] = words
+                continue
+            weighed[category] = {}
+            for word in words:
+                weighed[category].update(word if isinstance(word, Mapping) else {word: 1})
+        return weighed
 
     @model_validator(mode="after")
     def _known_names(self) -> RoutingConfig:
@@ -481,9 +499,14 @@ class RoutingConfig(Section):
             for category in rule.categories:
                 if category not in CATEGORIES:
                     raise ValueError(f"rules[{i}]: unknown category {category!r}")
-        for category in self.category_keywords:
+        for category, weights in self.category_keywords.items():
             if category not in CATEGORIES:
                 raise ValueError(f"category_keywords: unknown category {category!r}")
+            for word, weight in weights.items():
+                if not word.strip() or weight <= 0:
+                    raise ValueError(
+                        f"category_keywords.{category}: {word!r}: a word weighing more than 0"
+                    )
         return self
 
 

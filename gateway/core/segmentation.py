@@ -1,13 +1,34 @@
 """Chinese word segmentation (jieba), one private tokenizer per use, so the words one part
-adds (routing's keywords, the bulletin's hotline words) never change another's counts."""
+adds (routing's keywords, the bulletin's hotline words) never change another's counts; and
+the text made plain before it is cut (Simplified script, OCR's spaces gone)."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import threading
 import warnings
 from collections.abc import Iterable
 from typing import Any
+
+# Spaces a fax's OCR puts between Chinese characters ("投 诉"): no word has them.
+_SPACED_HAN = re.compile(r"(?<=[\u3400-\u9fff])[ \t\u3000]+(?=[\u3400-\u9fff])")
+
+
+@functools.cache
+def _t2s() -> Any:
+    """OpenCC's Traditional-to-Simplified converter, built once (3 ms; converting then
+    costs about 2 ms per 1,500 characters)."""
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """The text in Simplified characters, OCR's spaces between characters taken out: a Big5
+    mail's 路燈 and a fax's "路 灯" are the 路灯 the city's word lists name."""
+    return _SPACED_HAN.sub("", _t2s().convert(text))
 
 
 def _jieba() -> Any:
