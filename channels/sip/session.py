@@ -45,8 +45,9 @@ class HungUp(Exception):
     """The caller hung up while we waited."""
 
 
-# What the worker does with an outcome: store a voicemail, a stub, or a missed call.
-Outcomes = Callable[[CallFacts, flow.Action, Path | None, float], Awaitable[None]]
+# What the worker does with an outcome: store a voicemail, a stub, or a missed call. For a
+# voicemail whose number the caller is to hear, what intake answered in time, else None.
+Outcomes = Callable[[CallFacts, flow.Outcome, Path | None, float], Awaitable[flow.Stored | None]]
 
 
 class CallSession:
@@ -103,8 +104,16 @@ class CallSession:
         """Do the actions in order: the event their wait produced, or None at the end."""
         for action in actions:
             if isinstance(action, flow.StoreVoicemail | flow.StoreAgentStub | flow.MarkMissed):
-                await self.outcomes(self.facts, action, self.recording, self.recorded_seconds)
+                stored = await self.outcomes(
+                    self.facts, action, self.recording, self.recorded_seconds
+                )
+                if isinstance(action, flow.StoreVoicemail) and action.tell_number:
+                    if self.gone.is_set():
+                        return flow.HungUp()
+                    return stored or flow.Stored(None, None)
             elif isinstance(action, flow.Play):
+                if self.gone.is_set():
+                    continue  # a number's thirty-odd prompts to nobody
                 with contextlib.suppress(HungUp):
                     await self._play(action.prompt)
             elif isinstance(action, flow.Gather):
@@ -180,7 +189,7 @@ class CallSession:
         reason = await self._recording_ends(record)
         self.recorded_seconds = time.monotonic() - started
         await self.bridge.stop_recording(self.facts.number)
-        return flow.RecordingEnded(self.recorded_seconds, reason)
+        return flow.RecordingEnded(self.recorded_seconds, reason, tell_number=True)
 
     async def _recording_ends(self, record: flow.Record) -> flow.RecordingEndReason:
         deadline = time.monotonic() + record.max_seconds

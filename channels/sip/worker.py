@@ -29,7 +29,7 @@ from channels.sip.pool import worker_addresses
 from channels.sip.session import CallFacts, CallSession
 from gateway.contract.addresses import in_networks
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Attachment, RecordMissed
+from gateway.contract.contact import Accept, Accepted, Attachment, RecordMissed
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
@@ -75,7 +75,7 @@ class SipWorker:
         )
         self.bridge = Bridge(self.pjsip)
         self.calls: dict[int, CallSession] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
         self.busy = 0
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -191,22 +191,66 @@ class SipWorker:
                 self.busy -= 1
 
     async def _outcome(
-        self, facts: CallFacts, action: flow.Action, recording: Path | None, seconds: float
-    ) -> None:
+        self, facts: CallFacts, action: flow.Outcome, recording: Path | None, seconds: float
+    ) -> flow.Stored | None:
         if isinstance(action, flow.MarkMissed):
             await asyncio.to_thread(
                 self.write_missed, facts.dialog, facts.caller, facts.called, action.reason
             )
             if recording is not None:
                 self._discard(recording)
-            return
-        if isinstance(action, flow.StoreVoicemail):
-            assert recording is not None
-            data = await self._whole(recording)
-            await self._store(facts, action.category, data, recovery.wav_seconds(data))
-            self._discard(recording)
-        elif isinstance(action, flow.StoreAgentStub):
+            return None
+        if isinstance(action, flow.StoreAgentStub):
             await self._store(facts, None, None, seconds)
+            return None
+        assert recording is not None
+        if not action.tell_number:  # the caller hung up: nobody waits for the number
+            await self._keep(facts, action.category, recording)
+            return None
+        keeping = asyncio.create_task(self._keep_or_log(facts, action.category, recording))
+        self.tasks.add(keeping)  # a stopping worker lets it finish
+        keeping.add_done_callback(self.tasks.discard)
+        return await self._in_time(facts, keeping)
+
+    async def _keep(self, facts: CallFacts, category: str, recording: Path) -> Accepted:
+        data = await self._whole(recording)
+        accepted = await self._store(facts, category, data, recovery.wav_seconds(data))
+        self._discard(recording)
+        return accepted
+
+    async def _keep_or_log(
+        self, facts: CallFacts, category: str, recording: Path
+    ) -> Accepted | None:
+        try:
+            return await self._keep(facts, category, recording)
+        except Exception:
+            # The recording and its note stay on disk: recovery stores them at the next start.
+            log.exception("sip.store_failed call=%s", facts.call_id)
+            return None
+
+    async def _in_time(
+        self, facts: CallFacts, keeping: asyncio.Task[Accepted | None]
+    ) -> flow.Stored | None:
+        """What intake answered, if it answered within ``number_timeout_seconds``: a slow
+        store (the database down, the spool) keeps nobody on the line, and a caller who is
+        told the number later is never told a wrong one. The store itself runs on."""
+        started = time.monotonic()
+        timeout = self.config.ivr.voicemail.number_timeout_seconds
+        try:
+            accepted = await asyncio.wait_for(asyncio.shield(keeping), timeout)
+        except TimeoutError:
+            log_event(log, "sip.number_late", logging.WARNING, call=facts.call_id)
+            return None
+        if accepted is None or accepted.tracking_number is None:
+            return None  # failed (logged) or spooled (sip.stored says so): no number yet
+        log_event(
+            log,
+            "sip.number_ready",
+            call=facts.call_id,
+            tracking_number=accepted.tracking_number,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return flow.Stored(accepted.tracking_number, accepted.verification_code)
 
     async def _whole(self, recording: Path) -> bytes:
         """The recording once pjmedia has written its last samples and closed it."""
@@ -229,7 +273,7 @@ class SipWorker:
         category: str | None,
         wav: bytes | None,
         seconds: float,
-    ) -> None:
+    ) -> Accepted:
         raw = {"called": facts.called, "seconds": round(seconds, 3), "call_id": facts.call_id}
         contact = call_letter(
             self.settings.source,
@@ -250,6 +294,7 @@ class SipWorker:
             tracking_number=accepted.tracking_number,
             spooled=accepted.spooled,
         )
+        return accepted
 
     async def recover(self) -> None:
         """Store what a killed predecessor recorded (as far as it got)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,40 +12,18 @@ import pytest
 from sqlalchemy import Engine, select
 
 from gateway.contract.config import load_config
-from ivr.menu import Prompts
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Job, Letter, MissedCall
+from tests.channels.sip.heard import tone_prompts
 from tests.conftest import PII, require_tool
 from tests.support.processes import Child, free_port
 
-PROMPT_SECONDS = 0.4
-
 
 def short_prompts(directory: Path) -> Path:
-    """A tone per prompt (sox): the calls in tests need not wait out Mandarin sentences."""
-    sox = require_tool("sox")
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in [*Prompts.model_fields, "beep"]:
-        subprocess.run(
-            [
-                sox,
-                "-n",
-                "-r",
-                "8000",
-                "-c",
-                "1",
-                "-b",
-                "16",
-                str(directory / f"{name}.wav"),
-                "synth",
-                str(PROMPT_SECONDS),
-                "sine",
-                "600",
-            ],
-            check=True,
-        )
-    return directory
+    """A tone per prompt (sox): the calls in tests need not wait out Mandarin sentences,
+    and what a caller heard reads back as prompt names (heard.py)."""
+    return tone_prompts(directory, require_tool("sox"))
 
 
 @dataclass
@@ -79,7 +56,14 @@ class Worker:
             return rows
 
 
-def sip_config(root: Path, port: int, agent: str | None = None, **sip: object) -> Path:
+def sip_config(
+    root: Path,
+    port: int,
+    agent: str | None = None,
+    database: str | None = None,
+    number_timeout: float = 4,
+    **sip: object,
+) -> Path:
     prompts = short_prompts(root / "prompts")
     lines = {
         "port": port,
@@ -95,7 +79,9 @@ def sip_config(root: Path, port: int, agent: str | None = None, **sip: object) -
         "ivr:\n  menu_timeout_seconds: 1\n  no_input_repeats: 1\n"
         f"  agent: {{uri: {agent or 'null'}, answer_timeout_seconds: 3,"
         " working_hours: {start: '00:00', end: '00:00'}}\n"
-        "  voicemail: {silence_seconds: 3, min_seconds: 1, max_seconds: 30}\n",
+        "  voicemail: {silence_seconds: 3, min_seconds: 1, max_seconds: 30,"
+        f" number_timeout_seconds: {number_timeout}}}\n"
+        + (f"database: {{url: '{database}', connect_timeout_seconds: 3}}\n" if database else ""),
         encoding="utf-8",
     )
     return config
@@ -108,13 +94,21 @@ StartWorker = Callable[..., Worker]
 def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     started: list[Worker] = []
 
-    def start(agent: str | None = None, **sip: object) -> Worker:
+    def start(
+        agent: str | None = None,
+        database: str | None = None,
+        number_timeout: float = 4,
+        **sip: object,
+    ) -> Worker:
         """The worker's port: the channel's own with one worker; with more (behind a
-        Kamailio the test stands in for, at ``port``) worker 0's loopback port."""
+        Kamailio the test stands in for, at ``port``) worker 0's loopback port.
+        ``database``: a URL the worker cannot store through (an outage), in place of its
+        own SQLite file."""
         port = int(sip.pop("port", 0)) or free_port()  # type: ignore[call-overload]
-        config = sip_config(tmp_path, port, agent, **sip)
+        config = sip_config(tmp_path, port, agent, database, number_timeout, **sip)
         engine = make_engine(load_config(config).database.url, pii=PII)
-        upgrade(engine)
+        if database is None:
+            upgrade(engine)
         child = Child(
             [sys.executable, "-m", "gateway.cli", "--config", str(config), "sip", "worker"],
             dict(os.environ),
