@@ -94,6 +94,7 @@ CASES: list[tuple[list[str], str, str, str]] = [
     (["pii", "rotate"], "letters", "重新加密", "re-encrypted under key"),
     (["report", "--period", "2026-11"], "letters", "生成通报", "12345市民热线通报"),
     (["stt", "eval", "{tmp}"], "recordings", "识别", "total: CER"),
+    (["routing", "eval", "tests/letters"], "", "分类", "letters: category"),
 ]
 
 
@@ -101,7 +102,7 @@ CASES: list[tuple[list[str], str, str, str]] = [
 @pytest.mark.parametrize(
     ("argv", "needs", "bar", "result"),
     CASES,
-    ids=["db-upgrade", "pii-rotate", "report", "stt-eval"],
+    ids=["db-upgrade", "pii-rotate", "report", "stt-eval", "routing-eval"],
 )
 def test_a_long_command_shows_progress_on_a_terminal_only(
     tmp_path: Path, argv: list[str], needs: str, bar: str, result: str, terminal: bool
