@@ -16,6 +16,7 @@ from gateway.core import reports, stats
 from gateway.core.workflow import DEPARTMENT, Actor
 from gateway.core.workflow.answers import read_answer
 from gateway.core.workflow.asking import sms_question
+from gateway.core.workflow.citizen import Media
 from store.models import Assignment, Event, Letter, OutboxMessage
 from tests.conftest import SHANGHAI, Parts
 from tests.support.routing import CALLER, Switchboard
@@ -173,9 +174,11 @@ ANSWERS = [
 def test_the_citizens_sms_answer_closes_or_reopens_their_letter(
     board: Visits, text: str, satisfaction: str, status: str
 ) -> None:
+    board.workflow.receipts = Media(email=True, sms=True)  # routing sends receipts
     letter_id = board.sms(STREETLIGHT)
     board.replied(letter_id)
     sent_before = board.sent(letter_id)
+    assert [s.kind for s in sent_before] == ["sms", "sms", "sms"]  # receipt, reply, question
 
     answer_id = board.sms(text)
     assert board.route() == 1
