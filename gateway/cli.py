@@ -274,10 +274,20 @@ def _sip(config: Config, args: argparse.Namespace) -> int:
 def _db_upgrade(config: Config, _: argparse.Namespace) -> int:
     from gateway.engine.database import engine_for
     from store.migrate import pending, upgrade
+    from store.pii_rotation import rehash_phones, rows_to_rehash
 
     engine = engine_for(config)
-    with progress_bar("数据库迁移", pending(engine), "步") as bar:
-        upgrade(engine, progress=lambda revision: bar.update())
+    try:
+        with progress_bar("数据库迁移", pending(engine), "步") as bar:
+            upgrade(engine, progress=lambda revision: bar.update())
+        if left := rows_to_rehash(engine):
+            # Phone hashes stored before 0018, redone in batches (docs/privacy.md); served
+            # meanwhile, and `hotline serve` alone leaves them to this or `pii rotate`.
+            with progress_bar("重算电话查找值", left, "行") as bar:
+                redone = rehash_phones(engine, progress=lambda _table, rows: bar.update(rows))
+            print(f"phone lookup hashes in E.164 form: {redone} row(s) redone")
+    finally:
+        engine.dispose()
     print("database schema is up to date")
     return 0
 

@@ -10,11 +10,14 @@ left alone, so a second run changes nothing and an interrupted run just runs aga
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Row,
+    Select,
     Table,
     Text,
     column,
@@ -76,31 +79,58 @@ def rows_to_read(engine: Engine) -> int:
                 LetterPhone.key_id != keyring.current
             )
         ).scalar_one()
-        return pii + stale + _old_letters(conn)
+        return pii + stale + _left(conn, "letters")
 
 
 def old_phone_forms(conn: Connection) -> bool:
-    """Whether citizens' phone hashes of the form before E.164 remain (until `hotline pii
-    rotate` has run once after migration 0018): lookups then try that form too."""
+    """Whether citizens' phone hashes of the form before E.164 remain (until `hotline db
+    upgrade` or `hotline pii rotate` has recomputed them): lookups then try that form too."""
     found = conn.execute(select(PhoneRehash.table_name).where(PhoneRehash.table_name == "citizens"))
     return found.first() is not None
 
 
-def _old_letters(conn: Connection) -> int:
-    """How many letters stored before migration 0018 are still to have their phones noted."""
-    left = conn.execute(
-        select(PhoneRehash.done_through, PhoneRehash.upto).where(
-            PhoneRehash.table_name == "letters"
-        )
+def rehash_phones(engine: Engine, batch_size: int = 500, progress: Progress | None = None) -> int:
+    """What migration 0018 leaves to do: the phone hashes of the citizens stored before it
+    recomputed in the E.164 form, and the phones the letters stored before it give noted.
+    In batches, each its own transaction, how far it got kept, so the gateway keeps serving
+    and an interrupted run goes on from there. Rows done (0 when none were left)."""
+    keyring = keyring_of(engine.dialect)
+    told = progress or (lambda _table, _rows: None)
+
+    def rehash(conn: Connection, rows: Sequence[Row[Any]]) -> None:
+        for row in rows:
+            phone = keyring.decrypt(row.phone, "citizens.phone")
+            if (wanted := keyring.lookup_hash("phone", phone)) != row.phone_hash:
+                conn.execute(update(raw).where(raw.c.id == row.id).values(phone_hash=wanted))
+
+    # The stored text as it is (SQLAlchemy compares the columns of a cached statement, which
+    # the encrypted type refuses): decrypted here.
+    raw = table("citizens", column("id"), column("phone", Text), column("phone_hash", Text))
+    citizens = select(raw).where(raw.c.phone.is_not(None))
+    redone = _redo_marked(engine, "citizens", citizens, raw.c.id, rehash, batch_size, told)
+    return redone + _note_old(engine, batch_size, told)
+
+
+def rows_to_rehash(engine: Engine) -> int:
+    """How many rows rehash_phones has left to read."""
+    with engine.connect() as conn:
+        return _left(conn, "citizens") + _left(conn, "letters")
+
+
+def _left(conn: Connection, name: str) -> int:
+    marked = conn.execute(
+        select(PhoneRehash.done_through, PhoneRehash.upto).where(PhoneRehash.table_name == name)
     ).first()
-    if left is None:
+    if marked is None:
         return 0
+    ids = Base.metadata.tables[name].c.id
     return conn.execute(
-        select(func.count()).where(Letter.id > left.done_through, Letter.id <= left.upto)
+        select(func.count()).where(ids > marked.done_through, ids <= marked.upto)
     ).scalar_one()
 
 
 _WORDS = select(Letter.id, Letter.received_at, Letter.subject, Letter.text, Letter.transcript)
+LETTER_IDS = Base.metadata.tables["letters"].c.id
 
 
 def _rekey_phones(engine: Engine, keyring: Keyring, batch_size: int, progress: Progress) -> int:
@@ -126,35 +156,47 @@ def _rekey_phones(engine: Engine, keyring: Keyring, batch_size: int, progress: P
 
 
 def _note_old(engine: Engine, batch_size: int, progress: Progress) -> int:
-    """The phones mentioned by letters stored before migration 0018, noted in batches; how
-    far it got is kept, so an interrupted run goes on from there."""
-    noted = 0
+    """The phones the letters stored before migration 0018 give, noted."""
+    return _redo_marked(
+        engine, "letters", _WORDS, LETTER_IDS, note_phones, batch_size, progress, "letter_phones"
+    )
+
+
+def _redo_marked(
+    engine: Engine,
+    name: str,
+    rows: Select[*tuple[Any, ...]],
+    ids: ColumnElement[int],
+    redo: Callable[[Connection, Sequence[Row[Any]]], object],
+    batch_size: int,
+    progress: Progress,
+    told: str | None = None,
+) -> int:
+    """The rows of table ``name`` its phone_rehash row still marks, redone a batch at a time
+    in id order, moving the mark on with each; the mark is deleted when none are left."""
+    mark = PhoneRehash.table_name == name
+    done = 0
     while True:
         with engine.begin() as conn:
             left = conn.execute(
-                select(PhoneRehash.done_through, PhoneRehash.upto)
-                .where(PhoneRehash.table_name == "letters")
-                .with_for_update()
+                select(PhoneRehash.done_through, PhoneRehash.upto).where(mark).with_for_update()
             ).first()
             if left is None:
-                return noted
-            letters = conn.execute(
-                _WORDS.where(Letter.id > left.done_through, Letter.id <= left.upto)
-                .order_by(Letter.id)
+                return done
+            batch = conn.execute(
+                rows.where(ids > left.done_through, ids <= left.upto)
+                .order_by(ids)
                 .limit(batch_size)
+                .with_for_update()
             ).all()
-            if letters:
-                note_phones(conn, letters)
-                conn.execute(
-                    update(PhoneRehash)
-                    .where(PhoneRehash.table_name == "letters")
-                    .values(done_through=letters[-1].id)
-                )
+            if batch:
+                redo(conn, batch)
+                conn.execute(update(PhoneRehash).where(mark).values(done_through=batch[-1].id))
             else:
-                conn.execute(delete(PhoneRehash).where(PhoneRehash.table_name == "letters"))
-        noted += len(letters)
-        if letters:
-            progress("letter_phones", len(letters))
+                conn.execute(delete(PhoneRehash).where(mark))
+        done += len(batch)
+        if batch:
+            progress(told or name, len(batch))
 
 
 def _has_pii(model: Table) -> ColumnElement[bool]:
@@ -169,10 +211,11 @@ def check_keys(engine: Engine) -> None:
         conn.execute(
             select(citizens).where(_has_pii(citizens)).order_by(citizens.c.id.desc()).limit(1)
         ).all()
-        if old_phone_forms(conn) or _old_letters(conn):
+        if old_phone_forms(conn) or _left(conn, "letters"):
             log.warning(
                 "phone lookup hashes stored before migration 0018 are of the old form (last 11 "
-                "digits): lookups try both until `hotline pii rotate` recomputes them"
+                "digits): lookups try both until `hotline db upgrade` (or `hotline pii rotate`) "
+                "recomputes them"
             )
 
 

@@ -1,6 +1,6 @@
 """Phone lookup hashes stored before migration 0018 (of a number's last 11 digits) are found
-after the upgrade, and `hotline pii rotate` recomputes them in the E.164 form and notes the
-phones older letters give, in batches it can resume."""
+after the upgrade, and `hotline db upgrade` (or `hotline pii rotate`) recomputes them in the
+E.164 form and notes the phones older letters give, in batches it can resume."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, select, text
 
+from gateway.cli import main
 from gateway.core.duplicates import find_duplicate
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Citizen, Letter, LetterPhone, PhoneRehash
-from store.pii_rotation import check_keys, rotate, rows_to_read
+from store.pii_rotation import check_keys, rehash_phones, rotate, rows_to_read
 from tests.conftest import PII
 from tests.gateway.test_duplicates import AGAIN, NOW, STREETLIGHT, Stored, store
 from tests.gateway.test_workflow import ROUTING
@@ -135,5 +136,38 @@ def test_phones_stored_before_0018_are_found_and_then_rehashed(
         assert repeated(engine, Stored(AGAIN, 0, None, CALLER, status="received")) == streetlight
         again = "南岸西路停车场收费标准不公开，乱收费，请有关部门核查。"
         assert repeated(engine, Stored(again, 0, None, "13900139000", status="received")) == parking
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("blank_url", ["sqlite", "postgresql"], indirect=True)
+def test_hotline_db_upgrade_recomputes_them(
+    blank_url: str,  # noqa: F811  (the fixture, made indirect)
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    engine = make_engine(blank_url, pii=PII)
+    try:
+        upgrade(engine, "0017")
+        streetlight, parking = store_before_0018(engine)
+        monkeypatch.setenv("HOTLINE_DATABASE_URL", blank_url)
+        monkeypatch.setenv("HOTLINE_CONFIG", "")
+
+        assert main(["db", "upgrade"]) == 0
+        assert capsys.readouterr().out == (
+            "phone lookup hashes in E.164 form: 3 row(s) redone\ndatabase schema is up to date\n"
+        )
+        with engine.connect() as conn:
+            hashes = conn.execute(select(Citizen.phone_hash)).scalars().all()
+            assert conn.execute(select(PhoneRehash)).all() == []
+            noted = conn.execute(select(LetterPhone.letter_id, LetterPhone.phone_hash)).all()
+        assert hashes == [PII.lookup_hash("phone", CALLER)]
+        assert noted == [(parking, PII.lookup_hash("phone", "+8613900139000"))]
+        assert main(["db", "upgrade"]) == 0
+        assert capsys.readouterr().out == "database schema is up to date\n"
+        assert rehash_phones(engine) == 0
+        assert repeated(engine, Stored(AGAIN, 0, None, "13800138000", status="received")) == (
+            streetlight
+        )
     finally:
         engine.dispose()
