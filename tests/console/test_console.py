@@ -162,9 +162,16 @@ async def test_a_reporters_identity_never_reaches_the_department(desk: Desk) -> 
 async def test_only_a_public_reply_to_a_letter_not_confidential_is_published(
     desk: Desk,
 ) -> None:
-    places = ("人民路", "南岸街", "西郊路")  # three streetlights (city-admin), not one matter
+    # Four streetlights (city-admin), not one matter; the last citizen was never asked
+    # whether their letter may be published (an SMS), the others consented (the web form).
+    places = ("人民路", "南岸街", "西郊路", "北大街")
     numbers = [
-        desk.letter(n, text=f"{place}的路灯坏了。", citizen=Citizen(phone=f"+861390000000{n}"))
+        desk.letter(
+            n,
+            text=f"{place}的路灯坏了。",
+            citizen=Citizen(phone=f"+861390000000{n}"),
+            publish_consent=True if n < 3 else None,
+        )
         for n, place in enumerate(places)
     ]
     with make_sessionmaker(desk.engine).begin() as s:
@@ -172,7 +179,7 @@ async def test_only_a_public_reply_to_a_letter_not_confidential_is_published(
             select(Letter).where(Letter.tracking_number == numbers[2])
         ).one().confidential = True
     li = await desk.signed_in("li")
-    for number, public in zip(numbers, ("yes", "", "yes"), strict=True):
+    for number, public in zip(numbers, ("yes", "", "yes", "yes"), strict=True):
         await li.post(f"/console/letters/{number}/act", action="sign")
         done = await li.post(
             f"/console/letters/{number}/act",

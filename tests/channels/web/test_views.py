@@ -26,7 +26,13 @@ def test_a_published_letter_shows_nothing_of_its_citizen_not_even_their_address(
     c = COMPLAINANT
     said = f"我叫{c.name}，住{c.address}，电话{c.dashed}，邮箱{c.email}。人民路的路灯坏了。"
     number = parts.intake.accept_sync(
-        make_contact(1, text=said, subject=f"{c.name}反映路灯", citizen=c.citizen())
+        make_contact(
+            1,
+            text=said,
+            subject=f"{c.name}反映路灯",
+            citizen=c.citizen(),
+            publish_consent=True,
+        )
     ).tracking_number
     assert number is not None
     sessions = make_sessionmaker(engine)
