@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
+from gateway.contract.contact import Channel
+from gateway.contract.contact import Citizen as Sender
 from gateway.core.duplicates import CANDIDATES, duplicate_queries, find_duplicate
 from store.db import make_engine, make_sessionmaker
 from store.models import Citizen, Letter, LetterPhone, note_phones
 from tests.conftest import PII, Parts, make_contact
-from tests.gateway.test_workflow import ROUTING
+from tests.gateway.test_workflow import ROUTING, Core, core  # noqa: F401  (a fixture)
 from tests.store.test_pii import BOTH
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -358,3 +360,39 @@ def test_the_phones_a_letter_gives_are_noted_as_hashes_once_it_is_judged(
         for number in ("+8613800138000", "+868312345678")
     )
     assert not any(digits in str(row) for row in noted for digits in ("13800138000", "2345678"))
+
+
+@pytest.mark.parametrize("sms_first", [True, False], ids=["sms-first", "email-first"])
+@pytest.mark.parametrize(
+    ("given", "linked"),
+    [
+        ("我的电话13800138000", True),
+        ("我的电话 138-0013-8000", True),
+        ("我的电话13900139000", False),
+    ],
+    ids=["its-number", "its-number-written-another-way", "another-number"],
+)
+def test_an_sms_and_an_email_giving_its_number_are_linked_by_routing(
+    core: Core,  # noqa: F811
+    given: str,
+    linked: bool,
+    sms_first: bool,
+) -> None:
+    """Through intake and the routing core as they run: no district named, another sender;
+    either may come first."""
+    letters = [
+        lambda: core.letter("小区门口的井盖丢了，晚上很危险，请尽快处理。"),
+        lambda: core.letter(
+            f"小区门口井盖丢了，晚上走路很危险，请尽快处理。{given}",
+            channel=Channel.EMAIL,
+            citizen=Sender(name="李四", email="li.si@example.cn"),
+        ),
+    ]
+    first, second = (letter() for letter in (letters if sms_first else letters[::-1]))
+
+    later = core.get(second)
+    assert later.district is None and core.get(first).status in ("assigned", "triage")
+    if linked:
+        assert (later.status, later.duplicate_of_id) == ("duplicate", first)
+    else:
+        assert later.status != "duplicate" and later.duplicate_of_id is None
