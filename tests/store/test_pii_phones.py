@@ -23,7 +23,7 @@ from store.pii_rotation import check_keys, rehash_phones, rotate, rows_to_read
 from tests.conftest import PII
 from tests.gateway.test_duplicates import AGAIN, NOW, STREETLIGHT, Stored, store
 from tests.gateway.test_workflow import ROUTING
-from tests.store.test_pii import blank_url  # noqa: F401  (a fixture)
+from tests.store.test_pii import BOTH, NEW, blank_url  # noqa: F401  (a fixture)
 
 CALLER = "+8613800138000"
 TEST_KEY = bytes(range(32))  # tests/conftest.py's HOTLINE_PII_KEYS
@@ -171,3 +171,21 @@ def test_hotline_db_upgrade_recomputes_them(
         )
     finally:
         engine.dispose()
+
+
+def test_rotation_notes_a_letters_phones_again_under_the_new_key(engine: Engine) -> None:
+    """Only the hash is kept: the rotation reads the number again from the letter's words."""
+    (streetlight,) = store(engine, [Stored(f"{STREETLIGHT}回电138 0013 8000", 1, None)])
+    store(engine, [Stored(AGAIN, 1, None)])  # gives no number: nothing noted
+    rotating = make_engine(engine.url.render_as_string(hide_password=False), pii=BOTH)
+    try:
+        assert rotate(rotating, batch_size=1)["letter_phones"] == 1
+        assert rotate(rotating, batch_size=1)["letter_phones"] == 0
+    finally:
+        rotating.dispose()
+
+    with engine.connect() as conn:
+        noted = conn.execute(
+            select(LetterPhone.letter_id, LetterPhone.phone_hash, LetterPhone.key_id)
+        ).all()
+    assert noted == [(streetlight, NEW.lookup_hash("phone", CALLER), "k2")]
