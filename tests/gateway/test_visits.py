@@ -338,6 +338,20 @@ def test_an_email_citizen_is_asked_by_email_and_answers_above_the_quote(board: V
     assert board.letter(answer_id).status == "visit_answer"
 
 
+def test_a_mail_saying_neither_is_a_note_and_not_unanswered(board: Visits) -> None:
+    letter_id = board.mail(STREETLIGHT)
+    board.replied(letter_id)
+
+    board.mail("请问维修的是哪个单位？", subject="Re: 回访")
+    board.route()
+
+    assert [kind for kind, _, _ in board.history(letter_id)][-1] == "visit_noted"
+    assert [s.kind for s in board.sent(letter_id)] == ["email", "email"]  # no phone to call
+    board.clock.now += timedelta(days=10)
+    assert board.sweep() == {"visit_asked": 0, "visit_unanswered": 0}
+    assert board.letter(letter_id).status == "replied"
+
+
 def test_an_answer_naming_its_letter_goes_to_that_one(board: Visits) -> None:
     first = board.sms(STREETLIGHT)
     second = board.sms("南溪区江边的井盖丢了，晚上走路很危险，请尽快处理。")

@@ -122,11 +122,12 @@ def take_visit_answer(workflow: Base, session: Session, letter: Letter) -> bool:
     if satisfaction is not None:
         record_visit(workflow, session, visited, satisfaction, VISIT, words, **answer)
         return True
-    # Neither: an operator reads it and calls the citizen; the letter stays replied.
+    # Neither: an operator reads it (and calls a citizen with a phone); the letter stays
+    # replied. Answered all the same: the sweep does not give it out as unanswered.
     workflow._event(session, visited, VISIT, "visit_noted", None, note=words, **answer)
     citizen = visited.citizen
-    if visited.visit_callback_at is None and citizen is not None and citizen.phone:
-        visited.visit_callback_at = workflow.clock()
+    first_note, visited.visit_callback_at = visited.visit_callback_at is None, workflow.clock()
+    if first_note and citizen is not None and citizen.phone:
         body = (
             f"回访答复未说明是否满意：「{words}」。请电话询问来信人对信件 "
             f"{visited.tracking_number} 的办理结果是否满意，并在系统中登记回访。"
