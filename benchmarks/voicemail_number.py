@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from benchmarks.common import percentile, ratio
 from gateway.contract.config import load_config
-from simulators.phone import DTMF_DURATION_MS, Dtmf, Phone, Play, Wait, wav_seconds
+from simulators.phone import DTMF_DURATION_MS, Dtmf, Phone, Play, Step, Wait, wav_seconds
 from store.db import make_engine, make_sessionmaker
 from store.migrate import upgrade
 from store.models import Letter
@@ -103,7 +103,7 @@ def main() -> None:
     )
     spoken = message(root)
     hash_at = KEY_AT + KEY_STEP + BEFORE_MESSAGE + wav_seconds(spoken)
-    script = [Wait(KEY_AT), Dtmf("1"), Wait(BEFORE_MESSAGE), Play(spoken), Dtmf("#")]
+    script: list[Step] = [Wait(KEY_AT), Dtmf("1"), Wait(BEFORE_MESSAGE), Play(spoken), Dtmf("#")]
     results: list[Timed] = []
     failures: list[str] = []
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.engine.spool import decode_contact
-from simulators.phone import Dtmf, HangUp, Phone, Play, Wait
+from simulators.phone import Dtmf, HangUp, Phone, Play, Step, Wait
 from tests.channels.sip.conftest import StartWorker
 from tests.channels.sip.heard import after_beep, heard, told
 from tests.channels.sip.test_calls import CALLER, _wait_for, _wait_for_letters, speech
@@ -27,7 +27,7 @@ def phone() -> Iterator[Phone]:
         yield p
 
 
-def leave_message(message: Path, key: str = "1") -> list[object]:
+def leave_message(message: Path, key: str = "1") -> list[Step]:
     return [Wait(0.3), Dtmf(key), Wait(1.2), Play(message), Dtmf("#")]
 
 
@@ -62,7 +62,7 @@ def test_a_caller_hanging_up_while_speaking_hears_nothing_and_the_letter_is_stor
     worker = start_worker()
     message = speech(tmp_path / "m.wav")
     heard_wav = tmp_path / "heard.wav"
-    script = [Wait(0.3), Dtmf("1"), Wait(1.2), Play(message), Wait(0.1), HangUp()]
+    script: list[Step] = [Wait(0.3), Dtmf("1"), Wait(1.2), Play(message), Wait(0.1), HangUp()]
     report = phone.call(worker.uri, script, record_to=heard_wav)
 
     assert report.hung_up_by == "caller"
