@@ -352,6 +352,32 @@ def test_a_mail_saying_neither_is_a_note_and_not_unanswered(board: Visits) -> No
     assert board.letter(letter_id).status == "replied"
 
 
+def test_an_answer_sent_again_is_linked_and_a_changed_one_is_a_note(board: Visits) -> None:
+    letter_id = board.sms(STREETLIGHT)
+    board.replied(letter_id)
+    board.sms("1")
+    again = board.sms("1")
+    changed = board.sms("3")
+    board.route()
+
+    assert board.letter(letter_id).status == "closed"
+    number = board.number(letter_id)
+    for answer, satisfaction in ((again, "satisfied"), (changed, "unsatisfied")):
+        assert board.letter(answer).status == "visit_answer"
+        assert board.history(answer)[-1][2] == {
+            "again": True,
+            "visited": number,
+            "satisfaction": satisfaction,
+        }
+    notes = [d for kind, _, d in board.history(letter_id) if kind == "visit_noted"]
+    assert notes == [{"note": "3", "answer": board.number(changed), "by": "sms"}]
+    # Past callback_after_days a bare "1" is a letter of its own again.
+    board.clock.now += timedelta(days=3, minutes=1)
+    late = board.sms("1")
+    board.route()
+    assert board.letter(late).status == "triage"
+
+
 def test_an_answer_naming_its_letter_goes_to_that_one(board: Visits) -> None:
     first = board.sms(STREETLIGHT)
     second = board.sms("南溪区江边的井盖丢了，晚上走路很危险，请尽快处理。")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -69,6 +70,8 @@ _CUES = (
 )
 # Where a mail client starts quoting the question: its words are not the citizen's.
 _QUOTED = re.compile(r"^\s*(>|-{2,}\s*(原始邮件|Original Message)|.*(写道|wrote)[:：]\s*$)")
+# An answer sent again after the letter closed is taken as one only when it is this short.
+BARE_ANSWER = 8
 _TRADITIONAL = str.maketrans("滿這沒決謝處", "满这没决谢处")
 
 
@@ -106,7 +109,7 @@ def take_visit_answer(workflow: Base, session: Session, letter: Letter) -> bool:
         return False  # a new matter, even from a citizen we asked
     visited = _visited(session, letter, words)
     if visited is None:
-        return False
+        return _answered_again(workflow, session, letter, words)
     # "202611230000017 3": the number names the letter, the rest answers.
     satisfaction = read_answer(words.replace(visited.tracking_number, ""))
     letter.status = workflow._check(letter, "take_answer", VISIT)
@@ -141,6 +144,40 @@ def take_visit_answer(workflow: Base, session: Session, letter: Letter) -> bool:
             workflow.clock(),
             deliver=False,
         )
+    return True
+
+
+def _answered_again(workflow: Base, session: Session, letter: Letter, words: str) -> bool:
+    """A bare answer (1, 满意) after the visit closed the letter, within callback_after_days:
+    the same answer sent twice, or changed. Linked to that letter rather than queued for
+    operators as a new one; a changed answer is a note on it for them to read."""
+    satisfaction = read_answer(words)
+    same = _same_sender(session, letter)
+    if satisfaction is None or len(_plain(words)) > BARE_ANSWER or same is None:
+        return False
+    since = workflow.clock() - timedelta(days=workflow.visits.callback_after_days)
+    closed = session.scalars(
+        select(Letter)
+        .join(Citizen, Letter.citizen_id == Citizen.id)
+        .where(
+            same,
+            Letter.status == "closed",
+            Letter.visit_asked_at.is_not(None),
+            Letter.satisfaction.is_not(None),
+            Letter.closed_at >= since,
+            Letter.id != letter.id,
+        )
+        .order_by(Letter.closed_at.desc(), Letter.id.desc())
+        .limit(1)
+    ).first()
+    if closed is None:
+        return False
+    letter.status = workflow._check(letter, "take_answer", VISIT)
+    detail = {"visited": closed.tracking_number, "satisfaction": satisfaction}
+    workflow._event(session, letter, VISIT, "visit_answer", again=True, **detail)
+    if satisfaction != closed.satisfaction:
+        answer = {"answer": letter.tracking_number, "by": letter.channel}
+        workflow._event(session, closed, VISIT, "visit_noted", None, note=words, **answer)
     return True
 
 
