@@ -174,7 +174,7 @@ def _answered_again(workflow: Base, session: Session, letter: Letter, words: str
         return False
     letter.status = workflow._check(letter, "take_answer", VISIT)
     detail = {"visited": closed.tracking_number, "satisfaction": satisfaction}
-    workflow._event(session, letter, VISIT, "visit_answer", again=True, **detail)
+    workflow._event(session, letter, VISIT, "visit_answer", None, again=True, **detail)
     if satisfaction != closed.satisfaction:
         answer = {"answer": letter.tracking_number, "by": letter.channel}
         workflow._event(session, closed, VISIT, "visit_noted", None, note=words, **answer)
