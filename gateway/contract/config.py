@@ -447,7 +447,7 @@ class ScreeningConfig(Section):
     advertising_threshold: int = Field(default=2, ge=1)
     abusive: list[str] = []
     judicial: list[str] = ["已起诉", "法院已受理", "正在诉讼", "仲裁中", "已立案审理"]
-    # Categories that need the citizen's real name and a contact (举报 by the rules).
+    # Categories rejected when no phone or e-mail reaches the citizen (举报 by the rules).
     require_identity_for: list[str] = ["report"]
     # What a rejected citizen is told, by reason: where to turn instead.
     replies: dict[str, str] = {

@@ -33,7 +33,8 @@ from store.db import is_outage
 from store.models import Department, Event, Letter, Reply
 
 NAMES = CATEGORY_LABELS
-CLOSED = ("replied", "closed", "rejected", "duplicate")
+# A citizen's answer to a follow-up visit (visit_answer) is never an open request.
+CLOSED = ("replied", "closed", "rejected", "duplicate", "visit_answer")
 # A client's retry of a request without device_id: the same body within this is one letter.
 RETRY_WINDOW = timedelta(minutes=10)
 # What a request list covers when it names no start_date (GeoReport v2).
