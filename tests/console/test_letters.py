@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from gateway.frontends.console.letters import history
 from tests.conftest import require_tool
 from tests.console.conftest import Browser, Desk
 from tests.support.faxes import FONT
@@ -92,3 +93,10 @@ async def test_a_fax_ocr_could_not_read_says_so_beside_its_pages(desk: Desk) -> 
 
     assert "未能识别出文字，请查看传真页面。" in pages_section(page.text)
     assert "待识别" not in page.text
+
+
+def test_a_visits_history_says_how_satisfied_and_where_the_answer_came_from() -> None:
+    answered = {"satisfied": True, "satisfaction": "mostly_satisfied", "by": "sms", "note": "1"}
+    assert history(answered, str) == [("说明", "1"), ("满意度", "基本满意"), ("答复渠道", "短信")]
+    # An operator's visit recorded before satisfaction had degrees: yes or no.
+    assert history({"satisfied": False}, str) == [("满意", "否")]

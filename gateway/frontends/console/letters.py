@@ -12,7 +12,12 @@ from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
-from gateway.contract.labels import CATEGORY_LABELS, REJECTION_LABELS, STATUS_LABELS
+from gateway.contract.labels import (
+    CATEGORY_LABELS,
+    CHANNEL_LABELS,
+    REJECTION_LABELS,
+    STATUS_LABELS,
+)
 from gateway.contract.logs import log_event
 from gateway.contract.redaction import scrub
 from gateway.core.access import (
@@ -171,7 +176,11 @@ DETAIL_LABELS = {
     "due_at": "期限",
     "lead": "牵头",
     "approved": "同意",
+    "satisfaction": "满意度",
     "satisfied": "满意",
+    "visited": "回访信件",
+    "answer": "答复来信",
+    "by": "答复渠道",
     "public": "可选登",
     "reply": "答复",
 }
@@ -184,8 +193,12 @@ VALUE_LABELS = {
     "promised": "承诺件",
     "joint": "会签件",
     "urgent": "紧急件",
+    "satisfied": "满意",
+    "mostly_satisfied": "基本满意",
+    "unsatisfied": "不满意",
     **CATEGORY_LABELS,
     **REJECTION_LABELS,
+    **CHANNEL_LABELS,
 }
 
 
@@ -196,6 +209,8 @@ def history(detail: dict[str, Any], local: Any) -> list[tuple[str, str]]:
         value = detail.get(key)
         if value is None or value == "":
             continue
+        if key == "satisfied" and "satisfaction" in detail:
+            continue  # says only whether it closed; the satisfaction says how (基本满意)
         if isinstance(value, bool):
             text = "是" if value else "否"
         elif key == "due_at":
