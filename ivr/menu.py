@@ -72,7 +72,10 @@ class Prompts(Section):
     code_is: str = "查询码是"
     number_again: str = "再重复一遍。"
     write_down: str = "请记下，凭编号和查询码可以查询办理进度。"
-    number_later: str = "您的留言已收到，受理编号将通过短信发送给您，您也可以稍后再拨12345查询。"
+    # An SMS reaches only a mobile caller (a landline gets none): the prompt says so.
+    number_later: str = (
+        "您的留言已收到。用手机拨打的，受理编号将以短信发送给您；您也可以稍后再拨12345查询。"
+    )
     # 1 as 幺, as on Chinese telephones; X, a tracking number's check character as on an
     # ID card, as the letter's name.
     digit_0: str = "零"
