@@ -26,7 +26,14 @@ from channels.twilio.media import MEDIA_JOB, media_of
 from channels.twilio.sids import check_sids
 from channels.twilio.voice import twiml
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Channel, Citizen, IncomingContact, RecordMissed
+from gateway.contract.contact import (
+    Accept,
+    Accepted,
+    Channel,
+    Citizen,
+    IncomingContact,
+    RecordMissed,
+)
 from gateway.contract.errors import PayloadError
 from gateway.contract.logs import log_event
 from ivr import flow
@@ -171,10 +178,17 @@ class TwilioWebhooks:
         step = request.url.path.rsplit("/", 1)[-1]
         state, event = self._event(step, params, request.query_params.get("s"), request)
         state, actions = flow.step(self.ivr, state, event)
+        told: tuple[flow.Action, ...] = ()
         for action in actions:
             if isinstance(action, flow.Outcome):
-                await self._outcome(action, params)
-        return Response(twiml(actions, state, self.ivr, self.settings), media_type=TWIML)
+                accepted = await self._outcome(action, params)
+                if isinstance(action, flow.StoreVoicemail) and action.tell_number:
+                    # Stored while the call is up: the caller hears its number in this answer.
+                    number = accepted.tracking_number if accepted else None
+                    code = accepted.verification_code if accepted else None
+                    state, told = flow.step(self.ivr, state, flow.Stored(number, code))
+        said = (*actions, *told)
+        return Response(twiml(said, state, self.ivr, self.settings), media_type=TWIML)
 
     def _event(
         self, step: str, params: Params, encoded: str | None, request: Request
@@ -206,13 +220,14 @@ class TwilioWebhooks:
             if seconds >= self.ivr.voicemail.max_seconds - 1
             else "silence"
         )
-        return state, flow.RecordingEnded(seconds, reason)
+        # The letter is stored in this request, while the call is up: its number can be said.
+        return state, flow.RecordingEnded(seconds, reason, tell_number=True)
 
-    async def _outcome(self, action: flow.Action, params: Params) -> None:
+    async def _outcome(self, action: flow.Action, params: Params) -> Accepted | None:
         call, caller = params["CallSid"], params["From"]
         if isinstance(action, flow.MarkMissed):
             await asyncio.to_thread(self.missed, call, caller, params.get("To"), action.reason)
-            return
+            return None
         voicemail = isinstance(action, flow.StoreVoicemail)
         contact = call_letter(
             self.settings.source,
@@ -232,6 +247,7 @@ class TwilioWebhooks:
             kind="voicemail" if voicemail else "agent",
             tracking_number=accepted.tracking_number,
         )
+        return accepted
 
     # -- status callbacks ------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import threading
@@ -216,6 +217,31 @@ async def test_a_voicemail_twilio_named_no_recording_for_is_routed_without_waiti
     assert letter.text_pending is False
     assert [tuple(j) for j in jobs] == [(MEDIA_JOB, "failed"), ("route", "queued")]
     assert events == ["received", "media_fetch_failed"]
+
+
+def heard_number(said: list[str], after: str) -> str:
+    """The characters said one per <Say> after a sentence (number_is, code_is)."""
+    prompts = IvrConfig().prompts
+    characters = {getattr(prompts, f"digit_{c.lower()}"): c for c in "0123456789X"}
+    start = said.index(after) + 1
+    return "".join(
+        characters[s] for s in itertools.takewhile(characters.__contains__, said[start:])
+    )
+
+
+async def test_the_caller_hears_their_number_and_code_twice_before_goodbye(
+    hotline: Hotline,
+) -> None:
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("2"), Speak(wav(3))])
+
+    [letter] = hotline.letters()
+    prompts = IvrConfig().prompts
+    told = result.said[result.said.index(prompts.stored) :]
+    again = told.index(prompts.number_again)
+    for said in (told[:again], told[again:]):
+        assert heard_number(said, prompts.number_is) == letter.tracking_number
+        assert heard_number(said, prompts.code_is) == letter.verification_code
+    assert told[-2:] == [prompts.write_down, prompts.goodbye]
 
 
 async def test_a_retried_recording_callback_is_still_one_letter(hotline: Hotline) -> None:
