@@ -445,6 +445,8 @@ READINGS = [
     ("滿意，謝謝", "satisfied"),
     ("不满意", "unsatisfied"),
     ("不滿意", "unsatisfied"),
+    ("還是沒有處理好", "unsatisfied"),
+    ("問題已經解決了", "satisfied"),
     ("基本满意", "mostly_satisfied"),
     ("还行吧", "mostly_satisfied"),
     ("谢谢，但是问题还是没有解决", "unsatisfied"),

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from gateway.core.messages import queue_message
+from gateway.core.segmentation import simplified
 from gateway.core.workflow.asking import VISIT
 from gateway.core.workflow.base import Base
 from gateway.core.workflow.visits import (
@@ -72,7 +73,6 @@ _CUES = (
 _QUOTED = re.compile(r"^\s*(>|-{2,}\s*(原始邮件|Original Message)|.*(写道|wrote)[:：]\s*$)")
 # An answer sent again after the letter closed is taken as one only when it is this short.
 BARE_ANSWER = 8
-_TRADITIONAL = str.maketrans("滿這沒決謝處", "满这没决谢处")
 
 
 def read_answer(text: str) -> str | None:
@@ -224,4 +224,5 @@ def _same_sender(session: Session, letter: Letter) -> ColumnElement[bool] | None
 
 
 def _plain(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).translate(_TRADITIONAL).split())
+    # A Traditional answer (滿意, 沒修好) reads as the Simplified cues.
+    return "".join(simplified(unicodedata.normalize("NFKC", text)).split())
