@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from gateway.core.workflow import Actor, Workflow
+from gateway.core.workflow.visits import SATISFACTIONS, SATISFIED, UNSATISFIED
 from store.models import Letter
 
 # action -> what it calls: (workflow, session, letter, arguments, actor)
@@ -31,7 +32,7 @@ ACTIONS: dict[str, Action] = {
     "extend": lambda w, s, le, a, who: w.request_extension(s, le, a.reason, who),
     "decide-extension": lambda w, s, le, a, who: w.decide_extension(s, le, a.approve, who),
     "force": lambda w, s, le, a, who: w.force(s, le, a.text or "", who),
-    "visit": lambda w, s, le, a, who: w.visit(s, le, a.satisfied, who, a.text or ""),
+    "visit": lambda w, s, le, a, who: w.visit(s, le, _satisfaction(a), who, a.text or ""),
 }
 
 # action -> the options it cannot do without (checked before the letter is looked up)
@@ -114,6 +115,18 @@ def add_parser(actions: Any) -> None:
     )
     act.add_argument("--approve", action=argparse.BooleanOptionalAction, default=True)
     act.add_argument("--satisfied", action=argparse.BooleanOptionalAction, default=True)
+    act.add_argument(
+        "--satisfaction",
+        choices=SATISFACTIONS,
+        help="the citizen's answer to the visit (--satisfied: satisfied, --no-satisfied: "
+        "unsatisfied)",
+    )
+
+
+def _satisfaction(arguments: argparse.Namespace) -> str:
+    """--satisfaction as given, else what --satisfied / --no-satisfied say."""
+    chosen: str | None = getattr(arguments, "satisfaction", None)
+    return chosen or (SATISFIED if arguments.satisfied else UNSATISFIED)
 
 
 def actor(text: str) -> Actor:

@@ -321,3 +321,22 @@ async def test_a_cursor_past_the_stores_integers_is_ignored(
     staff = await desk.signed_in(user)
     answer = await staff.get(f"{page}?before={HUGE}")
     assert answer.status_code == 200, answer.text
+
+
+async def test_an_operator_records_a_visit_as_mostly_satisfied(desk: Desk) -> None:
+    number = desk.letter(1)  # streetlight: assigned to city-admin
+    li = await desk.signed_in("li")
+    await li.post(f"/console/letters/{number}/act", action="sign")
+    await li.post(f"/console/letters/{number}/act", action="reply", kind="final", text="已修复。")
+    zhang = await desk.signed_in("zhang")
+    page = await zhang.get(f"/console/letters/{number}")
+    assert 'value="mostly_satisfied"' in page.text  # the form offers 基本满意
+
+    done = await zhang.post(
+        f"/console/letters/{number}/act", action="visit", satisfaction="mostly_satisfied"
+    )
+
+    assert done.status_code == 303, done.text
+    with make_sessionmaker(desk.engine)() as s:
+        letter = s.scalars(select(Letter)).one()
+        assert (letter.status, letter.satisfaction) == ("closed", "mostly_satisfied")

@@ -328,7 +328,7 @@ def test_an_unsatisfied_visit_never_hands_a_letter_back_to_a_department_that_ret
     desk.act(letter_id, "assign", ["city-admin"], "assign", "time_limited", OPERATOR_ZHANG)
     desk.act(letter_id, "return_letter", "不属于本单位职责", clerk_of("city-admin"))
     desk.act(letter_id, "answer", "办事大厅工作日9点开门。", OPERATOR_ZHANG)  # 直办
-    desk.act(letter_id, "visit", False, OPERATOR_ZHANG, "不满意")
+    desk.act(letter_id, "visit", "unsatisfied", OPERATOR_ZHANG, "不满意")
 
     with desk.sessions() as session:
         letter = session.get(Letter, letter_id)

@@ -145,3 +145,32 @@ def test_an_interim_reply_takes_a_date_or_a_local_time_and_stores_utc(
     with Session(engine) as session:
         assignment = session.scalars(select(Assignment)).one()
         assert assignment.promised_at == stored
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "satisfaction"),
+    [
+        (("--satisfaction", "mostly_satisfied"), "closed", "mostly_satisfied"),
+        (("--no-satisfied",), "signed", "unsatisfied"),
+        ((), "closed", "satisfied"),
+    ],
+    ids=["mostly", "no-satisfied", "default"],
+)
+def test_an_operators_visit_records_how_satisfied_the_citizen_is(
+    act: tuple[str, Run],
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
+    answer: tuple[str, ...],
+    status: str,
+    satisfaction: str,
+) -> None:
+    number, run = act
+    assert run("assign", "--as", "operator:zhang", "--department", "city-admin") == 0
+    assert run("sign", "--as", LEADER) == 0
+    assert run("reply", "--as", LEADER, "--text", "已修好") == 0
+    code = run("visit", "--as", "operator:zhang", *answer)
+    assert code == 0, capsys.readouterr().err
+    with Session(engine) as session:
+        letter = letters.find_by_tracking_number(session, number)
+        assert letter is not None
+        assert (letter.status, letter.satisfaction) == (status, satisfaction)

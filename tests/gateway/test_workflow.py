@@ -298,11 +298,11 @@ def test_an_unsatisfied_follow_up_visit_reopens_the_letter(core: Core) -> None:
     letter_id = core.letter("路灯坏了")
     core.act(letter_id, "sign", CITY_ADMIN)
     core.act(letter_id, "reply", "已修好", CITY_ADMIN)
-    core.act(letter_id, "visit", False, OPERATOR_ZHANG, "灯还是不亮")
+    core.act(letter_id, "visit", "unsatisfied", OPERATOR_ZHANG, "灯还是不亮")
     assert core.get(letter_id).status == "signed"
 
     core.act(letter_id, "reply", "已更换灯具", CITY_ADMIN)
-    core.act(letter_id, "visit", True, OPERATOR_ZHANG)
+    core.act(letter_id, "visit", "satisfied", OPERATOR_ZHANG)
     letter = core.get(letter_id)
     assert (letter.status, letter.satisfaction) == ("closed", "satisfied")
 

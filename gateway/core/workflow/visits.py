@@ -19,10 +19,11 @@ SATISFACTIONS = (SATISFIED, MOSTLY_SATISFIED, UNSATISFIED)
 
 class Visiting(Base):
     def visit(
-        self, session: Session, letter: Letter, satisfied: bool, actor: Actor, note: str = ""
+        self, session: Session, letter: Letter, satisfaction: str, actor: Actor, note: str = ""
     ) -> None:
-        """回访 by an operator: satisfied closes the letter; unsatisfied reopens it."""
-        record_visit(self, session, letter, SATISFIED if satisfied else UNSATISFIED, actor, note)
+        """回访 by an operator: satisfied or mostly satisfied closes the letter; unsatisfied
+        reopens it."""
+        record_visit(self, session, letter, satisfaction, actor, note)
 
 
 def record_visit(

@@ -335,7 +335,8 @@ def _arguments(desk: Desk) -> argparse.Namespace:
         interim=desk.field("kind") == "interim",
         promised_at=_end_of_day(desk, date.fromisoformat(promised)) if promised else None,
         approve=desk.field("approve") != "no",
-        satisfied=desk.field("satisfied") != "no",
+        satisfied=True,
+        satisfaction=desk.field("satisfaction") or None,
     )
 
 
