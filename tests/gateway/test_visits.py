@@ -137,6 +137,16 @@ def board(parts: Parts, engine: Engine) -> Visits:
 STREETLIGHT = "翠屏区人民路18号门口的路灯已经坏了三天，晚上很黑，请尽快修理。"
 
 
+def test_a_fax_from_a_landline_is_asked_on_the_mobile_it_gives(board: Visits) -> None:
+    letter_id = board.fax(["南溪区的路灯坏了三天", "联系电话 13700137000"])
+    board.read_pages()
+    board.replied(letter_id)
+
+    [reply, question] = board.sent(letter_id)
+    assert (reply.kind, reply.to) == (question.kind, question.to) == ("sms", "+8613700137000")
+    assert question.body == sms_question(board.number(letter_id))
+
+
 def test_an_sms_citizens_replied_letter_asks_them_by_sms(board: Visits) -> None:
     letter_id = board.sms(STREETLIGHT)
     board.replied(letter_id)

@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 from gateway.core.access import lead_assignment
 from gateway.core.messages import queue_message
 from gateway.core.workflow.base import Base
+from gateway.core.workflow.citizen import SIGNATURE, sms_number
 from gateway.core.workflow.transitions import SYSTEM, Actor
 from store.models import Department, Letter
-from store.phones import is_mobile
 
-SIGNATURE = "【12345市民热线】"
 VISIT = Actor(SYSTEM, "visit")
 # What the citizen answers; answers.py reads the same three.
 OPTIONS = "1 满意，2 基本满意，3 不满意"
@@ -106,18 +105,19 @@ def sweep_visits(
 
 
 def _ask(workflow: Base, session: Session, letter: Letter, now: datetime) -> None:
-    """By e-mail for a mail (or a citizen with no mobile), by SMS to a mobile; a landline is
-    an operator's call at once (an SMS to it is lost). Nobody left a contact: not asked."""
+    """By e-mail for a mail (or a citizen with no mobile), by SMS to a mobile (the one their
+    receipt went to); a landline is an operator's call at once (an SMS to it is lost).
+    Nobody left a contact: not asked."""
     citizen = letter.citizen
     number = letter.tracking_number
-    mobile = citizen is not None and citizen.phone is not None and is_mobile(citizen.phone)
+    mobile = sms_number(letter)
     if citizen is not None and citizen.email and (letter.channel == "email" or not mobile):
         subject, body = email_question(number)
         payload = {"subject": subject, "body": body}
         queue_message(session, "email", letter.id, citizen.email, payload, now)
         by = "email"
-    elif citizen is not None and citizen.phone and mobile:
-        queue_message(session, "sms", letter.id, citizen.phone, {"body": sms_question(number)}, now)
+    elif mobile:
+        queue_message(session, "sms", letter.id, mobile, {"body": sms_question(number)}, now)
         by = "sms"
     elif citizen is not None and citizen.phone:
         letter.visit_callback_at = now
