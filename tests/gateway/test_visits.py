@@ -146,6 +146,15 @@ def test_a_fax_from_a_landline_is_asked_on_the_mobile_it_gives(board: Visits) ->
     assert (reply.kind, reply.to) == (question.kind, question.to) == ("sms", "+8613700137000")
     assert question.body == sms_question(board.number(letter_id))
 
+    # The citizen answers from that mobile: the fax is visited, not a new letter routed.
+    answer = board.sms("3", sender="+8613700137000")
+    board.route()
+    assert board.letter(answer).status == "visit_answer"
+    assert (board.letter(letter_id).satisfaction, board.lead_status(letter_id)) == (
+        "unsatisfied",
+        "signed",
+    )
+
 
 def test_an_sms_citizens_replied_letter_asks_them_by_sms(board: Visits) -> None:
     letter_id = board.sms(STREETLIGHT)

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.core.messages import queue_message
@@ -23,7 +23,7 @@ from gateway.core.workflow.visits import (
     UNSATISFIED,
     record_visit,
 )
-from store.models import Citizen, Letter
+from store.models import Citizen, Letter, LetterPhone
 from store.pii import keyring_of
 
 # The question's own choices, as the citizen types them: "3", "３", "3 还是没修".
@@ -210,14 +210,17 @@ def _visited(session: Session, letter: Letter, words: str) -> Letter | None:
 
 def _same_sender(session: Session, letter: Letter) -> ColumnElement[bool] | None:
     """Citizens with the sender's own number (an SMS) or address (a mail), by lookup hash
-    (PII is encrypted), under any key while a rotation is under way. Only the sender: a
-    number written in the text may be anyone's."""
+    (PII is encrypted), under any key while a rotation is under way; and a fax that gave the
+    sender's mobile in its text, where its question went (citizen.sms_number). Otherwise
+    only the sender: a number written in the text may be anyone's."""
     citizen = letter.citizen
     keyring = keyring_of(session.get_bind().dialect)
     if citizen is None:
         return None
     if letter.channel == "sms" and citizen.phone:
-        return Citizen.phone_hash.in_(keyring.lookup_hashes("phone", citizen.phone))
+        hashes = keyring.lookup_hashes("phone", citizen.phone)
+        faxed = select(LetterPhone.letter_id).where(LetterPhone.phone_hash.in_(hashes))
+        return or_(Citizen.phone_hash.in_(hashes), (Letter.channel == "fax") & Letter.id.in_(faxed))
     if letter.channel == "email" and citizen.email:
         return Citizen.email_hash.in_(keyring.lookup_hashes("email", citizen.email))
     return None
