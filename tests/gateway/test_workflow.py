@@ -344,6 +344,8 @@ def test_the_sweep_warns_urges_and_supervises_each_assignment_once(core: Core) -
         "warning": 1,
         "urge": 0,
         "supervise": 0,
+        "visit_asked": 0,
+        "visit_unanswered": 0,
     }
     core.clock.now = due + timedelta(minutes=1)
     assert core.workflow.sweep(core.sessions, core.clock.now)["urge"] == 1

@@ -37,9 +37,9 @@ class Chasing(Base):
         self, session_factory: Callable[[], Any], now: datetime, batch: int = 500
     ) -> dict[str, int]:
         """Warn before deadlines, urge past them, supervise urged letters still unanswered;
-        ask the visits due and hand unanswered ones to operators (asking.py, logged as
-        sweep.visits). Each notice is issued once per assignment however many nodes sweep
-        (Chase is unique per assignment and kind). Returns how many of each were issued."""
+        ask the visits due and hand unanswered ones to operators (asking.py). Each notice is
+        issued once per assignment however many nodes sweep (Chase is unique per assignment
+        and kind). Returns how many of each were issued (visit_asked, visit_unanswered too)."""
         d = self.deadlines
         issued = {"warning": 0, "urge": 0, "supervise": 0}
         plans: list[tuple[str, Any]] = [
@@ -60,9 +60,7 @@ class Chasing(Base):
             session_factory, "supervise", supervise_filter, now, batch
         )
         # 回访 too: questions asked after their delay, unanswered ones given to an operator.
-        visits = sweep_visits(self, session_factory, now, batch)
-        if any(visits.values()):
-            log_event(log, "sweep.visits", **visits)
+        issued.update(sweep_visits(self, session_factory, now, batch))
         return issued
 
     def _chase(
