@@ -519,3 +519,25 @@ class ConsoleSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     user: Mapped[ConsoleUser] = relationship()
+
+
+class Seat(Base):
+    """An operator's phone seat (坐席): the SIP account the console user's phone registers
+    with. Only the digest HA1, md5("username:realm:password"), is kept: what Kamailio's
+    auth_db checks a REGISTER against; the password itself is shown once and never stored."""
+
+    __tablename__ = "seats"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    # One seat per operator: the queue offers a call to a person, not to a phone.
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_users.id"), unique=True)
+    realm: Mapped[str] = mapped_column(String(64))
+    ha1: Mapped[str] = mapped_column(String(32))
+    # signed_out, available, on_break (gateway/core/seats.py)
+    state: Mapped[str] = mapped_column(String(16))
+    state_since: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    user: Mapped[ConsoleUser] = relationship()
