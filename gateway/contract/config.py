@@ -588,6 +588,17 @@ class ConsoleConfig(Section):
     page_size: int = Field(default=50, ge=10, le=500)
 
 
+class SeatsConfig(Section):
+    """Operators' phone seats (坐席, gateway/core/seats.py): their SIP accounts' digest realm
+    and the passwords `hotline seats add` makes."""
+
+    # The SIP digest realm (RFC 3261 22.4): part of each stored HA1, so the registrar's
+    # realm must be the same; changing it needs `hotline seats reset-password` per seat.
+    realm: str = Field(default="hotline", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+    # Letters and digits of a generated password (a desk phone's keypad can type them).
+    password_length: int = Field(default=16, ge=12, le=64)
+
+
 class WebhookEndpoint(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     url: str
@@ -632,6 +643,7 @@ class Config(Section):
     routing: RoutingConfig = RoutingConfig()
     api: ApiConfig = ApiConfig()
     console: ConsoleConfig = ConsoleConfig()
+    seats: SeatsConfig = SeatsConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
     visits: VisitsConfig = VisitsConfig()
