@@ -102,6 +102,7 @@ def _handlers() -> dict[str, Handler]:
         missed_cli,
         pii_cli,
         routing_cli,
+        seats_cli,
         stt_cli,
         webhooks_cli,
     )
@@ -125,6 +126,7 @@ def _handlers() -> dict[str, Handler]:
         "jobs": jobs_cli.jobs_command,
         "calendar": calendar_cli.calendar_command,
         "routing": routing_cli.routing_command,
+        "seats": seats_cli.seats_command,
     }
 
 
@@ -168,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
         missed_cli,
         pii_cli,
         routing_cli,
+        seats_cli,
         stt_cli,
         webhooks_cli,
     )
@@ -216,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     missed_cli.add_parsers(commands)
     calendar_cli.add_parsers(commands)
     routing_cli.add_parsers(commands)
+    seats_cli.add_parsers(commands)
     return parser
 
 

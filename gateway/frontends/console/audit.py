@@ -31,6 +31,10 @@ AUDIT_LABELS = {
     "console.token_created": "创建接口令牌",
     "console.token_revoked": "吊销接口令牌",
     "console.bulletin_exported": "导出通报",
+    "console.seat_added": "添加坐席",
+    "console.seat_password_reset": "重置坐席密码",
+    "console.seat_removed": "删除坐席",
+    "console.seat_state_changed": "坐席状态变更",
     "pii.revealed": "查看来信人信息",
     "pii_read": "读取来信人信息（接口、命令行或推送）",
 }
@@ -51,6 +55,8 @@ DETAIL_LABELS = {
     "reason": "理由",
     "format": "格式",
     "period": "时段",
+    "seat": "坐席",
+    "state": "状态",
 }
 OUTCOMES = {"ok": "成功", "wrong": "用户名或密码错误", "locked": "已锁定", "disabled": "已停用"}
 
