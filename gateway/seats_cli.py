@@ -71,7 +71,8 @@ def seats_command(config: Config, args: argparse.Namespace) -> int:
             print_json(rows)
             return 0
         for row in rows:
-            print(f"{row['username']}  {row['user']}  {row['state']} since {row['state_since']}")
+            since = datetime.fromisoformat(row["state_since"]).astimezone(config.zone)
+            print(f"{row['username']}  {row['user']}  {row['state']} since {since:%Y-%m-%d %H:%M}")
     elif args.action in ("add", "reset-password"):
         # Printed only after the commit: a password shown is a password that works.
         print(made.password)

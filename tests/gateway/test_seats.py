@@ -21,6 +21,7 @@ from gateway.core import seats
 from gateway.frontends.console import accounts
 from store.db import make_sessionmaker
 from store.models import Base, ConsoleUser, Event, Seat
+from tests.conftest import SHANGHAI
 
 REALM = "12345.example.gov.cn"
 NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
@@ -153,7 +154,14 @@ def test_seats_list_json_is_the_documented_shape_without_the_ha1(
     assert desk is not None and desk.ha1 not in out
     assert rows[1]["state_since"] == desk.state_since.isoformat().replace("+00:00", "Z")
     code, out, _ = hotline("list")
-    assert out.splitlines()[0].startswith("8002  li  signed_out since ")
+    first = seat_of(engine, "8002")
+    assert first is not None
+    li, zhang = (s.state_since.astimezone(SHANGHAI) for s in (first, desk))
+    shown = [
+        f"8002  li  signed_out since {li:%Y-%m-%d %H:%M}",
+        f"desk.1  zhang  available since {zhang:%Y-%m-%d %H:%M}",
+    ]
+    assert (code, out.splitlines()) == (0, shown)
 
 
 @pytest.mark.parametrize(
