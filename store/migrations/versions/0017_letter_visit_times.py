@@ -25,9 +25,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("letters") as batch:
         batch.add_column(sa.Column("visit_asked_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(
-            sa.Column("visit_callback_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("visit_callback_at", sa.DateTime(timezone=True), nullable=True))
     op.execute(
         "UPDATE letters SET visit_asked_at = replied_at, visit_callback_at = replied_at "
         "WHERE status = 'replied'"
