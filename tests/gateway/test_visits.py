@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from gateway.contract.config import VisitsConfig
 from gateway.contract.contact import Channel, Citizen, IncomingContact
@@ -497,3 +497,36 @@ def test_with_visits_off_nobody_is_asked_and_an_answer_is_a_letter(board: Visits
 
     board.workflow.visits = VisitsConfig()
     assert board.sweep() == {"visit_asked": 1, "visit_unanswered": 0}
+
+
+def test_an_answer_is_matched_from_the_senders_indexes_not_every_replied_letter(
+    board: Visits,
+) -> None:
+    """Every SMS routed looks for its sender's open question: from the citizen's and the
+    phone's indexes, never by reading every replied, closed or fax letter (SQLite, which
+    has no statistics here, would pick the status or channel index given the chance)."""
+    if board.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plans")
+    letter_id = board.sms(STREETLIGHT)
+    board.replied(letter_id)
+    board.sms("1")
+    seen: list[tuple[str, object]] = []
+
+    def keep(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and "letters" in sql:
+            seen.append((sql, params))
+
+    event.listen(board.engine, "before_cursor_execute", keep)
+    try:
+        board.route()
+    finally:
+        event.remove(board.engine, "before_cursor_execute", keep)
+
+    assert board.letter(letter_id).satisfaction == "satisfied"
+    plans = []
+    with board.engine.connect() as conn:
+        for sql, params in seen:
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)  # type: ignore[arg-type]
+            plans.append(" ".join(str(row[-1]) for row in rows))
+    assert plans
+    assert not [p for p in plans if "ix_letters_status" in p or "ix_letters_channel" in p]

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core.messages import queue_message
@@ -152,26 +153,23 @@ def _answered_again(workflow: Base, session: Session, letter: Letter, words: str
     the same answer sent twice, or changed. Linked to that letter rather than queued for
     operators as a new one; a changed answer is a note on it for them to read."""
     satisfaction = read_answer(words)
-    same = _same_sender(session, letter)
-    if satisfaction is None or len(_plain(words)) > BARE_ANSWER or same is None:
+    if satisfaction is None or len(_plain(words)) > BARE_ANSWER:
         return False
     since = workflow.clock() - timedelta(days=workflow.visits.callback_after_days)
-    closed = session.scalars(
-        select(Letter)
-        .join(Citizen, Letter.citizen_id == Citizen.id)
-        .where(
-            same,
-            Letter.status == "closed",
-            Letter.visit_asked_at.is_not(None),
-            Letter.satisfaction.is_not(None),
-            Letter.closed_at >= since,
-            Letter.id != letter.id,
-        )
-        .order_by(Letter.closed_at.desc(), Letter.id.desc())
-        .limit(1)
-    ).first()
-    if closed is None:
+    visited = [
+        row
+        for row in _senders_letters(session, letter)
+        if row.status == "closed"
+        and row.visit_asked_at is not None
+        and row.satisfaction is not None
+        and row.closed_at is not None
+        and row.closed_at >= since
+    ]
+    if not visited:
         return False
+    last = max(visited, key=lambda row: (row.closed_at, row.id))
+    closed = session.get(Letter, last.id)
+    assert closed is not None
     letter.status = workflow._check(letter, "take_answer", VISIT)
     detail = {"visited": closed.tracking_number, "satisfaction": satisfaction}
     workflow._event(session, letter, VISIT, "visit_answer", None, again=True, **detail)
@@ -184,22 +182,14 @@ def _answered_again(workflow: Base, session: Session, letter: Letter, words: str
 def _visited(session: Session, letter: Letter, words: str) -> Letter | None:
     """The citizen's letter whose question is open: the one the answer names by its
     tracking number, else the one asked last. Locked, and read again under the lock."""
-    same = _same_sender(session, letter)
-    if same is None:
-        return None
-    open_ = list(
-        session.execute(
-            select(Letter.id, Letter.tracking_number)
-            .join(Citizen, Letter.citizen_id == Citizen.id)
-            .where(
-                same,
-                Letter.status == "replied",
-                Letter.visit_asked_at.is_not(None),
-                Letter.id != letter.id,
-            )
-            .order_by(Letter.visit_asked_at.desc(), Letter.id.desc())
-            .limit(20)
-        )
+    open_ = sorted(
+        (
+            row
+            for row in _senders_letters(session, letter)
+            if row.status == "replied" and row.visit_asked_at is not None
+        ),
+        key=lambda row: (row.visit_asked_at, row.id),
+        reverse=True,
     )
     if not open_:
         return None
@@ -208,22 +198,47 @@ def _visited(session: Session, letter: Letter, words: str) -> Letter | None:
     return visited if visited is not None and visited.status == "replied" else None
 
 
-def _same_sender(session: Session, letter: Letter) -> ColumnElement[bool] | None:
-    """Citizens with the sender's own number (an SMS) or address (a mail), by lookup hash
-    (PII is encrypted), under any key while a rotation is under way; and a fax that gave the
-    sender's mobile in its text, where its question went (citizen.sms_number). Otherwise
-    only the sender: a number written in the text may be anyone's."""
+def _senders_letters(session: Session, letter: Letter) -> list[Any]:
+    """The other letters of the sender's own number (an SMS) or address (a mail), by lookup
+    hash (PII is encrypted), under any key while a rotation is under way; and the faxes
+    that gave the sender's mobile in their text, where their question went
+    (citizen.sms_number). Otherwise only the sender: a number written in a text may be
+    anyone's. Found from the citizen's and the phone's indexes alone, filtered here: given a
+    condition on the status or channel, SQLite reads every replied, closed or fax letter
+    by that column's index for each SMS routed."""
     citizen = letter.citizen
     keyring = keyring_of(session.get_bind().dialect)
     if citizen is None:
-        return None
+        return []
+    columns = (
+        Letter.id,
+        Letter.tracking_number,
+        Letter.status,
+        Letter.visit_asked_at,
+        Letter.satisfaction,
+        Letter.closed_at,
+        Letter.channel,
+    )
+    found: list[Any]
     if letter.channel == "sms" and citizen.phone:
         hashes = keyring.lookup_hashes("phone", citizen.phone)
-        faxed = select(LetterPhone.letter_id).where(LetterPhone.phone_hash.in_(hashes))
-        return or_(Citizen.phone_hash.in_(hashes), (Letter.channel == "fax") & Letter.id.in_(faxed))
-    if letter.channel == "email" and citizen.email:
-        return Citizen.email_hash.in_(keyring.lookup_hashes("email", citizen.email))
-    return None
+        senders = select(Citizen.id).where(Citizen.phone_hash.in_(hashes))
+        faxed = (
+            select(*columns)
+            .join(LetterPhone, LetterPhone.letter_id == Letter.id)
+            .where(LetterPhone.phone_hash.in_(hashes))
+        )
+        found = [row for row in session.execute(faxed) if row.channel == "fax"]
+    elif letter.channel == "email" and citizen.email:
+        hashes = keyring.lookup_hashes("email", citizen.email)
+        senders = select(Citizen.id).where(Citizen.email_hash.in_(hashes))
+        found = []
+    else:
+        return []
+    ids = list(session.scalars(senders))
+    if ids:
+        found += session.execute(select(*columns).where(Letter.citizen_id.in_(ids)))
+    return [row for row in {row.id: row for row in found}.values() if row.id != letter.id]
 
 
 def _plain(text: str) -> str:
