@@ -541,3 +541,61 @@ class Seat(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     user: Mapped[ConsoleUser] = relationship()
+
+
+class CallQueueRow(Base):
+    """The city-wide call queue (gateway/core/callqueue.py): one row holding the ACD core's
+    state as JSON. Every change locks it, so SIP workers on any node step it one at a time."""
+
+    __tablename__ = "call_queue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # gateway/core/acd.py QueueState, and which worker holds each call in it.
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owners: Mapped[dict[str, str]] = mapped_column(JSON)
+    # The queue's clock never runs back: the latest time (POSIX seconds) it has handled.
+    last_at: Mapped[float] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CallQueueOwner(Base):
+    """A worker holding queued calls and when it last said it was alive."""
+
+    __tablename__ = "call_queue_owners"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CallQueueAction(Base):
+    """What the queue decided, waiting for the worker that holds the call (owner NULL: the
+    console, e.g. a seat marked not answering); taken and deleted in id order."""
+
+    __tablename__ = "call_queue_actions"
+    __table_args__ = (Index("ix_call_queue_actions_owner_id", "owner", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class QueuedCall(Base):
+    """One caller's way through the queue, for the figures: wait, outcome, seat, talk time."""
+
+    __tablename__ = "queued_calls"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    priority: Mapped[str] = mapped_column(String(32))
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # answered, abandoned, queue_timeout, message, lost (its worker died); NULL while queued.
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    seat: Mapped[str | None] = mapped_column(String(32))
+    waited_seconds: Mapped[float | None] = mapped_column(Float)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # unanswered: when it left
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)

@@ -628,6 +628,28 @@ class WebhooksConfig(Section):
     public_url: str = "http://127.0.0.1:8080"
 
 
+class AcdSection(Section):
+    """The call queue (ACD, gateway/core/acd.py and callqueue.py): the same fields as
+    ``AcdConfig``, which gateway/core/callqueue.py makes from them, and how long a SIP worker
+    may stay silent before its queued callers are given up."""
+
+    # Priority classes, first served first (e.g. a line for the elderly before the rest).
+    priorities: list[str] = Field(default=["elderly", "normal"], min_length=1)
+    ring_timeout_seconds: float = Field(default=15, gt=0)
+    max_wait_seconds: float = Field(default=180, gt=0)
+    announce_every_seconds: float = Field(default=30, gt=0)
+    not_answering_pause_seconds: float = Field(default=300, gt=0)
+    wrap_up_seconds: float = Field(default=0, ge=0)
+    owner_timeout_seconds: float = Field(default=15, gt=0)
+
+    @field_validator("priorities")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("priority classes must be distinct")
+        return value
+
+
 class Config(Section):
     timezone: str = "Asia/Shanghai"
     database: DatabaseConfig = DatabaseConfig()
@@ -647,6 +669,7 @@ class Config(Section):
     webhooks: WebhooksConfig = WebhooksConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
     visits: VisitsConfig = VisitsConfig()
+    acd: AcdSection = AcdSection()
     # The phone menu, shared by the SIP and Twilio channels (ivr/flow.py).
     ivr: IvrConfig = IvrConfig()
 
