@@ -37,7 +37,7 @@ def kamailio_config(config: Config, args: argparse.Namespace) -> int:
         # the list written with it rather than whatever run_dir holds.
         kamailio = settings.kamailio.model_copy(update={"run_dir": args.out})
         settings = settings.model_copy(update={"kamailio": kamailio})
-    cfg, dispatchers = render(settings, worker_addresses(config))
+    cfg, dispatchers = render(settings, worker_addresses(config), config.seats, config.database.url)
     if args.out is None:
         print(cfg)
         print("# dispatcher.list\n" + dispatchers)

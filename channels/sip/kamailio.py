@@ -7,6 +7,10 @@ hands each call to the worker with the fewest calls (dispatcher algorithm 10, ``
 refuses every source outside ``allowed_sources``. It may front other nodes' workers too
 (``kamailio.peer_workers``): one front door over several nodes' pools, each worker dropping
 out when it stops answering pings. docs/channels/sip-kamailio.md says why.
+
+With ``seats.registrar`` it is also the operators' registrar: desk phones REGISTER with
+digest auth over the gateway's own ``seats`` table, and a worker reaches a registered seat
+at ``sip:<seat>@host:port`` (docs/channels/sip-kamailio.md, "Seats register here").
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from types import TracebackType
 
 import jinja2
 
-from gateway.contract.config import SipConfig
+from channels.sip.kamailio_db import kamailio_db
+from gateway.contract.config import SeatsConfig, SipConfig
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.logs import log_event
 from gateway.engine.processes import die_with_parent
@@ -71,9 +76,19 @@ _JINJA = jinja2.Environment(
 )
 
 
-def render(settings: SipConfig, workers: list[Worker]) -> tuple[str, str]:
+# The FIFO Kamailio's jsonrpcs takes commands on (channels/sip/registrations.py), in run_dir.
+RPC_FIFO = "kamailio_rpc.fifo"
+
+
+def render(
+    settings: SipConfig,
+    workers: list[Worker],
+    seats: SeatsConfig | None = None,
+    database_url: str = "",
+) -> tuple[str, str]:
     """The kamailio.cfg text (``TEMPLATE`` filled in) and the dispatcher.list text for this
-    node's ``workers`` and the other nodes' ones in ``kamailio.peer_workers``.
+    node's ``workers`` and the other nodes' ones in ``kamailio.peer_workers``; with
+    ``seats`` (and its ``registrar`` on) the seats' registrar over ``database_url`` too.
 
     Raises ConfigurationError, naming the key, for settings Kamailio would choke on.
     """
@@ -112,8 +127,34 @@ def render(settings: SipConfig, workers: list[Worker]) -> tuple[str, str]:
         user_agent=_user_agent(settings),
         allowed_sources=_allowed_networks(settings),
         trusted_identity=_networks("trusted_identity_sources", settings.trusted_identity_sources),
+        seats=_registrar(seats, database_url, run_dir),
     )
     return config, _dispatcher_list(settings, workers, sockets)
+
+
+def _registrar(
+    seats: SeatsConfig | None, database_url: str, run_dir: Path
+) -> dict[str, str] | None:
+    """The template's values for the seats' registrar, or None when there is none."""
+    if seats is None or not seats.registrar:
+        return None
+    db = kamailio_db(database_url)
+    phones = []
+    for entry in seats.phone_sources:
+        try:
+            phones.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError as exc:
+            raise ConfigurationError(f"seats.phone_sources: {exc}") from None
+    if not phones:
+        raise ConfigurationError("seats.phone_sources is empty: no desk phone could register")
+    return {
+        "realm": seats.realm,
+        "phone_sources": ",".join(phones),
+        "db_module": db.module,
+        "db_url": db.url,
+        "rpc_fifo": str(run_dir / RPC_FIFO),
+        "rpc_reply_dir": str(run_dir),
+    }
 
 
 def _worker_sockets(settings: SipConfig, workers: list[Worker]) -> dict[str, str]:
@@ -239,6 +280,8 @@ class Kamailio:
         settings: SipConfig,
         workers: list[Worker],
         *,
+        seats: SeatsConfig | None = None,
+        database_url: str = "",
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -246,7 +289,10 @@ class Kamailio:
         self.workers = list(workers)
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.config_text, self.dispatcher_text = render(settings, self.workers)
+        self.config_text, self.dispatcher_text = render(settings, self.workers, seats, database_url)
+        registrar = seats is not None and seats.registrar
+        # What Kamailio's db_url cannot carry (a PostgreSQL password): its environment only.
+        self._env = {**os.environ, **(kamailio_db(database_url).env if registrar else {})}
         self.run_dir = settings.kamailio.run_dir.absolute()
         self.config_path = self.run_dir / "kamailio.cfg"
         self.dispatcher_path = self.run_dir / "dispatcher.list"
@@ -301,6 +347,7 @@ class Kamailio:
             self._ended = False
         self._proc = subprocess.Popen(
             args,
+            env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -401,6 +448,7 @@ class Kamailio:
         try:
             checked = subprocess.run(
                 [binary, "-c", "-f", str(self.config_path)],
+                env=self._env,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

@@ -80,7 +80,12 @@ class SipChannel:
     async def start(self) -> None:
         self.task = asyncio.create_task(self.pool.run(self.stopping), name="sip-workers")
         if self.settings.workers > 1:
-            kamailio = Kamailio(self.settings, self.addresses)
+            kamailio = Kamailio(
+                self.settings,
+                self.addresses,
+                seats=self.config.seats,
+                database_url=self.config.database.url,
+            )
             await asyncio.to_thread(kamailio.start)
             self.kamailio = kamailio
             log_event(

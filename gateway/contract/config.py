@@ -597,6 +597,12 @@ class SeatsConfig(Section):
     realm: str = Field(default="hotline", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
     # Letters and digits of a generated password (a desk phone's keypad can type them).
     password_length: int = Field(default=16, ge=12, le=64)
+    # Kamailio (it runs when channels.sip.workers > 1) is the seats' registrar: desk phones
+    # REGISTER there with digest auth over the seats table. Off, it refuses REGISTER.
+    registrar: bool = True
+    # Where desk phones register from (the packet's source), besides channels.sip
+    # allowed_sources: the operators' network. They may only REGISTER and take calls.
+    phone_sources: list[str] = ["127.0.0.0/8", "::1/128"]
 
 
 class WebhookEndpoint(Section):

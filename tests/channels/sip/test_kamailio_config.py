@@ -177,8 +177,10 @@ def test_kamailio_config_prints_the_config_and_the_list_without_writing_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = hotline_config(tmp_path)
-    sip = load_config(config).channels.sip
-    cfg, dispatcher = render(sip, [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)])
+    loaded = load_config(config)
+    workers: list[Worker] = [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)]
+    # The seats' registrar included, as serve starts it (seats.registrar is on by default).
+    cfg, dispatcher = render(loaded.channels.sip, workers, loaded.seats, loaded.database.url)
 
     assert main(["--config", str(config), "sip", "kamailio-config"]) == 0
 
@@ -191,20 +193,19 @@ def test_kamailio_config_out_writes_a_pair_that_names_its_own_list_and_passes_th
 ) -> None:
     config = hotline_config(tmp_path)
     out = tmp_path / "out"
-    sip = load_config(config).channels.sip
+    loaded = load_config(config)
     workers: list[Worker] = [("127.0.0.1", 5070), ("127.0.0.1", 5071), ("127.0.0.1", 5072)]
-    in_run_dir, dispatcher = render(sip, workers)
+    in_run_dir, dispatcher = render(loaded.channels.sip, workers, loaded.seats, loaded.database.url)
 
     assert main(["--config", str(config), "sip", "kamailio-config", "--out", str(out)]) == 0
 
     assert capsys.readouterr().out == ""
     assert sorted(path.name for path in out.iterdir()) == ["dispatcher.list", "kamailio.cfg"]
     assert (out / "dispatcher.list").read_text() == dispatcher
-    # What serve writes to run_dir, but for the list it names: the one beside it.
+    # What serve writes to run_dir, but for the files it names (the list, the seats' RPC
+    # FIFO): beside it.
     written = (out / "kamailio.cfg").read_text()
     assert f'#!define DISPATCHER_LIST "{out / "dispatcher.list"}"' in written.splitlines()
-    assert written == in_run_dir.replace(
-        str(tmp_path / "run" / "dispatcher.list"), str(out / "dispatcher.list")
-    )
+    assert written == in_run_dir.replace(str(tmp_path / "run"), str(out))
     checked = kamailio_check(kamailio_binary, out / "kamailio.cfg")
     assert checked.returncode == 0, checked.stdout + checked.stderr
