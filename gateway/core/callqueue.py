@@ -49,6 +49,7 @@ _ACTIONS: Mapping[str, type[acd.Action]] = {
     )
 }
 _ROW = 1  # the one city-wide queue
+_OWNER_CHARS = 64  # call_queue_owners.owner
 
 
 def acd_config(section: AcdSection) -> acd.AcdConfig:
@@ -144,7 +145,7 @@ class CallQueue:
         one is free again. Returns those call ids. Run by any worker on its tick.
 
         The actions stay addressed to the silent worker: one only stalled learns its callers
-        were dropped; one started again under the same name calls ``restart`` first.
+        were dropped; one started again under its name calls ``restart`` first.
         """
         now = now or self._clock()
         limit = now - self._owner_timeout
@@ -159,12 +160,18 @@ class CallQueue:
             queue.save()
             return lost
 
-    def restart(self, owner: str) -> None:
-        """A worker started again under ``owner``: what was addressed to its last process
-        is dropped (those calls ended with it), and it is alive."""
+    def restart(self, owner: str) -> list[str]:
+        """A worker started again under ``owner``: the calls its last process held ended
+        with it, so they are given up as ``sweep`` would, what was addressed to it is
+        dropped, and it is alive. Returns those call ids."""
         with self._sessions.begin() as session:
+            now = self._clock()
+            _touch(session, owner, now)
+            queue = _Locked(session, self.config, now)
+            lost = queue.give_up({owner}, now.timestamp(), None)
+            queue.save()
             session.execute(delete(CallQueueAction).where(CallQueueAction.owner == owner))
-            _touch(session, owner, self._clock())
+            return lost
 
     def snapshot(self) -> acd.QueueState:
         """The queue as last saved (for the console and tests; no lock taken)."""
@@ -350,6 +357,8 @@ def _locked_row(session: Session, now: datetime) -> CallQueueRow:
 
 
 def _touch(session: Session, owner: str, now: datetime) -> None:
+    if not 0 < len(owner) <= _OWNER_CHARS:
+        raise ValueError(f"a worker's name is 1 to {_OWNER_CHARS} characters: {owner!r}")
     session.execute(
         _dialect_insert(session)(CallQueueOwner)
         .values(owner=owner, last_seen=now)

@@ -254,12 +254,14 @@ def test_a_dead_workers_callers_are_swept_and_its_seat_freed(desk: Desk) -> None
         ("c2", "lost", None, 12.0),
     ]
     assert queue.sweep(T0 + timedelta(seconds=15)) == []
-    # A worker started again under its name drops what was addressed to its last process.
+    # A worker started again under its name: its last process's calls and actions are gone.
     queue.handle(CallerJoined("c5", "normal", clock.at(16)), "w3")
-    queue.handle(CallerHungUp("c3", clock.at(17)), "w2")
-    queue.restart("w3")
+    queue.handle(CallerHungUp("c3", clock.at(17)), "w2")  # 8001 rings for c5: told to w3
+    clock.at(18)
+    assert queue.restart("w3") == ["c5"]
     assert queue.take("w3") == []
-    assert [r.call_id for r in queue.snapshot().ringing] == ["c4", "c5"]
+    assert [r.call_id for r in queue.snapshot().ringing] == ["c4"]
+    assert history(desk.engine)[4] == ("c5", "lost", None, 2.0)
 
 
 def test_a_worker_that_beats_keeps_its_callers(desk: Desk) -> None:
@@ -406,3 +408,44 @@ def test_two_takers_racing_get_every_action_exactly_once(engine: Engine, databas
     assert max(Counter(taken[0] + taken[1]).values()) == 1
     for mine in taken:
         assert mine == [action for action in made if action in set(mine)]
+
+
+def _joining_until_killed(url: str, started: ProcessEvent) -> None:
+    engine = make_engine(url, pii=PII)
+    queue = CallQueue(make_sessionmaker(engine), CONFIG, lambda: datetime.now(UTC))
+    for n in range(100_000):
+        queue.handle(CallerJoined(f"k-{n:06}", "normal", queue.now()), "killed")
+        if n == 5:
+            started.set()
+
+
+def test_a_worker_killed_mid_event_leaves_a_whole_queue_that_goes_on(
+    engine: Engine, database_url: str
+) -> None:
+    """SIGKILL while joining callers as fast as it can: each join is in the queue and its
+    history both or neither; the sweep gives them up and frees the seats they rang."""
+    add_seats(engine, SEATS[:2])
+    queue = CallQueue(make_sessionmaker(engine), CONFIG, lambda: datetime.now(UTC))
+    queue.handle(Tick(queue.now()), registered=set(SEATS[:2]))
+    started = SPAWN.Event()
+    worker = SPAWN.Process(target=_joining_until_killed, args=(database_url, started))
+    worker.start()
+    assert started.wait(timeout=120)
+    worker.kill()
+    worker.join(timeout=30)
+    assert worker.exitcode == -9
+    joined = [call for call, outcome, *_ in history(engine) if outcome is None]
+    assert len(joined) >= 6
+    assert joined == [f"k-{n:06}" for n in range(len(joined))]
+    assert waiting(queue) == joined
+    assert [(r.call_id, r.seat_id) for r in queue.snapshot().ringing] == [
+        ("k-000000", "8001"),
+        ("k-000001", "8002"),
+    ]
+    later = datetime.now(UTC) + timedelta(seconds=16)
+    assert queue.sweep(later) == joined
+    assert waiting(queue) == []
+    assert {outcome for _, outcome, *_ in history(engine)} == {"lost"}
+    assert queue.handle(CallerJoined("after", "normal", queue.now()), "w2") == [
+        Offer("after", "8001", 15)
+    ]
