@@ -77,6 +77,15 @@ def front(fronts: list[Front], tmp_path: Path, database_url: str) -> Front:
     return fronts[0]
 
 
+@pytest.fixture
+def sipp_workers() -> Iterator[list[Worker]]:
+    """Stand-in workers taking calls (test_kamailio's SIPp UAS); killed at the end."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
 def register(
     front: Front,
     seat: str,
@@ -101,29 +110,36 @@ def register(
     )
 
 
-def test_a_seat_with_its_password_registers_and_is_listed_until_it_unregisters(
+def test_seats_with_their_passwords_register_and_are_listed_until_they_unregister(
     front: Front, passwords: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     assert front.registered() == set()
-    phone = free_port()
+    phones = {"1001": free_port(), "1002": free_port()}
 
-    registered = register(front, "1001", "1001", passwords["1001"], port=phone)
+    registered = register(front, "1001", "1001", passwords["1001"], port=phones["1001"])
+    assert register(front, "1002", "1002", passwords["1002"], port=phones["1002"]).ok
 
     assert registered.ok, registered
-    assert "SIP/2.0 401 Unauthorized" in registered.messages
+    assert registered.messages.count("SIP/2.0 401 Unauthorized") == 1
     assert f'realm="{REALM}"' in registered.messages
+    assert 'qop="auth"' in registered.messages
     assert registered.messages.count("SIP/2.0 200 OK") == 1
-    assert front.registered() == {"1001"}
+    assert front.registered() == {"1001", "1002"}
 
-    gone = register(front, "1001", "1001", passwords["1001"], port=phone, expires=0)
+    gone = register(front, "1001", "1001", passwords["1001"], port=phones["1001"], expires=0)
 
     assert gone.ok, gone
-    assert front.registered() == set()
+    assert front.registered() == {"1002"}
     assert "ERROR" not in front.kamailio.output
-    # Neither the password nor its HA1 is in Kamailio's output or in our log.
+    # Neither a password nor its HA1 is in Kamailio's output or in our log.
     said = front.kamailio.output + caplog.text
-    assert passwords["1001"] not in said
-    assert seats.ha1("1001", REALM, passwords["1001"]) not in said
+    for seat, password in passwords.items():
+        assert password not in said
+        assert seats.ha1(seat, REALM, password) not in said
+    # Kamailio gone, the queue is told so rather than given an empty set.
+    front.kamailio.stop()
+    with pytest.raises(RegistrarUnavailable, match="RPC FIFO"):
+        front.registered()
 
 
 # The password the phone gives: OWN is the authenticating seat's real one.
@@ -178,6 +194,28 @@ def test_a_worker_reaches_a_registered_seat_and_the_seats_bye_comes_back(
     record_route = rf"Record-Route: <sip:127\.0\.0\.1:{front.sip.port};lr;ftag=[^;>]+;seat=1>"
     assert re.search(record_route, answered.messages)
     assert "ERROR" not in front.kamailio.output
+
+
+def test_a_worker_giving_up_while_the_seat_rings_cancels_the_ringing(
+    front: Front, passwords: dict[str, str]
+) -> None:
+    phone = free_port(2)
+    assert register(front, "1001", "1001", passwords["1001"], port=phone).ok
+    with SippUas(SCENARIOS / "kamailio_uas_rings.xml", phone, calls=1) as desk:
+        call = run_sipp(
+            SCENARIOS / "kamailio_uac_cancels.xml",
+            front.target,
+            local_ip="127.0.0.1",
+            local_port=front.worker_port,
+            service="1001",
+            timeout=WAIT,
+        )
+        rang = desk.stop()
+
+    assert call.ok, call
+    assert rang.ok, rang
+    assert f"CANCEL sip:1001@127.0.0.1:{phone};transport=UDP SIP/2.0" in rang.messages
+    assert "SIP/2.0 487 Request Terminated" in call.messages
 
 
 @pytest.mark.parametrize(
@@ -294,11 +332,3 @@ def test_a_bad_phone_network_is_refused_naming_the_key(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match=r"seats\.phone_sources"):
         render(settings(tmp_path), [("127.0.0.1", 5071)], bad, f"sqlite:///{tmp_path}/h.db")
-
-
-@pytest.fixture
-def sipp_workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.kill()
