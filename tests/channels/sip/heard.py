@@ -19,7 +19,7 @@ from ivr.prompts import BEEP
 from tests.support.audio import FRAME, RATE, VOICED_RMS, wav_audio
 
 PROMPT_SECONDS = 0.4  # the menu's prompts: SIPp scenarios wait for them by the clock
-NUMBER_SECONDS, NUMBER_GAP = 0.12, 0.06
+NUMBER_SECONDS, NUMBER_GAP = 0.06, 0.04
 NAMES: tuple[str, ...] = (*Prompts.model_fields, BEEP)
 # 400 Hz apart from 400 Hz up, inside the telephone band (300-3400 Hz).
 TONES: dict[str, float] = {name: 400.0 + 100 * i for i, name in enumerate(NAMES)}
