@@ -4,6 +4,7 @@ PostgreSQL), SIPp desk phones with digest auth, SIPp standing in for a worker.""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +141,32 @@ def test_seats_with_their_passwords_register_and_are_listed_until_they_unregiste
     front.kamailio.stop()
     with pytest.raises(RegistrarUnavailable, match="RPC FIFO"):
         front.registered()
+
+
+def test_a_captured_register_sent_again_is_challenged_not_registered(
+    front: Front, passwords: dict[str, str]
+) -> None:
+    phone = free_port()
+    registered = register(front, "1001", "1001", passwords["1001"], port=phone)
+    assert registered.ok, registered
+    gone = register(front, "1001", "1001", passwords["1001"], port=phone, expires=0)
+    assert gone.ok, gone
+    # The phone's authenticated REGISTER, as SIPp logged it, replayed from its address.
+    [sent] = [
+        block.split("\n\n", 1)[1].strip()
+        for block in registered.messages.split("\n" + "-" * 47)
+        if "UDP message sent" in block and "Authorization: Digest" in block
+    ]
+    replay = "\r\n".join(sent.splitlines()) + "\r\n\r\n"
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        attacker.bind(("127.0.0.1", phone))
+        attacker.settimeout(WAIT)
+        attacker.sendto(replay.encode(), ("127.0.0.1", front.sip.port))
+        answer = attacker.recv(65535).decode()
+
+    assert answer.startswith("SIP/2.0 401 Unauthorized\r\n"), answer
+    assert front.registered() == set()
 
 
 # The password the phone gives: OWN is the authenticating seat's real one.
