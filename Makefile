@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
 # Debian packages the gateway runs (fax OCR; Kamailio in front of several SIP workers);
 # installed when missing.
-DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio
+DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio kamailio-sqlite-modules kamailio-postgres-modules
 # Only the tests draw Chinese fax pages, speak voicemails (espeak-ng, sox), drive a browser
 # and place calls with SIPp.
 DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester

@@ -2,9 +2,9 @@
 
 A channel starts with ``start()``, feeds each event to ``step()``, performs the actions in
 order and keeps the new state (in memory for SIP, in the callback URL for Twilio, via
-``CallState.encode``). Each reply ends with at most one wait — ``Gather``, ``Record`` or
-``Transfer`` — whose result is the next event; a call that reaches "done" has had exactly
-one outcome (``StoreVoicemail``, ``StoreAgentStub`` or ``MarkMissed``).
+``CallState.encode``). Each reply ends with at most one wait — ``Gather``, ``Record``,
+``Transfer``, ``Enqueue`` or ``Talk`` — whose result is the next event; a call that reaches
+"done" has had exactly one outcome (``StoreVoicemail``, ``StoreAgentStub`` or ``MarkMissed``).
 
 A channel that can tell the caller their letter's number says so in ``RecordingEnded``
 (``tell_number``); the voicemail is then stored while the call is up, a
@@ -13,7 +13,9 @@ with ``Stored`` (what intake gave, or nothing if it was not stored in time).
 
 Contract for hang-ups: a hang-up during ``Record`` is reported as
 ``RecordingEnded(reason="hangup")`` (what was recorded is kept), and once an agent has
-answered a ``Transfer`` as ``TransferEnded("answered")``, whoever hangs up. Any other
+answered a ``Transfer`` as ``TransferEnded("answered")``, whoever hangs up. A seat that answers
+an ``Enqueue`` gives ``QueueEnded("answered")``: the call's letter is stored then, for the
+operator's screen, and ``Talk`` waits for either side to hang up (``TalkEnded``). Any other
 hang-up is ``HungUp()`` (while storing, in place of ``Stored``). Events that make no sense
 in a state are ignored, never raised.
 """
@@ -26,12 +28,20 @@ from typing import Literal, get_args
 
 from ivr.menu import CATEGORIES, Category, IvrConfig, PromptName
 
-Step = Literal["start", "menu", "recording", "storing", "transfer", "done"]
+Step = Literal["start", "menu", "recording", "storing", "transfer", "queue", "talking", "done"]
 STEPS: tuple[Step, ...] = get_args(Step)
 RecordingEndReason = Literal["key", "silence", "max", "hangup"]
 TransferOutcome = Literal["answered", "busy", "no_answer", "failed"]
+# How a wait in the call queue (gateway/core/acd.py) ended, if the caller is still there:
+# a seat answered, or past the maximum wait the caller chose a message or a callback.
+QueueOutcome = Literal["answered", "message", "callback"]
 MissedReason = Literal[
-    "hung_up_before_answer", "hung_up_in_menu", "hung_up_in_transfer", "short_recording"
+    "hung_up_before_answer",
+    "hung_up_in_menu",
+    "hung_up_in_transfer",
+    "short_recording",
+    "abandoned",
+    "queue_timeout",
 ]
 
 
@@ -76,11 +86,31 @@ class TransferEnded:
 
 
 @dataclass(frozen=True)
+class QueueEnded:
+    outcome: QueueOutcome
+
+
+@dataclass(frozen=True)
+class TalkEnded:
+    """The caller and the seat were talking and one of them hung up."""
+
+
+@dataclass(frozen=True)
 class HungUp:
     pass
 
 
-Event = Answered | Digit | NoInput | RecordingEnded | Stored | TransferEnded | HungUp
+Event = (
+    Answered
+    | Digit
+    | NoInput
+    | RecordingEnded
+    | Stored
+    | TransferEnded
+    | QueueEnded
+    | TalkEnded
+    | HungUp
+)
 
 
 # Actions: what the channel does, in order
@@ -115,6 +145,19 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Enqueue:
+    """Wait in the city-wide call queue for a seat (hold prompt, position), until
+    ``QueueEnded`` or a hang-up (``HungUp``: the caller abandoned)."""
+
+    priority: str
+
+
+@dataclass(frozen=True)
+class Talk:
+    """The caller and the seat that answered are bridged until one hangs up: TalkEnded."""
+
+
+@dataclass(frozen=True)
 class Hangup:
     pass
 
@@ -142,7 +185,7 @@ class MarkMissed:
 
 
 Outcome = StoreVoicemail | StoreAgentStub | MarkMissed
-Action = Play | Gather | Record | Transfer | Hangup | Outcome
+Action = Play | Gather | Record | Transfer | Enqueue | Talk | Hangup | Outcome
 
 _STEP_NAMED: dict[str, Step] = {name: name for name in STEPS}
 _CATEGORY_NAMED: dict[str, Category | None] = {"-": None} | {name: name for name in CATEGORIES}
@@ -219,6 +262,17 @@ def step(config: IvrConfig, state: CallState, event: Event) -> Reply:
             return _voicemail(config, state, "other", ("agent_unavailable",))
         case "transfer", HungUp():
             return _missed(state, "hung_up_in_transfer")
+        case "queue", QueueEnded(outcome="answered"):
+            return replace(state, step="talking"), (StoreAgentStub(), Talk())
+        case "talking", TalkEnded() | HungUp():
+            return replace(state, step="done"), (Hangup(),)
+        case "queue", QueueEnded(outcome="message"):
+            return _voicemail(config, state, "other")
+        case "queue", QueueEnded(outcome="callback"):
+            done = replace(state, step="done")
+            return done, (MarkMissed("queue_timeout"), Play("queue_callback"), Hangup())
+        case "queue", HungUp():
+            return _missed(state, "abandoned")
     return state, ()
 
 
@@ -255,6 +309,8 @@ def _no_input(config: IvrConfig, state: CallState) -> Reply:
 
 def _to_agent(config: IvrConfig, state: CallState) -> Reply:
     uri = config.agent.uri
+    if state.agents_available and config.agent.queue:
+        return replace(state, step="queue"), (Play("transferring"), Enqueue("normal"))
     if not (state.agents_available and uri):
         return _voicemail(config, state, "other", ("agent_unavailable",))
     transfer = Transfer(uri, config.agent.answer_timeout_seconds)

@@ -89,6 +89,22 @@ class Prompts(Section):
     digit_8: str = "八"
     digit_9: str = "九"
     digit_x: str = "艾克斯"
+    # Waiting in the call queue for a person: the hold prompt between position
+    # announcements (您前面还有N位, counted as spoken, not digit by digit), and what
+    # follows the maximum wait.
+    queue_hold: str = "您的来电正在排队，请不要挂机。"
+    ahead_1: str = "您前面还有一位。"
+    ahead_2: str = "您前面还有两位。"
+    ahead_3: str = "您前面还有三位。"
+    ahead_4: str = "您前面还有四位。"
+    ahead_5: str = "您前面还有五位。"
+    ahead_6: str = "您前面还有六位。"
+    ahead_7: str = "您前面还有七位。"
+    ahead_8: str = "您前面还有八位。"
+    ahead_9: str = "您前面还有九位。"
+    ahead_many: str = "您前面还有十位以上。"
+    queue_choice: str = "目前话务繁忙。留言请按1，需要我们给您回电请按2。"
+    queue_callback: str = "已为您登记回电，我们会尽快给您回电。再见。"
 
 
 PromptName = Literal[
@@ -120,6 +136,19 @@ PromptName = Literal[
     "digit_8",
     "digit_9",
     "digit_x",
+    "queue_hold",
+    "ahead_1",
+    "ahead_2",
+    "ahead_3",
+    "ahead_4",
+    "ahead_5",
+    "ahead_6",
+    "ahead_7",
+    "ahead_8",
+    "ahead_9",
+    "ahead_many",
+    "queue_choice",
+    "queue_callback",
 ]
 
 
@@ -145,11 +174,14 @@ class AgentConfig(Section):
     # leads to voicemail.
     uri: str | None = None
     answer_timeout_seconds: float = Field(default=20, gt=0)
+    # The hotline's own seats answer: callers who choose a person wait in the city-wide
+    # call queue (config.yaml's acd: section, docs/acd.md) instead of being sent to uri.
+    queue: bool = False
     working_hours: WorkingHours = WorkingHours()
 
     def available(self, local: datetime) -> bool:
         """Whether a transfer is worth trying at ``local``, the hotline's wall-clock time."""
-        return self.uri is not None and self.working_hours.covers(local)
+        return (self.queue or self.uri is not None) and self.working_hours.covers(local)
 
 
 class VoicemailConfig(Section):

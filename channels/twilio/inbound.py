@@ -195,7 +195,10 @@ class TwilioWebhooks:
     ) -> tuple[flow.CallState, flow.Event]:
         if step == "voice":
             local = self.clock().astimezone(self.zone)
-            return flow.start(), flow.Answered(self.ivr.agent.available(local))
+            # The seats' call queue is reached over SIP only: a Twilio caller who asks
+            # for a person leaves a message instead while agent.queue is on.
+            agents = self.ivr.agent.available(local) and not self.ivr.agent.queue
+            return flow.start(), flow.Answered(agents)
         try:
             state = flow.CallState.decode(encoded or "")
         except ValueError as exc:

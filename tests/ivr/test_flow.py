@@ -19,6 +19,7 @@ from ivr.flow import (
     Answered,
     CallState,
     Digit,
+    Enqueue,
     Event,
     Gather,
     Hangup,
@@ -27,11 +28,14 @@ from ivr.flow import (
     NoInput,
     Outcome,
     Play,
+    QueueEnded,
     Record,
     RecordingEnded,
     StoreAgentStub,
     Stored,
     StoreVoicemail,
+    Talk,
+    TalkEnded,
     Transfer,
     TransferEnded,
     start,
@@ -46,6 +50,8 @@ MENU = IvrConfig.model_validate({"agent": {"uri": QUEUE}})
 NO_AGENTS = IvrConfig()
 DIRECT = IvrConfig.model_validate({"mode": "direct", "agent": {"uri": QUEUE}})
 DIRECT_NO_AGENTS = IvrConfig(mode="direct")
+SEATS = IvrConfig.model_validate({"agent": {"queue": True}})
+DIRECT_SEATS = IvrConfig.model_validate({"mode": "direct", "agent": {"queue": True}})
 IMPATIENT = IvrConfig.model_validate(
     {"agent": {"uri": QUEUE}, "no_input_repeats": 0, "invalid_retries": 0}
 )
@@ -55,6 +61,8 @@ CONFIGS = {
     "direct": DIRECT,
     "direct-no-agents": DIRECT_NO_AGENTS,
     "impatient": IMPATIENT,
+    "seats": SEATS,
+    "direct-seats": DIRECT_SEATS,
 }
 
 # Events and replies as the default config words them.
@@ -65,6 +73,7 @@ RECORD = Record(max_seconds=180, silence_seconds=5, finish_key="#")
 LEAVE_MESSAGE = (Play("record"), RECORD)
 TRANSFER = (Play("transferring"), Transfer(QUEUE, 20))
 NO_AGENT = (Play("agent_unavailable"), RECORD)
+ENQUEUE = (Play("transferring"), Enqueue("normal"))
 
 
 def stored(category: Any) -> tuple[Action, ...]:
@@ -214,6 +223,64 @@ CALLS: dict[str, tuple[IvrConfig, Script]] = {
             (STAFFED, WELCOME),
             (Digit("9"), TRANSFER),
             (HungUp(), (MarkMissed("hung_up_in_transfer"),)),
+        ],
+    ),
+    "9-joins-the-seats-queue-and-a-seat-answers": (
+        SEATS,
+        [
+            (STAFFED, WELCOME),
+            (Digit("9"), ENQUEUE),
+            (QueueEnded("answered"), (StoreAgentStub(), Talk())),
+            (TalkEnded(), (Hangup(),)),
+        ],
+    ),
+    "the-caller-hanging-up-on-the-seat-ends-the-call": (
+        SEATS,
+        [
+            (STAFFED, WELCOME),
+            (Digit("9"), ENQUEUE),
+            (QueueEnded("answered"), (StoreAgentStub(), Talk())),
+            (HungUp(), (Hangup(),)),
+        ],
+    ),
+    "past-the-maximum-wait-a-message": (
+        SEATS,
+        [
+            (STAFFED, WELCOME),
+            (Digit("9"), ENQUEUE),
+            (QueueEnded("message"), LEAVE_MESSAGE),
+            (SPOKE, stored("other")),
+        ],
+    ),
+    "past-the-maximum-wait-a-callback": (
+        SEATS,
+        [
+            (STAFFED, WELCOME),
+            (Digit("9"), ENQUEUE),
+            (
+                QueueEnded("callback"),
+                (MarkMissed("queue_timeout"), Play("queue_callback"), Hangup()),
+            ),
+        ],
+    ),
+    "hanging-up-in-the-queue-is-abandoned": (
+        SEATS,
+        [
+            (STAFFED, WELCOME),
+            (Digit("9"), ENQUEUE),
+            (HungUp(), (MarkMissed("abandoned"),)),
+        ],
+    ),
+    "the-seats-queue-outside-working-hours-leaves-a-message": (
+        SEATS,
+        [(UNSTAFFED, WELCOME), (Digit("9"), NO_AGENT), (SPOKE, stored("other"))],
+    ),
+    "direct-with-seats-greets-and-queues": (
+        DIRECT_SEATS,
+        [
+            (STAFFED, (Play("welcome"), *ENQUEUE)),
+            (QueueEnded("answered"), (StoreAgentStub(), Talk())),
+            (TalkEnded(), (Hangup(),)),
         ],
     ),
     "direct-greets-and-transfers": (
@@ -398,6 +465,8 @@ def reachable_states() -> set[CallState]:
         Stored(None, None),
         RecordingEnded(0.5, "hangup"),
         *(TransferEnded(outcome) for outcome in ("answered", "busy", "no_answer", "failed")),
+        *(QueueEnded(outcome) for outcome in ("answered", "message", "callback")),
+        TalkEnded(),
         HungUp(),
     ]
     seen = {start()}
@@ -486,9 +555,11 @@ EVENTS = st.one_of(
     ),
     st.builds(Stored, st.sampled_from([None, "20261205000017X"]), st.sampled_from([None, "12"])),
     st.builds(TransferEnded, st.sampled_from(["answered", "busy", "no_answer", "failed"])),
+    st.builds(QueueEnded, st.sampled_from(["answered", "message", "callback"])),
+    st.just(TalkEnded()),
     st.just(HungUp()),
 )
-WAITS = (Gather, Record, Transfer)
+WAITS = (Gather, Record, Transfer, Enqueue, Talk)
 
 
 def is_wait(action: Action) -> bool:

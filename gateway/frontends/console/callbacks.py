@@ -18,6 +18,8 @@ REASONS = {
     "hung_up_in_menu": "语音菜单中挂断",
     "hung_up_in_transfer": "转人工时挂断",
     "short_recording": "留言过短",
+    "abandoned": "排队时挂断",
+    "queue_timeout": "排队超时，预约回电",
 }
 
 

@@ -21,8 +21,10 @@ from tests.support.audio import FRAME, RATE, VOICED_RMS, wav_audio
 PROMPT_SECONDS = 0.4  # the menu's prompts: SIPp scenarios wait for them by the clock
 NUMBER_SECONDS, NUMBER_GAP = 0.06, 0.04
 NAMES: tuple[str, ...] = (*Prompts.model_fields, BEEP)
-# 400 Hz apart from 400 Hz up, inside the telephone band (300-3400 Hz).
-TONES: dict[str, float] = {name: 400.0 + 100 * i for i, name in enumerate(NAMES)}
+# 60 Hz apart from 400 Hz up, inside the telephone band (300-3400 Hz).
+SPACING = 60.0
+TONES: dict[str, float] = {name: 400.0 + SPACING * i for i, name in enumerate(NAMES)}
+assert max(TONES.values()) < 3400, "more prompts than tones in the telephone band"
 NUMBER_PROMPTS = frozenset(
     name
     for name in NAMES
@@ -69,7 +71,7 @@ def heard(wav: bytes) -> list[Heard]:
         spectrum = np.abs(np.fft.rfft(frame * window, _PADDED))
         peak = np.argmax(spectrum) * RATE / _PADDED
         nearest = int(np.argmin(np.abs(frequencies - peak)))
-        labels.append(names[nearest] if abs(frequencies[nearest] - peak) < 40 else None)
+        labels.append(names[nearest] if abs(frequencies[nearest] - peak) < SPACING / 2 else None)
     runs: list[Heard] = []
     start = 0
     for index in range(1, len(labels) + 1):
