@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.sip.worker import SipWorker
@@ -19,6 +20,7 @@ from gateway.contract.config import Config, load_config
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.kinds import ROUTE
 from gateway.contract.logs import configure
+from gateway.core.callqueue import CallQueue
 from gateway.engine.database import engine_for
 from gateway.engine.intake import Intake
 from gateway.engine.metrics import Metrics
@@ -46,7 +48,13 @@ def run_worker(config: Config, index: int) -> int:
     )
     # Missed calls too are spooled while the database is down.
     missed = intake.missed_calls(config.channels.sip.source)
-    worker = SipWorker(config, index, intake.accept, missed)
+    # Callers who ask for a person wait for the seats in the queue all workers share.
+    queue = (
+        CallQueue.configured(sessions, config.acd, lambda: datetime.now(UTC))
+        if config.ivr.agent.queue
+        else None
+    )
+    worker = SipWorker(config, index, intake.accept, missed, queue)
 
     async def main() -> None:
         stop = asyncio.Event()

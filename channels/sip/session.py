@@ -16,12 +16,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.sip.bridge import FRAME_SECONDS, Bridge
 from channels.sip.line import Connected, Disconnected, DtmfDigit, LineEvent, MediaReady
 from ivr import flow
 from ivr.menu import IvrConfig
+
+if TYPE_CHECKING:
+    from channels.sip.queueing import QueueCall
 
 log = logging.getLogger(__name__)
 # The caller's level (0-255) under which the line counts as silent while recording.
@@ -48,6 +51,8 @@ class HungUp(Exception):
 # What the worker does with an outcome: store a voicemail, a stub, or a missed call. For a
 # voicemail whose number the caller is to hear, what intake answered in time, else None.
 Outcomes = Callable[[CallFacts, flow.Outcome, Path | None, float], Awaitable[flow.Stored | None]]
+# The seats' call queue for a session (channels/sip/queueing.py); None without one.
+Queueing = Callable[["CallSession"], "QueueCall"] | None
 
 
 class CallSession:
@@ -60,6 +65,7 @@ class CallSession:
         recordings: Path,
         agents_available: bool,
         outcomes: Outcomes,
+        queueing: Queueing = None,
     ) -> None:
         self.facts = facts
         self.bridge = bridge
@@ -68,6 +74,8 @@ class CallSession:
         self.recordings = recordings
         self.agents_available = agents_available
         self.outcomes = outcomes
+        self.queueing = queueing
+        self.queued: QueueCall | None = None
         self.events: asyncio.Queue[LineEvent] = asyncio.Queue()
         self.digits: asyncio.Queue[str] = asyncio.Queue()
         self.gone = asyncio.Event()
@@ -122,6 +130,14 @@ class CallSession:
                 return await self._record(action)
             elif isinstance(action, flow.Transfer):
                 return await self._transfer(action)
+            elif isinstance(action, flow.Enqueue):
+                if self.queueing is None:  # no queue in this worker: a message, not silence
+                    return flow.QueueEnded("message")
+                self.queued = self.queueing(self)
+                return await self.queued.wait(action)
+            elif isinstance(action, flow.Talk):
+                assert self.queued is not None
+                return await self.queued.talk()
             elif isinstance(action, flow.Hangup):
                 return None
         # No wait among them: the flow is done with the call (a live call always ends its

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from channels.sip.kamailio import admitted_fronts
 from channels.sip.line import Line, LineEvent, answer
 from channels.sip.pjthread import PjThread
 from channels.sip.pool import worker_addresses
+from channels.sip.queueing import QueueCall, QueueLink
+from channels.sip.registrations import RegistrarUnavailable, registered_seats
 from channels.sip.session import CallFacts, CallSession
 from gateway.contract.addresses import in_networks
 from gateway.contract.config import Config
@@ -33,6 +36,7 @@ from gateway.contract.contact import Accept, Accepted, Attachment, RecordMissed
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
+from gateway.core.callqueue import CallQueue
 from ivr import flow
 from ivr.call_letters import call_letter
 from ivr.prompts import prompt_path
@@ -56,6 +60,7 @@ class SipWorker:
         index: int,
         accept: Accept,
         write_missed: RecordMissed,
+        queue: CallQueue | None = None,
     ) -> None:
         self.config = config
         self.settings = settings = config.channels.sip
@@ -79,6 +84,10 @@ class SipWorker:
         self.busy = 0
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # The seats' call queue, with ivr.agent.queue: this worker's callers in it are known
+        # by the machine and the worker's number, which a restarted worker keeps.
+        owner = f"{socket.gethostname()}:sip-{index}"
+        self.queue = None if queue is None else QueueLink(queue, owner, self._registered)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()
@@ -91,6 +100,10 @@ class SipWorker:
             self.pjsip.add_transport(t, self.host, self.port) for t in self.settings.transports
         ]
         await self.pjsip.run(self._create_account)
+        if self.queue is not None:
+            ticking = asyncio.create_task(self.queue.run(stop), name="queue")
+            self.tasks.add(ticking)
+            ticking.add_done_callback(self.tasks.discard)
         log_event(log, "sip.worker.ready", index=self.index, host=self.host, port=ports[0])
         await stop.wait()
         for number in list(self.calls):
@@ -113,6 +126,23 @@ class SipWorker:
         account = _Account(self)
         account.create(config, True)
         self.bridge.account = account
+
+    def _registered(self) -> set[str] | None:
+        """The seats whose phones are registered at this node's Kamailio; None when it does
+        not answer (the queue then keeps what it knew) or does not run (one worker)."""
+        if self.settings.workers == 1:
+            return None
+        try:
+            return registered_seats(self.settings.kamailio.run_dir, timeout=1.0)
+        except RegistrarUnavailable:
+            log_event(log, "sip.queue.registrar_unavailable", logging.WARNING)
+            return None
+
+    def _seat_uri(self, seat: str) -> str:
+        """A seat's phone, reached through Kamailio, where it registered."""
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "") else "127.0.0.1"
+        host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+        return f"sip:{seat}@{host}:{self.settings.port}"
 
     # -- on the PJSIP thread -----------------------------------------------------------
 
@@ -172,12 +202,17 @@ class SipWorker:
             self.recordings,
             self.config.ivr.agent.available(local),
             self._outcome,
+            None if self.queue is None else self._queue_call,
         )
         self.calls[facts.number] = session
         log_event(log, "sip.call", call=facts.call_id, index=self.index)
         task = asyncio.create_task(self._run(session), name=f"call-{facts.number}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _queue_call(self, session: CallSession) -> QueueCall:
+        assert self.queue is not None
+        return QueueCall(session, self.queue, self._seat_uri)
 
     async def _run(self, session: CallSession) -> None:
         try:

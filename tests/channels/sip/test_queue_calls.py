@@ -1,0 +1,189 @@
+"""Callers who ask for a person wait in the seats' call queue: `hotline serve` with two pjsua2
+workers behind Kamailio, SIPp callers pressing 9, SIPp desk phones registered as seats with
+their digest passwords, over the real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from gateway.contract.config import SeatsConfig, load_config
+from gateway.core import seats
+from gateway.frontends.console import accounts
+from store.db import make_engine, make_sessionmaker
+from store.models import Letter, MissedCall, QueuedCall
+from tests.channels.sip.test_serve import serve_config, wait_until
+from tests.channels.sip.test_sipp import FAST
+from tests.conftest import PII, require_tool
+from tests.support.processes import free_port, gateway
+from tests.support.sipp import SCENARIOS, SippUas, run_sipp, scenario
+
+REALM = "hotline"
+NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+
+
+def queue_config(root: Path, *, max_wait: float = 60) -> Path:
+    port, base = free_port(), free_port()
+    sip = (
+        f"    port: {port}\n    workers: 2\n    worker_base_port: {base}\n"
+        "    transports: [udp]\n    kamailio: {ping_interval_seconds: 1}\n"
+    )
+    config = serve_config(root, sip)
+    text = config.read_text(encoding="utf-8").replace(
+        "ivr:\n",
+        "ivr:\n  agent: {queue: true, working_hours: {start: '00:00', end: '00:00'}}\n",
+    )
+    text += (
+        f"acd: {{ring_timeout_seconds: 4, max_wait_seconds: {max_wait},"
+        " announce_every_seconds: 600, owner_timeout_seconds: 5}\n"
+        f"seats: {{realm: {REALM}}}\n"
+    )
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+@pytest.fixture
+def engine_of() -> Iterator[list[Engine]]:
+    made: list[Engine] = []
+    yield made
+    for engine in made:
+        engine.dispose()
+
+
+def open_store(config: Path, made: list[Engine]) -> Engine:
+    engine = make_engine(load_config(config).database.url, pii=PII)
+    made.append(engine)
+    return engine
+
+
+def add_seats(engine: Engine, *names: str) -> dict[str, str]:
+    """Operators with a seat each, signed in; their phones' passwords by seat."""
+    passwords = {}
+    with make_sessionmaker(engine).begin() as session:
+        for number, name in enumerate(names, start=1001):
+            seat = str(number)
+            accounts.add_user(session, name, name.title(), "operator", "Pw-long-enough-1", NOW)
+            settings = SeatsConfig(realm=REALM)
+            passwords[seat] = seats.add(session, seat, name, settings, now=NOW, actor="t").password
+            seats.set_state(session, seat, "available", now=NOW, actor="t")
+    return passwords
+
+
+def register(target: str, seat: str, password: str, phone_port: int) -> None:
+    registered = run_sipp(
+        SCENARIOS / "seat_register.xml",
+        target,
+        local_ip="127.0.0.1",
+        local_port=phone_port,
+        service=seat,
+        keys={"expires": "3600"},
+        timeout=15,
+        extra_args=["-au", seat, "-ap", password],
+    )
+    assert registered.ok, registered
+
+
+def sip_target(config: Path) -> str:
+    return f"127.0.0.1:{load_config(config).channels.sip.port}"
+
+
+def letters_of(engine: Engine) -> list[Letter]:
+    with make_sessionmaker(engine)() as session:
+        return list(session.scalars(select(Letter)))
+
+
+def history(engine: Engine) -> list[QueuedCall]:
+    with make_sessionmaker(engine)() as session:
+        return list(session.scalars(select(QueuedCall).order_by(QueuedCall.id)))
+
+
+def test_a_caller_pressing_9_is_put_through_to_the_registered_seat_and_the_letter_is_linked(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        passwords = add_seats(engine, "zhang")
+        phone = free_port()
+        register(sip_target(config), "1001", passwords["1001"], phone)
+        # The operator talks 2 s, then hangs up; the worker then ends the caller's call.
+        with SippUas(SCENARIOS / "seat_uas.xml", phone, calls=1, extra_args=["-d", "2000"]) as desk:
+            caller = run_sipp(scenario("call_agent"), sip_target(config), keys=FAST, timeout=40)
+            answered = desk.stop()
+        assert caller.ok, caller
+        assert answered.ok, answered
+        assert "INVITE sip:1001@127.0.0.1" in answered.messages
+        wait_until(lambda: any(row.outcome == "answered" for row in history(engine)))
+        with make_sessionmaker(engine)() as session:
+            [letter] = session.scalars(select(Letter))
+            assert letter.channel == "phone"
+            assert letter.citizen is not None and letter.citizen.phone == "13800138000"
+            assert letter.external_id.startswith(caller.call_ids[0])
+            assert session.scalars(select(MissedCall)).all() == []
+        [row] = history(engine)
+        assert row.call_id == letter.external_id
+        assert row.seat == "1001"
+        assert row.waited_seconds is not None and 0 <= row.waited_seconds < 4
+        assert row.talk_seconds is not None and 1.5 <= row.talk_seconds < 6
+
+
+def test_a_caller_hanging_up_while_no_seat_is_free_is_an_abandoned_call_to_return(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        add_seats(engine, "zhang")  # signed in, but its phone never registered
+        caller = run_sipp(
+            scenario("call_hangup_in_recording", tmp_path, digit="9"),
+            sip_target(config),
+            keys={**FAST, "record_wait": "3000", "speak_ms": "1000"},
+            timeout=40,
+        )
+        assert caller.ok, caller
+        wait_until(lambda: any(row.outcome == "abandoned" for row in history(engine)))
+        with make_sessionmaker(engine)() as session:
+            [missed] = session.scalars(select(MissedCall))
+            assert missed.reason == "abandoned"
+            assert session.scalars(select(Letter)).all() == []
+        [row] = history(engine)
+        assert row.seat is None and row.outcome == "abandoned"
+
+
+def test_past_the_maximum_wait_the_caller_leaves_a_message(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path, max_wait=2)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        # 9, then 1 after the maximum wait (the choice), then the message and #.
+        caller = run_sipp(
+            scenario("call_invalid_digit", tmp_path, invalid="9", digit="1"),
+            sip_target(config),
+            keys={**FAST, "retry_wait": "4000", "record_wait": "1500"},
+            timeout=60,
+        )
+        assert caller.ok, caller
+        wait_until(lambda: any(row.outcome == "message" for row in history(engine)))
+        wait_until(lambda: bool(letters_of(engine)))
+        with make_sessionmaker(engine)() as session:
+            [letter] = session.scalars(select(Letter))
+            assert letter.category == "other"
+            assert len(letter.attachments) == 1
+            assert session.scalars(select(MissedCall)).all() == []
