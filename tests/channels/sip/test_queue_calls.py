@@ -4,6 +4,8 @@ their digest passwords, over the real database."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,3 +189,69 @@ def test_past_the_maximum_wait_the_caller_leaves_a_message(
             assert letter.category == "other"
             assert len(letter.attachments) == 1
             assert session.scalars(select(MissedCall)).all() == []
+
+
+def test_callers_are_answered_in_the_order_they_joined_and_a_seat_not_answering_is_skipped(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """Four callers a second apart; seat 1001's phone answers each call after 0.5 s and its
+    operator talks 1.5 s, seat 1002's phone only rings. Each caller is answered in turn by
+    1001, never two at once; 1002 rang once, for the ring timeout, and was then skipped."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        passwords = add_seats(engine, "zhang", "li")
+        answering, ringing = free_port(), free_port()
+        register(sip_target(config), "1001", passwords["1001"], answering)
+        register(sip_target(config), "1002", passwords["1002"], ringing)
+        talks = SippUas(SCENARIOS / "seat_uas.xml", answering, calls=4, extra_args=["-d", "1500"])
+        rings = SippUas(
+            SCENARIOS / "call_agent_uas.xml", ringing, keys={"agent_reply": "none"}, calls=1
+        )
+        with talks, rings:
+            callers = run_sipp(
+                scenario("call_agent"),
+                sip_target(config),
+                calls=4,
+                rate=1,
+                concurrency=4,
+                keys=FAST,
+                timeout=60,
+            )
+            talked, rang = talks.stop(), rings.stop()
+        assert callers.ok and callers.successful == 4, callers
+        assert talked.messages.count("INVITE sip:1001@") == 4, talked
+        assert rang.messages.count("INVITE sip:1002@") == 1, rang
+        wait_until(lambda: sum(row.outcome == "answered" for row in history(engine)) == 4)
+        # SIPp's Call-IDs are "<call number>-<pid>@<address>"; the log masks the rest.
+        offers = [
+            (found[1], found[2])
+            for line in serve.lines
+            if (found := re.search(r"sip.queue.offered call=(\d+)\D\S* seat=(\d+)", line))
+        ]
+    # Offered in the order they joined (SIPp placed them a second apart); 1002 once.
+    first_offers = list(dict.fromkeys(call for call, _ in offers))
+    assert first_offers == [call.split("-")[0] for call in callers.call_ids], offers
+    assert [seat for _, seat in offers].count("1002") == 1, offers
+    rows = history(engine)
+    assert [row.seat for row in rows] == ["1001"] * 4
+    # Answered in that order too, but for the caller who rang at 1002 meanwhile: a free
+    # seat takes the first caller not already ringing elsewhere (docs/acd.md).
+    [(rang, _)] = [offer for offer in offers if offer[1] == "1002"]
+    skipped = f"{rang}-"
+    joined = [row.call_id for row in sorted(rows, key=lambda row: row.joined_at)]
+    answered = sorted(rows, key=lambda row: row.answered_at or NOW)
+    keyed = [row.call_id for row in answered]
+    assert [c for c in keyed if not c.startswith(skipped)] == [
+        c for c in joined if not c.startswith(skipped)
+    ]
+    for before, after in itertools.pairwise(answered):
+        assert before.ended_at is not None and after.answered_at is not None
+        assert before.ended_at <= after.answered_at  # one call at a time on a seat
+    with make_sessionmaker(engine)() as session:
+        assert len(session.scalars(select(Letter)).all()) == 4
+        assert session.scalars(select(MissedCall)).all() == []
