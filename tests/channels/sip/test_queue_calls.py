@@ -5,8 +5,11 @@ their digest passwords, over the real database."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +21,7 @@ from gateway.core import seats
 from gateway.frontends.console import accounts
 from store.db import make_engine, make_sessionmaker
 from store.models import Letter, MissedCall, QueuedCall
-from tests.channels.sip.test_serve import serve_config, wait_until
+from tests.channels.sip.test_serve import serve_config, wait_until, worker_pids
 from tests.channels.sip.test_sipp import FAST
 from tests.conftest import PII, require_tool
 from tests.support.processes import free_port, gateway
@@ -255,3 +258,51 @@ def test_callers_are_answered_in_the_order_they_joined_and_a_seat_not_answering_
     with make_sessionmaker(engine)() as session:
         assert len(session.scalars(select(Letter)).all()) == 4
         assert session.scalars(select(MissedCall)).all() == []
+
+
+def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_goes_on(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """Four callers wait, no phone registered yet, spread over the two workers; one worker
+    is killed (-9). Its callers are given up as lost (the restarted worker gives them up
+    at once); the other worker's callers keep their place and are answered, in order, once
+    a seat's phone registers."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        passwords = add_seats(engine, "zhang")
+        with ThreadPoolExecutor(1) as pool:
+            calling = pool.submit(
+                run_sipp,
+                scenario("call_agent"),
+                sip_target(config),
+                calls=4,
+                rate=4,
+                concurrency=4,
+                keys=FAST,
+                timeout=30,
+            )
+            wait_until(lambda: len(history(engine)) == 4)
+            owners = {line.split("index=")[1][0] for line in serve.lines if "sip.call " in line}
+            assert owners == {"0", "1"}  # Kamailio spread them
+            os.kill(worker_pids(serve)[1], signal.SIGKILL)
+            wait_until(lambda: any(row.outcome == "lost" for row in history(engine)))
+            lost = {row.call_id for row in history(engine) if row.outcome == "lost"}
+            phone = free_port()
+            register(sip_target(config), "1001", passwords["1001"], phone)
+            desk = SippUas(SCENARIOS / "seat_uas.xml", phone, calls=4, extra_args=["-d", "500"])
+            with desk:
+                wait_until(lambda: all(row.outcome for row in history(engine)), timeout=40)
+                desk.stop()
+            calling.result()
+    rows = history(engine)
+    answered = [row for row in rows if row.outcome == "answered"]
+    assert {row.call_id for row in rows} - lost == {row.call_id for row in answered}
+    assert lost and answered
+    assert sorted(answered, key=lambda row: row.answered_at or NOW) == sorted(
+        answered, key=lambda row: row.joined_at
+    )
