@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from channels.sip.line import Connected, Disconnected, LineEvent
 from channels.sip.session import CallSession, HungUp
+from gateway.contract.contact import RecordMissed
 from gateway.contract.logs import log_event
 from gateway.core import acd
 from gateway.core.callqueue import CallQueue
@@ -56,15 +60,29 @@ Item = acd.Action | SeatLine
 
 
 class QueueLink:
-    def __init__(self, queue: CallQueue, owner: str, registered: Registered) -> None:
+    """``notes``: a file per waiting caller (who called), so the callers a killed worker
+    held are put on the callback list by the worker started in its place."""
+
+    def __init__(
+        self,
+        queue: CallQueue,
+        owner: str,
+        registered: Registered,
+        notes: Path,
+        missed: RecordMissed,
+    ) -> None:
         self.queue = queue
         self.owner = owner
         self.registered = registered
+        self.notes = notes
+        self.missed = missed
         self.inboxes: dict[str, asyncio.Queue[Item]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until ``stop``: the calls a predecessor of this name held are given up first."""
+        """Until ``stop``: the calls a predecessor of this name held are given up first,
+        and their callers are owed a callback."""
         lost = await asyncio.to_thread(self.queue.restart, self.owner)
+        await asyncio.to_thread(self._owe_callbacks)
         if lost:
             log_event(log, "sip.queue.restarted", logging.WARNING, lost=len(lost))
         while not stop.is_set():
@@ -93,13 +111,34 @@ class QueueLink:
         self._hand_out(actions)
         return actions
 
-    def join(self, call_id: str) -> asyncio.Queue[Item]:
+    def join(self, call_id: str, who: dict[str, str | None]) -> asyncio.Queue[Item]:
         inbox: asyncio.Queue[Item] = asyncio.Queue()
         self.inboxes[call_id] = inbox
+        self.notes.mkdir(parents=True, exist_ok=True)
+        self._note(call_id).write_text(json.dumps(who, ensure_ascii=False), "utf-8")
         return inbox
 
     def leave(self, call_id: str) -> None:
+        """The caller is out of the queue (put through, chose, hung up): no callback owed."""
         self.inboxes.pop(call_id, None)
+        self._note(call_id).unlink(missing_ok=True)
+
+    def leave_queue(self, call_id: str) -> None:
+        """Put through: the call's events still come here, but no callback is owed."""
+        self._note(call_id).unlink(missing_ok=True)
+
+    def _note(self, call_id: str) -> Path:
+        return self.notes / f"{hashlib.sha256(call_id.encode()).hexdigest()[:32]}.json"
+
+    def _owe_callbacks(self) -> None:
+        for note in sorted(self.notes.glob("*.json")):
+            try:
+                who = json.loads(note.read_text("utf-8"))
+                self.missed(who["dialog"], who.get("caller"), who.get("called"), "lost")
+            except (OSError, ValueError, KeyError, TypeError):
+                log.exception("sip.queue.note_unreadable file=%s", note.name)
+                continue
+            note.unlink(missing_ok=True)
 
     def _hand_out(self, actions: list[acd.Action]) -> None:
         for action in actions:
@@ -119,7 +158,9 @@ class QueueCall:
         self.call_id = session.facts.dialog  # the letter's key: the desk finds it by this
         self.seat: str | None = None  # offered or talking
         self.leg: int | None = None  # the call to that seat's phone
-        self.inbox = link.join(self.call_id)  # the queue's actions and the seat's line
+        facts = session.facts
+        who = {"dialog": facts.dialog, "caller": facts.caller, "called": facts.called}
+        self.inbox = link.join(self.call_id, who)  # the queue's actions and the seat's line
 
     async def wait(self, enqueue: flow.Enqueue) -> flow.Event:
         try:
@@ -213,6 +254,7 @@ class QueueCall:
         if not any(isinstance(a, acd.Connected) and a.call_id == self.call_id for a in actions):
             await self._drop_offer()
             return False
+        self.link.leave_queue(self.call_id)
         await self.session.bridge.stop_playing(self.session.facts.number)
         await self.session.bridge.connect(self.session.facts.number, self.leg)
         log_event(log, "sip.queue.answered", call=self.session.facts.call_id, seat=self.seat)

@@ -87,7 +87,11 @@ class SipWorker:
         # The seats' call queue, with ivr.agent.queue: this worker's callers in it are known
         # by the machine and the worker's number, which a restarted worker keeps.
         owner = f"{socket.gethostname()}:sip-{index}"
-        self.queue = None if queue is None else QueueLink(queue, owner, self._registered)
+        self.queue = (
+            None
+            if queue is None
+            else QueueLink(queue, owner, self._registered, self.recordings / "queued", write_missed)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         self.loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ REASONS = {
     "short_recording": "留言过短",
     "abandoned": "排队时挂断",
     "queue_timeout": "排队超时，预约回电",
+    "lost": "排队时线路中断",
 }
 
 

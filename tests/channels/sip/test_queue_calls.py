@@ -265,7 +265,7 @@ def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_go
 ) -> None:
     """Four callers wait, no phone registered yet, spread over the two workers; one worker
     is killed (-9). Its callers are given up as lost (the restarted worker gives them up
-    at once); the other worker's callers keep their place and are answered, in order, once
+    at once) and put on the callback list; the other worker's callers keep their place and are answered, in order, once
     a seat's phone registers."""
     require_tool("sipp")
     require_tool("kamailio")
@@ -303,6 +303,11 @@ def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_go
     answered = [row for row in rows if row.outcome == "answered"]
     assert {row.call_id for row in rows} - lost == {row.call_id for row in answered}
     assert lost and answered
+    # The restarted worker found who its predecessor's callers were: a callback each.
+    with make_sessionmaker(engine)() as session:
+        missed = session.scalars(select(MissedCall)).all()
+        assert sorted(row.reason for row in missed) == ["lost"] * len(lost)
+        assert {row.call_id for row in missed} == lost
     assert sorted(answered, key=lambda row: row.answered_at or NOW) == sorted(
         answered, key=lambda row: row.joined_at
     )
