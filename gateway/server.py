@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Mount
 from gateway.contract.config import Config
 from gateway.contract.kinds import ROUTE, lane_of
 from gateway.contract.logs import log_event
+from gateway.core.callqueue import CallQueue
 from gateway.engine import notices, webhooks
 from gateway.engine.database import engine_for
 from gateway.engine.dispatch import sweep_forever, workflow_for
@@ -32,6 +33,7 @@ from gateway.engine.metrics import WORKER_COUNTS_ENV, Metrics, worker_counts_dir
 from gateway.engine.notifications import Receipts, media_of
 from gateway.engine.outbox import DeliveryReports, Mailer, Sender, delivery_handlers
 from gateway.engine.processes import WorkerPool
+from gateway.engine.queue_metrics import queue_reader
 from gateway.engine.spool import Spool
 from gateway.engine.workers import Handler, lanes_for, purge_forever
 from gateway.frontends.api import open311
@@ -105,6 +107,9 @@ class Gateway:
         handlers = {k: h for k, h in handlers.items() if lane_of(k) not in self.lane_pools}
         self.lanes = lanes_for(sessions, self.metrics.count_jobs(handlers), config.jobs)
         self.metrics.watch_lanes(self.backlog, utcnow)
+        if config.ivr.agent.queue:
+            queue = CallQueue.configured(sessions, config.acd, utcnow)
+            self.metrics.watch_queue(queue_reader(queue.snapshot, self.reads, utcnow, config.zone))
         # The citizen's site, at the root, is the last channel's: under everything else.
         routes, pages = self._frontends(files)
         routes += [r for c in channels.values() for r in c.routes]

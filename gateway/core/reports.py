@@ -17,6 +17,7 @@ from openpyxl.utils import get_column_letter
 
 from gateway.contract import labels
 from gateway.contract.labels import CHANNEL_LABELS, STATUS_LABELS
+from gateway.core.queue_figures import SERVICE_SECONDS, QueueFigures
 from gateway.core.stats import Bulletin, Count, DepartmentFigures
 from gateway.core.views import iso_utc
 
@@ -47,6 +48,22 @@ HANDLING_HEADERS = (
     "未答复",
     "满意率(%)",
 )
+# 人工服务: the seats' call queue; the console dashboard shows the same labels.
+QUEUE, SEAT_CALLS = "人工服务", "坐席接听"
+QUEUE_LABELS = (
+    ("finished", "排队来电"),
+    ("answered", "接通"),
+    ("answered_within", f"{SERVICE_SECONDS:g}秒内接通"),
+    ("abandoned", "放弃"),
+    ("timed_out", "超时转留言或回电"),
+    ("lost", "中断"),
+    ("answer_rate", "接通率(%)"),
+    ("answered_within_rate", f"{SERVICE_SECONDS:g}秒接通率(%)"),
+    ("abandon_rate", "放弃率(%)"),
+    ("average_wait_seconds", "平均等待(秒)"),
+    ("longest_wait_seconds", "最长等待(秒)"),
+)
+SEAT_HEADERS = ("坐席", "接听数", "通话时长(分钟)")
 # The text bulletin prints the wide handling table as two: handling, then chasing.
 _HANDLING_SPLIT = 8
 
@@ -61,8 +78,11 @@ class _Table:
 
 
 def _tables(bulletin: Bulletin) -> tuple[_Table, ...]:
-    """The bulletin's tables, in order, as rendered by every format but JSON."""
+    """The bulletin's tables, in order, as rendered by every format but JSON: 人工服务 only
+    for a period with callers in the seats' queue (a hotline without seats, or a period
+    before them, would print a table of dashes)."""
     v, names = bulletin.volume, {d.code: d.name for d in bulletin.departments}
+    queue = _queue_tables(bulletin.queue) if bulletin.queue.finished else ()
     return (
         _Table(
             CHANNELS,
@@ -113,7 +133,33 @@ def _tables(bulletin: Bulletin) -> tuple[_Table, ...]:
                 for a in bulletin.assessment
             ),
         ),
+        *queue,
     )
+
+
+def _queue_tables(q: QueueFigures) -> tuple[_Table, _Table]:
+    return (
+        _Table(
+            QUEUE,
+            ("项目", "数值"),
+            tuple((label, _queue_cell(q, key)) for key, label in QUEUE_LABELS),
+        ),
+        _Table(
+            SEAT_CALLS,
+            SEAT_HEADERS,
+            tuple((s.seat, s.handled, _decimal(s.talk_seconds / 60, 1)) for s in q.seats),
+        ),
+    )
+
+
+def _queue_cell(q: QueueFigures, key: str) -> _Cell:
+    value = getattr(q, key)
+    if key.endswith("_rate"):
+        return _percent(value)
+    if key.endswith("_seconds"):
+        return _decimal(value, 1)
+    assert isinstance(value, int)
+    return value
 
 
 def _shares(
@@ -210,6 +256,18 @@ def render_text(bulletin: Bulletin) -> str:
         f"{w.per_urge:g} 分、督办扣 {w.per_supervision:g} 分、强制办理扣 {w.per_forced:g} 分、"
         f"退件扣 {w.per_return:g} 分。无答复或无回访的单位，该项不计，其余各项按比例折算。",
     ]
+    if QUEUE in t:
+        lines += [
+            "",
+            f"六、{QUEUE}",
+            *_aligned(t[QUEUE]),
+            "",
+            *_aligned(t[SEAT_CALLS]),
+            "注：排队来电为本期进入人工排队、已离开队列的来电（仍在等候的不计）。接通率＝接通÷排队来电，"
+            f"{SERVICE_SECONDS:g}秒接通率＝等候不超过{SERVICE_SECONDS:g}秒即接通÷排队来电，"
+            "放弃率＝等候中挂机÷排队来电；平均等待为接通来电的等候时间，最长等待含未接通的来电；"
+            "中断为所在线路进程故障而断开的来电；通话时长为已结束的通话。",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -317,7 +375,11 @@ def bulletin_json(bulletin: Bulletin) -> dict[str, Any]:
     sample_limit}; assessment {weights {workload, reply_rate, timeliness, satisfaction,
     process, per_urge, per_supervision, per_forced, per_return}, ranking [{rank, code,
     name, score, workload, reply_rate, timeliness, satisfaction, process, penalties}]}
-    with points to 2 decimals, null for a part not rated.
+    with points to 2 decimals, null for a part not rated;
+    queue {service_seconds, finished, answered, answered_within, abandoned, timed_out, lost,
+    answer_rate, answered_within_rate, abandon_rate (fractions, 4 decimals, or null),
+    average_wait_seconds, longest_wait_seconds (1 decimal, or null), seats [{seat, handled,
+    talk_seconds}]}: the seats' call queue, always present (all 0 in a period without it).
     """
     v, hot, w = bulletin.volume, bulletin.hot_topics, bulletin.weights
     return {
@@ -373,6 +435,28 @@ def bulletin_json(bulletin: Bulletin) -> dict[str, Any]:
                 for a in bulletin.assessment
             ],
         },
+        "queue": _queue_json(bulletin.queue),
+    }
+
+
+def _queue_json(q: QueueFigures) -> dict[str, Any]:
+    return {
+        "service_seconds": SERVICE_SECONDS,
+        "finished": q.finished,
+        "answered": q.answered,
+        "answered_within": q.answered_within,
+        "abandoned": q.abandoned,
+        "timed_out": q.timed_out,
+        "lost": q.lost,
+        "answer_rate": _round(q.answer_rate, 4),
+        "answered_within_rate": _round(q.answered_within_rate, 4),
+        "abandon_rate": _round(q.abandon_rate, 4),
+        "average_wait_seconds": _round(q.average_wait_seconds, 1),
+        "longest_wait_seconds": _round(q.longest_wait_seconds, 1),
+        "seats": [
+            {"seat": s.seat, "handled": s.handled, "talk_seconds": _round(s.talk_seconds, 1)}
+            for s in q.seats
+        ],
     }
 
 

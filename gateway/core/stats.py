@@ -1,4 +1,5 @@
-"""The figures of a 通报 (旬, week or month): volume, departments, hot topics, 综合考评."""
+"""The figures of a 通报 (旬, week or month): volume, departments, hot topics, 综合考评,
+and the seats' call queue (人工服务)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from gateway.contract.config import CATEGORIES
 from gateway.contract.contact import Channel
 from gateway.contract.redaction import scrub
+from gateway.core.queue_figures import QueueFigures, queue_figures
 from gateway.core.segmentation import Segmenter
 from store.models import Assignment, Citizen, Department, Event, Letter
 
@@ -227,6 +229,7 @@ class Bulletin:
     hot_topics: HotTopics
     assessment: tuple[Assessment, ...]
     weights: AssessmentWeights
+    queue: QueueFigures  # callers of the seats' queue (人工服务), gateway/core/queue_figures.py
 
 
 def build_bulletin(
@@ -250,6 +253,8 @@ def build_bulletin(
     told("volume")
     topics = hot_topics(session, start, end, top=top, sample=sample)
     told("hot_topics")
+    queue = queue_figures(session, start, end)
+    told("queue")
     return Bulletin(
         title=title,
         start=start,
@@ -260,10 +265,11 @@ def build_bulletin(
         hot_topics=topics,
         assessment=assess(departments, weights),
         weights=weights,
+        queue=queue,
     )
 
 
-BULLETIN_STEPS = ("departments", "volume", "hot_topics")
+BULLETIN_STEPS = ("departments", "volume", "hot_topics", "queue")
 
 
 # -- volume -------------------------------------------------------------------------------

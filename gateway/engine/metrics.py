@@ -20,6 +20,7 @@ from prometheus_client.samples import Sample
 
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.kinds import lane_states
+from gateway.engine.queue_metrics import QueueCollector, QueueReader
 from gateway.engine.workers import Handler
 from store.models import Job
 
@@ -119,6 +120,10 @@ class Metrics:
 
     def watch_lanes(self, backlog: Backlog, clock: Callable[[], datetime]) -> None:
         self.registry.register(_Lanes(backlog, clock))
+
+    def watch_queue(self, read: QueueReader) -> None:
+        """The seats' call queue: who waits now, today's callers and seats."""
+        self.registry.register(QueueCollector(read))
 
     def watch_quarantines(self, source: object) -> None:
         """Count what ``source`` keeps aside, when it keeps anything (a channel that refuses

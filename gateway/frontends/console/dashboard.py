@@ -1,5 +1,6 @@
 """The statistics dashboard: a period's volume, departments, hot topics and 综合考评 as
-tables and server-drawn SVG bars, and the bulletin as CSV, Excel or JSON downloads."""
+tables and server-drawn SVG bars, the seats' queue (人工服务) today and in the period, and
+the bulletin as CSV, Excel or JSON downloads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlencode
@@ -21,6 +22,7 @@ from gateway.contract.kinds import lane_states
 from gateway.contract.labels import CHANNEL_LABELS, LANE_LABELS
 from gateway.core import reports, stats
 from gateway.core.deadlines import TenDays, parse_period
+from gateway.core.queue_figures import SERVICE_SECONDS, QueueFigures, SeatFigures, queue_figures
 from gateway.core.stats import Bulletin, Count
 from gateway.frontends.console.desk import HEADERS, Desk
 from store import jobs
@@ -223,6 +225,57 @@ def _share(count: Count, total: int) -> str:
     return _percent(count.count / total if total else None)
 
 
+# -- 人工服务 -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeatRow:
+    seat: str
+    today: SeatFigures | None
+    period: SeatFigures | None
+
+
+@dataclass(frozen=True)
+class QueuePanel:
+    """Today's figures of the seats' queue beside the period's, and each seat's calls."""
+
+    today: QueueFigures
+    period: QueueFigures
+    rows: tuple[tuple[str, str, str], ...]  # (label, today, period), reports.QUEUE_LABELS
+    seats: tuple[SeatRow, ...]
+
+
+def seats_panel(desk: Desk, period: QueueFigures) -> QueuePanel:
+    zone = desk.tools.config.zone
+    day = desk.now.astimezone(zone).date()
+    start = datetime.combine(day, time(), zone)
+    today = queue_figures(desk.db, start, start + timedelta(days=1))
+    rows = tuple(
+        (label, _queue_text(today, key), _queue_text(period, key))
+        for key, label in reports.QUEUE_LABELS
+    )
+    today_seats = {s.seat: s for s in today.seats}
+    period_seats = {s.seat: s for s in period.seats}
+    seats = tuple(
+        SeatRow(seat, today_seats.get(seat), period_seats.get(seat))
+        for seat in sorted(today_seats.keys() | period_seats.keys())
+    )
+    return QueuePanel(today, period, rows, seats)
+
+
+def _queue_text(figures: QueueFigures, key: str) -> str:
+    value = getattr(figures, key)
+    if key.endswith("_rate"):
+        return _percent(value)
+    if key.endswith("_seconds"):
+        return "—" if value is None else f"{value:.1f}"
+    return str(value)
+
+
+def _minutes(seat: SeatFigures | None) -> str:
+    return "—" if seat is None else f"{seat.talk_seconds / 60:.1f}"
+
+
 # -- pages --------------------------------------------------------------------------------
 
 
@@ -257,6 +310,7 @@ def _bulletin(desk: Desk, period: Period) -> Bulletin:
             apart(lambda s: stats.hot_topics(s, start, end)),
         )
         volume = apart(lambda s: stats.volume(s, start, end, zone))()
+        queue = apart(lambda s: queue_figures(s, start, end))()
         departments = handling.result()
         return Bulletin(
             title=f"{period.name} 12345市民热线通报",
@@ -268,6 +322,7 @@ def _bulletin(desk: Desk, period: Period) -> Bulletin:
             hot_topics=topics.result(),
             assessment=stats.assess(departments, stats.DEFAULT_WEIGHTS),
             weights=stats.DEFAULT_WEIGHTS,
+            queue=queue,
         )
 
 
@@ -300,6 +355,7 @@ def dashboard(desk: Desk) -> Response:
     bulletin = _bulletin(desk, period)
     return desk.render(
         "dashboard.html",
+        queue=seats_panel(desk, bulletin.queue),
         lanes=lane_states(jobs.backlog(desk.db), desk.now),
         lane_labels=LANE_LABELS,
         period=period,
@@ -309,6 +365,8 @@ def dashboard(desk: Desk) -> Response:
         export=urlencode({"period": period.query}),
         pct=_percent,
         share=_share,
+        minutes=_minutes,
+        service_seconds=f"{SERVICE_SECONDS:g}",
         channel_chart=_channel_chart(bulletin.volume),
         day_chart=day_chart(bulletin.volume),
         on_time_chart=_on_time_chart(bulletin),
