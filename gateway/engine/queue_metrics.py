@@ -186,7 +186,7 @@ def _today(reading: QueueReading) -> Iterator[Metric]:
     )
     handled = CounterMetricFamily(
         "hotline_queue_seat_calls",
-        "Queued calls each seat answered today.",
+        "Queued calls each seat answered today (a seat appears with its first).",
         labels=["seat"],
     )
     talk = CounterMetricFamily(
