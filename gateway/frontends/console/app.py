@@ -41,10 +41,13 @@ from gateway.frontends.console import (
     boards,
     callbacks,
     dashboard,
+    desk_page,
+    desk_record,
     ids,
     letters,
 )
 from gateway.frontends.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
+from gateway.frontends.console.desk_events import DeskEvents
 from gateway.frontends.console.memo import Memo
 from gateway.frontends.console.scope import HOME, may
 from store.attachments import AttachmentStore
@@ -63,6 +66,8 @@ PAGES = (
     *dashboard.PAGES,
     *admin.PAGES,
     *audit.PAGES,
+    *desk_page.PAGES,
+    *desk_record.PAGES,
 )
 
 
@@ -96,6 +101,7 @@ class Console:
         )
         env.filters["local"] = env.globals["local"] = self._local
         self.tools = Tools(config, workflow, files, self.templates, sessions, self.reads, Memo())
+        self.desk_events = DeskEvents(self.tools, self.settings, clock, COOKIE)
 
     def _local(self, moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return moment.astimezone(self.zone).strftime(fmt) if moment else ""
@@ -116,6 +122,7 @@ class Console:
                     Route("/login", self.login, methods=["POST"]),
                     Route("/logout", self._endpoint(self._logout, None), methods=["POST"]),
                     *pages,
+                    Route("/desk/events", self.desk_events.stream, methods=["GET"]),
                     Mount("/static", app=StaticFiles(directory=HERE / "static")),
                 ],
             ),

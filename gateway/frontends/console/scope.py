@@ -19,6 +19,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     "follow_up": frozenset({"operator", "supervisor"}),
     # 漏接回拨: calling a citizen back needs their number (each reveal audited).
     "callbacks": frozenset({"operator"}),
+    # 坐席工作台: a seat answers calls, and only an operator has one (gateway/core/seats.py).
+    "desk": frozenset({"operator"}),
     "dashboard": frozenset({"operator", "supervisor", "leader", "admin"}),
     # Seeing a citizen's full details, with a reason written to the audit log.
     "reveal": frozenset({"operator", "supervisor", "leader"}),

@@ -1,0 +1,209 @@
+"""What an operator's call desk shows, read from the store and the call queue: the seat and
+its state, whether its phone is registered, the call ringing or talking at it, that call's
+letter (stored by the SIP worker when the seat answers, ``external_id`` = the queue's call
+id) and the caller's earlier letters, found by the keyed hash of their number.
+
+Read only, and the same for the page and its event stream (gateway/frontends/console/
+desk_events.py), so both show one thing. The caller is shown as the access policy says
+(masked to an operator until revealed on the letter's page, with a reason, audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, joinedload
+
+from gateway.contract.config import Config
+from gateway.contract.redaction import scrub
+from gateway.core import acd
+from gateway.core.access import citizen_view, sight, visible_to
+from gateway.core.callqueue import CallQueue
+from gateway.core.duplicates import phone_hashes
+from gateway.frontends.console.accounts import Staff
+from gateway.frontends.console.scope import viewer
+from store.letters import record_event
+from store.models import CallQueueAction, Citizen, Letter, Seat
+from store.pii_rotation import old_phone_forms
+
+HISTORY = 10  # the caller's newest earlier letters shown
+REGISTRAR_SECONDS = 1.0  # Kamailio answers its FIFO in milliseconds; a stuck one is 未知
+# Letters the operator still writes during or after the call (before it is dispatched).
+RECORDABLE = ("received", "triage")
+Registrar = Callable[[], set[str] | None]  # the registered seats; None: not known here
+
+
+@dataclass(frozen=True)
+class Call:
+    """The call at the seat: ringing (the caller waits for the seat to pick up) or talking."""
+
+    call_id: str
+    talking: bool
+    letter: Letter | None  # stored once the seat answers
+    caller: str | None  # their number as this reader may see it
+    history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SeatView:
+    seat: Seat | None  # None: this operator has no seat
+    registered: bool | None  # None: 未知 (no registrar here, or it did not answer)
+    paused_until: datetime | None  # marked not answering until then (the queue's pause)
+    call: Call | None
+
+    def key(self) -> Hashable:
+        """What changes the page: the stream sends the panel again only when this does."""
+        seat, call = self.seat, self.call
+        letter = call.letter if call else None
+        return (
+            (seat.username, seat.state, seat.state_since) if seat else None,
+            self.registered,
+            self.paused_until,
+            (call.call_id, call.talking, len(call.history)) if call else None,
+            (letter.id, letter.status, letter.subject, letter.category) if letter else None,
+        )
+
+
+def queue_for(config: Config, sessions: Any, clock: Callable[[], datetime]) -> CallQueue:
+    """The console's handle on the queue the SIP workers share (it only reads it and takes
+    the actions addressed to the console)."""
+    return CallQueue.configured(sessions, config.acd, clock)
+
+
+def kamailio_registrar(config: Config) -> Registrar:
+    """Which seats' phones are registered, asked of this node's Kamailio, where it runs
+    (channels.sip.workers > 1 with seats.registrar); elsewhere always None (未知)."""
+    sip = config.channels.sip
+    if not (sip.enabled and sip.workers > 1 and config.seats.registrar):
+        return lambda: None
+    # Imported here: only a node that runs Kamailio asks it.
+    from channels.sip.registrations import RegistrarUnavailable, registered_seats
+
+    def registered() -> set[str] | None:
+        try:
+            return registered_seats(sip.kamailio.run_dir, REGISTRAR_SECONDS)
+        except (RegistrarUnavailable, OSError):
+            return None
+
+    return registered
+
+
+def seat_of(db: Session, staff: Staff) -> Seat | None:
+    return db.scalar(select(Seat).where(Seat.user_id == staff.user_id))
+
+
+def seat_view(
+    db: Session,
+    staff: Staff,
+    state: acd.QueueState,
+    registered: set[str] | None,
+    now: datetime,
+) -> SeatView:
+    seat = seat_of(db, staff)
+    if seat is None:
+        return SeatView(None, None, None, None)
+    queued = next((s for s in state.seats if s.seat_id == seat.username), None)
+    paused = None
+    if queued is not None and queued.paused_until is not None:
+        until = datetime.fromtimestamp(queued.paused_until, UTC)
+        paused = until if until > now else None
+    ring = next((r for r in state.ringing if r.seat_id == seat.username), None)
+    if queued is not None and queued.talking is not None:
+        call = _call(db, staff, queued.talking, talking=True)
+    elif ring is not None:
+        call = _call(db, staff, ring.call_id, talking=False)
+    else:
+        call = None
+    known = None if registered is None else seat.username in registered
+    return SeatView(seat, known, paused, call)
+
+
+def call_letter(db: Session, call_id: str) -> Letter | None:
+    """The letter the SIP worker stored for this call (its dialog key is the idempotency
+    key, so there is one at most per source; the newest should two sources share one)."""
+    return db.scalars(
+        select(Letter)
+        .where(Letter.external_id == call_id, Letter.channel == "phone")
+        .options(joinedload(Letter.citizen))
+        .order_by(Letter.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _call(db: Session, staff: Staff, call_id: str, *, talking: bool) -> Call:
+    letter = call_letter(db, call_id)
+    if letter is None:
+        return Call(call_id, talking, None, None, [])
+    reader = viewer(staff)
+    seen = citizen_view(letter.citizen, sight(letter, reader), ("phone",))
+    return Call(
+        call_id,
+        talking,
+        letter,
+        seen["phone"] if seen else None,
+        earlier_letters(db, staff, letter),
+    )
+
+
+def earlier_letters(db: Session, staff: Staff, letter: Letter) -> list[dict[str, Any]]:
+    """The caller's other letters, newest first: citizens with the same number's keyed hash
+    (under every key while a rotation runs, and the old form until `hotline pii rotate`
+    redid it), as gateway/core/duplicates.py finds the same citizen."""
+    phone = letter.citizen.phone if letter.citizen else None
+    if not phone:
+        return []
+    hashes = phone_hashes(db, [phone], old_phone_forms(db.connection()))
+    if not hashes:
+        return []
+    rows = db.execute(
+        select(
+            Letter.tracking_number,
+            Letter.received_at,
+            Letter.channel,
+            Letter.category,
+            Letter.status,
+            Letter.subject,
+        )
+        .join(Citizen, Letter.citizen_id == Citizen.id)
+        .where(Citizen.phone_hash.in_(hashes), Letter.id != letter.id)
+        .where(visible_to(viewer(staff)))
+        .order_by(Letter.received_at.desc(), Letter.id.desc())
+        .limit(HISTORY)
+    ).all()
+    return [
+        {
+            "number": row.tracking_number,
+            "received_at": row.received_at,
+            "channel": row.channel,
+            "category": row.category,
+            "status": row.status,
+            # As the inbox lists subjects: no contact detail's shape in them.
+            "subject": scrub(row.subject or ""),
+        }
+        for row in rows
+    ]
+
+
+def take_notices(queue: CallQueue, db: Session, writes: Any, now: datetime) -> int:
+    """The queue's actions for the console (``SeatNotAnswering``), taken once and put on
+    the audit log, where every desk and node reads them: whichever desk's stream polls
+    first takes them. A cheap read first: most polls find none and take no write lock."""
+    if not db.scalar(select(exists().where(CallQueueAction.owner.is_(None)))):
+        return 0
+    taken = queue.take(None)
+    notices = [a for a in taken if isinstance(a, acd.SeatNotAnswering)]
+    with writes.begin() as session:
+        for notice in notices:
+            record_event(
+                session,
+                at=now,
+                actor="acd",
+                kind="console.seat_not_answering",
+                seat=notice.seat_id,
+                until=datetime.fromtimestamp(notice.until, UTC).isoformat(),
+            )
+    return len(notices)
