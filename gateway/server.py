@@ -23,6 +23,7 @@ from gateway.contract.kinds import ROUTE, lane_of
 from gateway.contract.logs import log_event
 from gateway.core.callqueue import CallQueue
 from gateway.engine import notices, webhooks
+from gateway.engine.call_recordings import purge_recordings_forever
 from gateway.engine.database import engine_for
 from gateway.engine.dispatch import sweep_forever, workflow_for
 from gateway.engine.health import Health
@@ -235,6 +236,12 @@ class Gateway:
             self.health.watch(pool)
             work[f"jobs:{lane}"] = functools.partial(pool.run, stop)
         work["jobs-purge"] = lambda: purge_forever(self.sessions, self.config.jobs, utcnow, stop)
+        acd = self.config.acd
+        if self.config.ivr.agent.queue and acd.record_calls:
+            files = AttachmentStore(self.config.storage.attachments_dir)
+            work["recordings-purge"] = lambda: purge_recordings_forever(
+                self.sessions, files, acd.keep_recordings_days, utcnow, stop
+            )
         if self.engine.dialect.name == "postgresql":  # SQLite has no notices: lanes poll
             work["jobs-notices"] = lambda: notices.listen(
                 self.engine, self._wake_lane_of, jobs_queued, stop

@@ -54,7 +54,7 @@ def run_worker(config: Config, index: int) -> int:
         if config.ivr.agent.queue
         else None
     )
-    worker = SipWorker(config, index, intake.accept, missed, queue)
+    worker = SipWorker(config, index, intake.accept, missed, queue, intake.attach)
 
     async def main() -> None:
         stop = asyncio.Event()

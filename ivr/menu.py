@@ -105,6 +105,8 @@ class Prompts(Section):
     ahead_many: str = "您前面还有十位以上。"
     queue_choice: str = "目前话务繁忙。留言请按1，需要我们给您回电请按2。"
     queue_callback: str = "已为您登记回电，我们会尽快给您回电。再见。"
+    # Before a seat is rung, when acd.record_calls is on.
+    recording_notice: str = "为了提高服务质量，您的通话可能会被录音。"
 
 
 PromptName = Literal[
@@ -149,6 +151,7 @@ PromptName = Literal[
     "ahead_many",
     "queue_choice",
     "queue_callback",
+    "recording_notice",
 ]
 
 

@@ -57,3 +57,7 @@ class AttachmentStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path_of(sha256).read_bytes()
+
+    def remove(self, sha256: str) -> None:
+        """The file, once no attachment row names it any more (the caller checks)."""
+        self.path_of(sha256).unlink(missing_ok=True)

@@ -122,6 +122,24 @@ class Bridge:
 
         return await self.pjsip.run(job)
 
+    async def record_talk(self, a: int, b: int, path: Path) -> bool:
+        """Both calls into one recorder (the bridge mixes them): a caller and the seat
+        talking. Stopped by ``stop_recording`` of each."""
+
+        def job() -> bool:
+            lines = [self.lines.get(a), self.lines.get(b)]
+            media = [one for line in lines if line is not None and (one := line.audio())]
+            if len(media) != 2:
+                return False
+            recorder = pj.AudioMediaRecorder()
+            recorder.createRecorder(str(path))
+            for number, one in zip((a, b), media, strict=True):
+                one.startTransmit(recorder)
+                self.recorders[number] = recorder
+            return True
+
+        return await self.pjsip.run(job)
+
     async def stop_recording(self, number: int) -> None:
         """Cut the recorder from the call and drop it: pjmedia then writes the WAV's last
         samples and header and closes it, on its clock thread (closing.ClosedFiles says

@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,8 @@ _AHEAD: dict[int, PromptName] = {
     9: "ahead_9",
 }
 Registered = Callable[[], set[str] | None]  # the registrar's seats; None: not known now
+# Keeps a talk's recording with the call's letter (the worker's: its file, its store).
+KeepTalk = Callable[[CallSession, Path], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,19 @@ class QueueCall:
     """One caller in the queue, from ``Enqueue`` to ``QueueEnded`` or a hang-up, and then,
     if a seat answered, their talk until one of them hangs up."""
 
-    def __init__(self, session: CallSession, link: QueueLink, seat_uri: Callable[[str], str]):
+    def __init__(
+        self,
+        session: CallSession,
+        link: QueueLink,
+        seat_uri: Callable[[str], str],
+        keep_talk: KeepTalk | None = None,
+    ) -> None:
+        """``keep_talk``: record each talk (acd.record_calls) and keep it this way."""
         self.session = session
         self.link = link
         self.seat_uri = seat_uri
+        self.keep_talk = keep_talk
+        self.recording: Path | None = None
         self.call_id = session.facts.dialog  # the letter's key: the desk finds it by this
         self.seat: str | None = None  # offered or talking
         self.leg: int | None = None  # the call to that seat's phone
@@ -165,6 +176,8 @@ class QueueCall:
     async def wait(self, enqueue: flow.Enqueue) -> flow.Event:
         try:
             await self.link.send(acd.CallerJoined(self.call_id, enqueue.priority, self._at()))
+            if self.keep_talk is not None:
+                await self.session._play("recording_notice")
             return await self._waiting()
         except HungUp:
             await self._drop_offer()
@@ -183,6 +196,10 @@ class QueueCall:
                 if seat_hung_up and item.number == self.leg:
                     break
         assert self.leg is not None and self.seat is not None
+        if self.recording is not None and self.keep_talk is not None:
+            for number in (self.session.facts.number, self.leg):
+                await self.session.bridge.stop_recording(number)
+            await self.keep_talk(self.session, self.recording)
         await self.session.bridge.hang_up(self.leg)
         await self.link.send(acd.CallEnded(self.call_id, self.seat, self._at()))
         self.link.leave(self.call_id)
@@ -257,6 +274,11 @@ class QueueCall:
         self.link.leave_queue(self.call_id)
         await self.session.bridge.stop_playing(self.session.facts.number)
         await self.session.bridge.connect(self.session.facts.number, self.leg)
+        if self.keep_talk is not None:
+            facts = self.session.facts
+            path = self.session.recordings / f"talk-{int(facts.started * 1000)}-{facts.number}.wav"
+            if await self.session.bridge.record_talk(facts.number, self.leg, path):
+                self.recording = path
         log_event(log, "sip.queue.answered", call=self.session.facts.call_id, seat=self.seat)
         return True
 

@@ -32,7 +32,7 @@ from channels.sip.registrations import RegistrarUnavailable, registered_seats
 from channels.sip.session import CallFacts, CallSession
 from gateway.contract.addresses import in_networks
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Accepted, Attachment, RecordMissed
+from gateway.contract.contact import Accept, Accepted, AttachFile, Attachment, RecordMissed
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
@@ -61,8 +61,11 @@ class SipWorker:
         accept: Accept,
         write_missed: RecordMissed,
         queue: CallQueue | None = None,
+        attach: AttachFile | None = None,
     ) -> None:
+        """``attach``: for the recordings of calls seats answered (acd.record_calls)."""
         self.config = config
+        self.attach = attach
         self.settings = settings = config.channels.sip
         self.index = index
         self.accept = accept
@@ -216,7 +219,36 @@ class SipWorker:
 
     def _queue_call(self, session: CallSession) -> QueueCall:
         assert self.queue is not None
-        return QueueCall(session, self.queue, self._seat_uri)
+        recording = self.config.acd.record_calls and self.attach is not None
+        return QueueCall(
+            session, self.queue, self._seat_uri, self._keep_talk if recording else None
+        )
+
+    async def _keep_talk(self, session: CallSession, recording: Path) -> None:
+        """The talk's recording onto the call's letter, once pjmedia closed it, without
+        holding the call: the file stays on disk (and in the log) if it cannot be kept."""
+
+        async def keep() -> None:
+            assert self.attach is not None
+            facts = session.facts
+            data = await self._whole(recording)
+            file = Attachment("call-recording.wav", "audio/wav", data)
+            try:
+                kept = await asyncio.to_thread(
+                    self.attach, self.settings.source, facts.dialog, file
+                )
+            except Exception:
+                log.exception("sip.talk_not_kept call=%s file=%s", facts.call_id, recording.name)
+                return
+            if not kept:
+                log_event(log, "sip.talk_not_kept", logging.ERROR, file=recording.name)
+                return
+            self._discard(recording)
+            log_event(log, "sip.talk_kept", call=facts.call_id, seconds=recovery.wav_seconds(data))
+
+        task = asyncio.create_task(keep())
+        self.tasks.add(task)  # a stopping worker lets it finish
+        task.add_done_callback(self.tasks.discard)
 
     async def _run(self, session: CallSession) -> None:
         try:

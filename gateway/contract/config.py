@@ -647,6 +647,11 @@ class AcdSection(Section):
     not_answering_pause_seconds: float = Field(default=300, gt=0)
     wrap_up_seconds: float = Field(default=0, ge=0)
     owner_timeout_seconds: float = Field(default=15, gt=0)
+    # Record both sides of each call a seat answers, attached to its letter like a
+    # voicemail (the citizen's personal data: same access rules). Callers hear
+    # ivr.prompts.recording_notice first. Kept keep_recordings_days, then deleted.
+    record_calls: bool = False
+    keep_recordings_days: float = Field(default=180, gt=0)
 
     @field_validator("priorities")
     @classmethod

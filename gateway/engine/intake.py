@@ -12,11 +12,13 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.contract import tracking
 from gateway.contract.contact import (
     Accepted,
+    Attachment,
     IncomingContact,
     MissedCallEntry,
     RecordMissed,
@@ -31,6 +33,8 @@ from gateway.engine.spool import Spool
 from store import jobs, letters, missed_calls
 from store.attachments import AttachmentStore, StoredFile
 from store.db import is_outage
+from store.models import Attachment as AttachmentRow
+from store.models import Letter
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +305,39 @@ class Intake:
 
     def drain_spool(self) -> int:
         return self.spool.drain(self.store, self.store_missed)
+
+    def attach(self, source: str, external_id: str, file: Attachment) -> bool:
+        """Add a file to the letter (source, external_id) stored earlier: a call's recording,
+        made while the operator typed the letter. False if there is no such letter."""
+        stored = self.files.put(file.data)  # first: a row never points at a missing file
+        try:
+            with self.sessions.begin() as session:
+                where = (Letter.source == source, Letter.external_id == external_id)
+                letter = session.scalars(select(Letter).where(*where)).one_or_none()
+                if letter is None:
+                    return False
+                row = AttachmentRow(
+                    letter_id=letter.id,
+                    filename=file.filename,
+                    media_type=file.media_type,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                )
+                session.add(row)
+                letters.record_event(
+                    session,
+                    at=self.clock(),
+                    actor=f"channel:{source}",
+                    kind="attached",
+                    letter=letter,
+                    filename=file.filename,
+                    size=stored.size,
+                )
+        except sa_exc.SQLAlchemyError as exc:
+            if is_outage(exc):
+                raise StoreUnavailable(str(exc)) from exc
+            raise
+        return True
 
     def missed_calls(self, source: str) -> RecordMissed:
         """The callback list as a phone channel writes it: each call that ended with no

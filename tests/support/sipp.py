@@ -65,6 +65,8 @@ DEFAULT_KEYS: dict[str, str] = {
     # rtp_sink_uas answers with this RTP port (9, discard, unless a test listens).
     "refer_wait": "2000",
     "rtp_sink": "9",
+    # call_queue_speaks: after the agent key, in the queue and then with the seat.
+    "queue_wait": "10000",
 }
 
 _DTMF_PCAPS = {digit: f"dtmf_2833_{digit}" for digit in "0123456789"} | {
@@ -502,6 +504,18 @@ def _hangup_in_recording(digit: str) -> list[str]:
     ]
 
 
+def _queue_speaks(digit: str) -> list[str]:
+    return [
+        _keys("menu_wait", "queue_wait"),
+        *_answered(),
+        _pause("menu_wait"),
+        _press(digit),
+        _pause("queue_wait"),
+        _speak(),
+        *_hung_up_on(),
+    ]
+
+
 def _agent_call(digit: str) -> list[str]:
     return [_keys("menu_wait"), *_answered(), _pause("menu_wait"), _press(digit), *_agent()]
 
@@ -567,6 +581,13 @@ KINDS: dict[str, Kind] = {
         "Refer-To target itself.",
         ("caller", "display", "asserted", "menu_wait"),
         _agent_call,
+        {"digit": "9"},
+    ),
+    "call_queue_speaks": Kind(
+        "Presses the agent key, waits queue_wait ms (in the queue, then talking to the "
+        "seat), speaks g711a.pcap (7.1 s) and waits for the gateway's BYE.",
+        ("caller", "display", "asserted", "menu_wait", "queue_wait"),
+        _queue_speaks,
         {"digit": "9"},
     ),
     "call_rejected": Kind(

@@ -13,17 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine, select
 
 from gateway.contract.config import SeatsConfig, load_config
 from gateway.core import seats
 from gateway.frontends.console import accounts
+from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
-from store.models import Letter, MissedCall, QueuedCall
+from store.models import Event, Letter, MissedCall, QueuedCall
 from tests.channels.sip.test_serve import serve_config, wait_until, worker_pids
 from tests.channels.sip.test_sipp import FAST
 from tests.conftest import PII, require_tool
+from tests.support.audio import voiced_frames, wav_audio
 from tests.support.processes import free_port, gateway
 from tests.support.sipp import SCENARIOS, SippUas, run_sipp, scenario
 
@@ -31,7 +34,7 @@ REALM = "hotline"
 NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 
 
-def queue_config(root: Path, *, max_wait: float = 60) -> Path:
+def queue_config(root: Path, *, max_wait: float = 60, record: bool = False) -> Path:
     port, base = free_port(), free_port()
     sip = (
         f"    port: {port}\n    workers: 2\n    worker_base_port: {base}\n"
@@ -44,7 +47,8 @@ def queue_config(root: Path, *, max_wait: float = 60) -> Path:
     )
     text += (
         f"acd: {{ring_timeout_seconds: 4, max_wait_seconds: {max_wait},"
-        " announce_every_seconds: 600, owner_timeout_seconds: 5}\n"
+        " announce_every_seconds: 600, owner_timeout_seconds: 5,"
+        f" record_calls: {str(record).lower()}}}\n"
         f"seats: {{realm: {REALM}}}\n"
     )
     config.write_text(text, encoding="utf-8")
@@ -98,7 +102,10 @@ def sip_target(config: Path) -> str:
 
 def letters_of(engine: Engine) -> list[Letter]:
     with make_sessionmaker(engine)() as session:
-        return list(session.scalars(select(Letter)))
+        rows = list(session.scalars(select(Letter)))
+        for row in rows:
+            _ = row.attachments
+        return rows
 
 
 def history(engine: Engine) -> list[QueuedCall]:
@@ -265,8 +272,8 @@ def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_go
 ) -> None:
     """Four callers wait, no phone registered yet, spread over the two workers; one worker
     is killed (-9). Its callers are given up as lost (the restarted worker gives them up
-    at once) and put on the callback list; the other worker's callers keep their place and are answered, in order, once
-    a seat's phone registers."""
+    at once) and put on the callback list; the other worker's callers keep their place
+    and are answered, in order, once a seat's phone registers."""
     require_tool("sipp")
     require_tool("kamailio")
     config = queue_config(tmp_path)
@@ -311,3 +318,53 @@ def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_go
     assert sorted(answered, key=lambda row: row.answered_at or NOW) == sorted(
         answered, key=lambda row: row.joined_at
     )
+
+
+def voiced_share(audio: np.ndarray, start: float, end: float) -> float:
+    frames = np.array(voiced_frames(audio))
+    first, last = int(start / 0.02), int(end / 0.02)
+    return float(((frames >= first) & (frames < last)).sum()) / (last - first)
+
+
+def test_a_recorded_call_keeps_both_sides_on_the_letter(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """With record_calls the caller hears the notice, and the talk is recorded, both sides:
+    the operator speaks first (7.1 s), the caller 8.5 to 10.5 s after the answer for 7.1 s,
+    while the operator listens (12 s, then hangs up); the recording has each in its own
+    stretch, silence between."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path, record=True)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        passwords = add_seats(engine, "zhang")
+        phone = free_port()
+        register(sip_target(config), "1001", passwords["1001"], phone)
+        speaks = SCENARIOS / "queue_seat_speaks.xml"
+        with SippUas(speaks, phone, calls=1, extra_args=["-d", "12000"]) as desk:
+            caller = run_sipp(
+                scenario("call_queue_speaks"),
+                sip_target(config),
+                keys={**FAST, "queue_wait": "11000"},
+                timeout=60,
+            )
+            desk.stop()
+        assert caller.ok, caller
+        wait_until(lambda: any(len(letter.attachments) for letter in letters_of(engine)))
+        assert any("sip.talk_kept" in line for line in serve.lines)
+    [letter] = letters_of(engine)
+    [recording] = letter.attachments
+    assert (recording.filename, recording.media_type) == ("call-recording.wav", "audio/wav")
+    files = AttachmentStore(load_config(config).storage.attachments_dir)
+    audio = wav_audio(files.read(recording.sha256))
+    seconds = len(audio) / 8000
+    assert 17.5 <= seconds <= 21.5, seconds  # answer to the operator's BYE: 19.1 s
+    assert voiced_share(audio, 1.5, 6.5) > 0.6  # the operator
+    assert voiced_share(audio, 7.3, 8.3) < 0.1  # both silent
+    assert voiced_share(audio, 12.5, 15.5) > 0.6  # the caller, the operator silent
+    with make_sessionmaker(engine)() as session:
+        kinds = session.scalars(select(Event.kind).where(Event.letter_id == letter.id)).all()
+        assert "attached" in kinds
