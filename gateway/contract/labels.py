@@ -58,6 +58,7 @@ EVENT_LABELS = {
     "escalated": "呈办",
     "instructed": "领导批示",
     "reclassified": "更改类别",
+    "recorded": "坐席记录来电",
     "signed": "签收",
     "replied": "答复",
     "opinion": "会办意见",

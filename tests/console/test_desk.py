@@ -396,6 +396,9 @@ async def test_a_seat_not_answering_is_told_on_its_desk_and_the_notice_is_on_rec
             select(func.count()).select_from(CallQueueAction).where(CallQueueAction.owner.is_(None))
         )
         assert left == 0
+    async with signed_in_at(served, "root") as root:
+        audit = (await root.get("/console/admin/audit")).text
+        assert audit.count("<td>坐席未接听来电（暂停派单）</td>") == 1
 
 
 async def test_the_stream_ends_when_the_session_does(desk: Desk, served: str) -> None:

@@ -35,6 +35,7 @@ AUDIT_LABELS = {
     "console.seat_password_reset": "重置坐席密码",
     "console.seat_removed": "删除坐席",
     "console.seat_state_changed": "坐席状态变更",
+    "console.seat_not_answering": "坐席未接听来电（暂停派单）",
     "pii.revealed": "查看来信人信息",
     "pii_read": "读取来信人信息（接口、命令行或推送）",
 }

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gateway.contract.config import Config
 from gateway.contract.redaction import scrub
@@ -68,7 +68,9 @@ class SeatView:
         )
 
 
-def queue_for(config: Config, sessions: Any, clock: Callable[[], datetime]) -> CallQueue:
+def queue_for(
+    config: Config, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+) -> CallQueue:
     """The console's handle on the queue the SIP workers share (it only reads it and takes
     the actions addressed to the console)."""
     return CallQueue.configured(sessions, config.acd, clock)
@@ -188,7 +190,9 @@ def earlier_letters(db: Session, staff: Staff, letter: Letter) -> list[dict[str,
     ]
 
 
-def take_notices(queue: CallQueue, db: Session, writes: Any, now: datetime) -> int:
+def take_notices(
+    queue: CallQueue, db: Session, writes: sessionmaker[Session], now: datetime
+) -> int:
     """The queue's actions for the console (``SeatNotAnswering``), taken once and put on
     the audit log, where every desk and node reads them: whichever desk's stream polls
     first takes them. A cheap read first: most polls find none and take no write lock."""

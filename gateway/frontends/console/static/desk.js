@@ -10,7 +10,7 @@
   const stream = new EventSource(status.dataset.events);
   stream.addEventListener("panel", function (event) {
     panel.innerHTML = event.data;
-    status.textContent = "来电信息已更新（" + new Date().toLocaleTimeString("zh-CN") + "）";
+    status.textContent = "来电信息已更新（" + new Date().toLocaleTimeString("zh-CN", { timeZone: status.dataset.zone, hour12: false }) + "）";
     status.classList.remove("desk-lost");
   });
   stream.addEventListener("ended", function () {
