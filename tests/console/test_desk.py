@@ -14,11 +14,12 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from gateway.contract.config import SeatsConfig
 from gateway.contract.contact import Citizen
@@ -27,9 +28,10 @@ from gateway.core.callqueue import CallQueue
 from ivr.call_letters import call_letter
 from store.db import make_sessionmaker
 from store.models import CallQueueAction, ConsoleUser, Event, Letter, Seat
-from tests.conftest import SHANGHAI
-from tests.console.conftest import PASSWORD, Browser, Desk, password_hash
+from tests.conftest import SHANGHAI, build_intake
+from tests.console.conftest import PASSWORD, Browser, Desk, open_desk, password_hash
 from tests.gateway.test_workflow import MONDAY
+from tests.support.tcp_proxy import TcpProxy
 
 SEAT = "8001"
 CALL = "a84b4c76e66710@198.51.100.20;from-tag=1928301774;to-tag=314159"
@@ -152,6 +154,15 @@ async def test_a_ringing_call_then_the_answered_call_pops_with_the_callers_histo
     ]
     talking = (await zhang.get("/console/desk")).text
     assert '<h2 id="call-state">通话中</h2>' in talking
+    joined, picked_up = (
+        MONDAY.astimezone(SHANGHAI),
+        (MONDAY + timedelta(seconds=4)).astimezone(SHANGHAI),
+    )
+    assert (
+        f'<p id="call-times">排队开始 {joined:%H:%M:%S} · 接通 {picked_up:%H:%M:%S} · 等待 4 秒</p>'
+        in talking
+    )
+    assert f'<dd class="call-id">{CALL}</dd>' in talking
     assert f'<dd id="caller">{SHOWN}</dd>' in talking
     assert "13812345678" not in talking and "王五" not in talking
     assert f'<a id="call-letter" href="/console/letters/{number}">{number}</a>' in talking
@@ -206,7 +217,9 @@ async def test_the_operator_records_the_calls_letter_on_it_during_the_call(desk:
     zhang = await desk.signed_in("zhang")
     form = await zhang.get(f"/console/letters/{number}/record")
     assert form.status_code == 200
-    assert 'value="人工坐席来电"' in form.text
+    # The call's placeholder words are not offered to be deleted: the fields start empty.
+    assert 'name="subject" required maxlength="100" value=""' in form.text
+    assert f'通话标识 <span class="call-id">{CALL}</span>' in form.text
 
     missing = await zhang.post(f"/console/letters/{number}/record", subject="路灯", text="")
     assert missing.status_code == 400 and "请填写标题和来电内容" in missing.text
@@ -240,6 +253,9 @@ async def test_the_operator_records_the_calls_letter_on_it_during_the_call(desk:
     )
     page = (await zhang.get("/console/desk")).text
     assert '<dd id="call-subject">人民路路灯不亮</dd>' in page
+    again = (await zhang.get(f"/console/letters/{number}/record")).text
+    assert 'value="人民路路灯不亮"' in again and "门口路灯坏了三天。</textarea>" in again
+    assert '<option value="complaint" selected>' in again
 
 
 async def test_only_a_phone_calls_undispatched_letter_takes_a_record(desk: Desk) -> None:
@@ -274,8 +290,8 @@ class Sent:
     data: str
 
 
-@pytest.fixture
-def served(desk: Desk) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(desk: Desk) -> Iterator[str]:
     """The console on a loopback port, so the stream is read as a browser reads it."""
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -290,6 +306,12 @@ def served(desk: Desk) -> Iterator[str]:
         thread.join(timeout=30)
         listening.close()
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def served(desk: Desk) -> Iterator[str]:
+    with serving(desk) as base:
+        yield base
 
 
 class Stream:
@@ -410,3 +432,23 @@ async def test_the_stream_ends_when_the_session_does(desk: Desk, served: str) ->
             await zhang.post("/console/logout")
             assert (await stream.next()).kind == "ended"
         assert (await zhang.client.get("/console/desk/events")).status_code == 401
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_with_the_database_down_the_stream_ends_and_comes_back_with_it(
+    database_url: str, engine: Engine, cut_engine: Engine, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    cut = open_desk(cut_engine, build_intake(cut_engine, tmp_path))
+    add_seat(cut, "available")
+    with serving(cut) as base:
+        async with signed_in_at(base, "zhang") as zhang:
+            async with zhang.client.stream("GET", "/console/desk/events") as response:
+                stream = Stream(response.aiter_lines())
+                assert "空闲（可接听）" in (await stream.next()).data
+                proxy.down()
+                with pytest.raises(AssertionError, match="the stream ended"):
+                    await stream.next()
+            assert (await zhang.client.get("/console/desk/events")).status_code == 503
+            proxy.up()
+            async with zhang.client.stream("GET", "/console/desk/events") as response:
+                assert "空闲（可接听）" in (await Stream(response.aiter_lines()).next()).data

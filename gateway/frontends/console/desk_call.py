@@ -10,6 +10,7 @@ desk_events.py), so both show one thing. The caller is shown as the access polic
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gateway.contract.config import Config
+from gateway.contract.logs import log_event
 from gateway.contract.redaction import scrub
 from gateway.core import acd
 from gateway.core.access import citizen_view, sight, visible_to
@@ -27,9 +29,10 @@ from gateway.core.duplicates import phone_hashes
 from gateway.frontends.console.accounts import Staff
 from gateway.frontends.console.scope import viewer
 from store.letters import record_event
-from store.models import CallQueueAction, Citizen, Letter, Seat
+from store.models import CallQueueAction, Citizen, Letter, QueuedCall, Seat
 from store.pii_rotation import old_phone_forms
 
+log = logging.getLogger(__name__)
 HISTORY = 10  # the caller's newest earlier letters shown
 REGISTRAR_SECONDS = 1.0  # Kamailio answers its FIFO in milliseconds; a stuck one is 未知
 # Letters the operator still writes during or after the call (before it is dispatched).
@@ -43,6 +46,7 @@ class Call:
 
     call_id: str
     talking: bool
+    queued: QueuedCall | None  # when they joined the queue, how long they waited
     letter: Letter | None  # stored once the seat answers
     caller: str | None  # their number as this reader may see it
     history: list[dict[str, Any]]
@@ -137,14 +141,16 @@ def call_letter(db: Session, call_id: str) -> Letter | None:
 
 
 def _call(db: Session, staff: Staff, call_id: str, *, talking: bool) -> Call:
+    queued = db.scalar(select(QueuedCall).where(QueuedCall.call_id == call_id))
     letter = call_letter(db, call_id)
     if letter is None:
-        return Call(call_id, talking, None, None, [])
+        return Call(call_id, talking, queued, None, None, [])
     reader = viewer(staff)
     seen = citizen_view(letter.citizen, sight(letter, reader), ("phone",))
     return Call(
         call_id,
         talking,
+        queued,
         letter,
         seen["phone"] if seen else None,
         earlier_letters(db, staff, letter),
@@ -200,6 +206,9 @@ def take_notices(
         return 0
     taken = queue.take(None)
     notices = [a for a in taken if isinstance(a, acd.SeatNotAnswering)]
+    for other in taken:
+        if not isinstance(other, acd.SeatNotAnswering):  # a call's whose worker is gone
+            log_event(log, "console.queue_action_ignored", kind=type(other).__name__)
     with writes.begin() as session:
         for notice in notices:
             record_event(

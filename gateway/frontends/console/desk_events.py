@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.contract.config import ConsoleConfig
+from gateway.contract.logs import log_event
 from gateway.frontends.console import accounts
 from gateway.frontends.console.desk import HEADERS, Tools
 from gateway.frontends.console.desk_call import (
@@ -36,6 +39,7 @@ from gateway.frontends.console.desk_call import (
 from gateway.frontends.console.desk_page import PANEL, panel_context
 from gateway.frontends.console.scope import may
 
+log = logging.getLogger(__name__)
 REGISTRAR_EVERY = 10  # polls between two questions to Kamailio (its answer changes slowly)
 
 
@@ -61,7 +65,11 @@ class DeskEvents:
 
     async def stream(self, request: Request) -> Response:
         token = request.cookies.get(self.cookie, "")
-        staff = await run_in_threadpool(self._staff, token)
+        try:
+            staff = await run_in_threadpool(self._staff, token)
+        except SQLAlchemyError as exc:
+            log_event(log, "console.database_unavailable", logging.ERROR, error=type(exc).__name__)
+            return Response(status_code=503, headers=HEADERS)
         if staff is None or not may(staff, "desk"):
             # Not 200: the browser's EventSource gives up instead of reconnecting.
             return Response(status_code=401 if staff is None else 403, headers=HEADERS)
@@ -83,10 +91,16 @@ class DeskEvents:
             if polls % REGISTRAR_EVERY == 0:
                 registered = await run_in_threadpool(self.registrar)
             polls += 1
-            if await run_in_threadpool(self._staff, token) != staff:
-                yield event("ended", "", "ended")
+            try:
+                if await run_in_threadpool(self._staff, token) != staff:
+                    yield event("ended", "", "ended")
+                    return
+                tag, panel = await run_in_threadpool(self._panel, staff, registered, last)
+            except SQLAlchemyError as exc:  # the browser reconnects, and is told 503 if still
+                log_event(
+                    log, "console.database_unavailable", logging.ERROR, error=type(exc).__name__
+                )
                 return
-            tag, panel = await run_in_threadpool(self._panel, staff, registered, last)
             if panel is not None:
                 last = tag
                 yield event("panel", panel, tag)

@@ -40,9 +40,12 @@ def record_form(
     desk: Desk, problem: str = "", status: int = 200, typed: dict[str, str] | None = None
 ) -> Response:
     letter = _letter(desk)
+    # Before the first record the words are intake's placeholder for a call: the operator
+    # starts from empty fields, not from deleting it.
+    first = not any(event.kind == "recorded" for event in letter.events)
     shown = typed or {
-        "subject": letter.subject,
-        "text": letter.text,
+        "subject": "" if first else letter.subject,
+        "text": "" if first else letter.text,
         "category": letter.category or "",
     }
     hidden = _hides(desk, letter)
