@@ -4,7 +4,9 @@ A channel starts with ``start()``, feeds each event to ``step()``, performs the 
 order and keeps the new state (in memory for SIP, in the callback URL for Twilio, via
 ``CallState.encode``). Each reply ends with at most one wait — ``Gather``, ``Record``,
 ``Transfer``, ``Enqueue`` or ``Talk`` — whose result is the next event; a call that reaches
-"done" has had exactly one outcome (``StoreVoicemail``, ``StoreAgentStub`` or ``MarkMissed``).
+"done" has had exactly one outcome (``StoreVoicemail``, ``StoreAgentStub`` or ``MarkMissed``),
+but for one handed over to the SIP side's queue (``QueueEnded("handed_over")``), whose
+call there has it.
 
 A channel that can tell the caller their letter's number says so in ``RecordingEnded``
 (``tell_number``); the voicemail is then stored while the call is up, a
@@ -33,8 +35,9 @@ STEPS: tuple[Step, ...] = get_args(Step)
 RecordingEndReason = Literal["key", "silence", "max", "hangup"]
 TransferOutcome = Literal["answered", "busy", "no_answer", "failed"]
 # How a wait in the call queue (gateway/core/acd.py) ended, if the caller is still there:
-# a seat answered, or past the maximum wait the caller chose a message or a callback.
-QueueOutcome = Literal["answered", "message", "callback"]
+# a seat answered, or past the maximum wait the caller chose a message or a callback; or
+# the call was handed over whole to the SIP side's queue (Twilio), which stores its outcome.
+QueueOutcome = Literal["answered", "message", "callback", "handed_over"]
 MissedReason = Literal[
     "hung_up_before_answer",
     "hung_up_in_menu",
@@ -51,6 +54,9 @@ MissedReason = Literal[
 @dataclass(frozen=True)
 class Answered:
     agents_available: bool  # from IvrConfig.agent.available() and the channel's clock
+    # The call came in for a person straight away (the seats' queue entry, which Twilio
+    # dials for its callers): no greeting, no menu.
+    to_person: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,8 @@ def start() -> CallState:
 def step(config: IvrConfig, state: CallState, event: Event) -> Reply:
     """The next state and the actions for ``event``; the state is unchanged if it is moot."""
     match state.step, event:
+        case "start", Answered(agents_available=agents, to_person=True):
+            return _to_agent(config, replace(state, agents_available=agents))
         case "start", Answered(agents_available=agents):
             return _answer(config, replace(state, agents_available=agents))
         case "start", HungUp():
@@ -268,6 +276,8 @@ def step(config: IvrConfig, state: CallState, event: Event) -> Reply:
             return replace(state, step="done"), (Hangup(),)
         case "queue", QueueEnded(outcome="message"):
             return _voicemail(config, state, "other")
+        case "queue", QueueEnded(outcome="handed_over"):
+            return replace(state, step="done"), (Hangup(),)
         case "queue", QueueEnded(outcome="callback"):
             done = replace(state, step="done")
             return done, (MarkMissed("queue_timeout"), Play("queue_callback"), Hangup())

@@ -180,6 +180,9 @@ class AgentConfig(Section):
     # The hotline's own seats answer: callers who choose a person wait in the city-wide
     # call queue (config.yaml's acd: section, docs/acd.md) instead of being sent to uri.
     queue: bool = False
+    # The SIP user a call comes in for to reach the queue at once, without the menu: what
+    # Twilio dials for its callers (channels.twilio.queue_uri).
+    queue_entry: str = Field(default="queue", pattern=r"^[A-Za-z0-9._-]{1,32}$")
     working_hours: WorkingHours = WorkingHours()
 
     def available(self, local: datetime) -> bool:

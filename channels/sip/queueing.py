@@ -299,6 +299,7 @@ class QueueCall:
         """Past the maximum wait: a message (1) or a callback (anything else, or silence;
         a hang-up now is a callback too, the caller waited long enough to be owed one)."""
         await self.session.bridge.stop_playing(self.session.facts.number)
+        self.session._clear_digits()  # a key pressed while waiting is no choice
         gathered = await self.session._gather(flow.Gather(("queue_choice",), CHOICE_SECONDS))
         choice: acd.Choice = (
             "message"

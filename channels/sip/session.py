@@ -96,7 +96,10 @@ class CallSession:
         state = self.state
         try:
             await self._until_gone(self.media.wait(), timeout=10)
-            event: flow.Event = flow.Answered(self.agents_available)
+            # Dialled at the seats' queue entry (Twilio hands its callers over there).
+            agent = self.ivr.agent
+            to_person = agent.queue and self.facts.called == agent.queue_entry
+            event: flow.Event = flow.Answered(self.agents_available, to_person=to_person)
         except (HungUp, TimeoutError):
             event = flow.HungUp()
         while True:

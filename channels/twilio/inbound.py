@@ -38,6 +38,7 @@ from gateway.contract.errors import PayloadError
 from gateway.contract.logs import log_event
 from ivr import flow
 from ivr.call_letters import call_letter
+from store.missed_calls import HANDED_OVER
 
 log = logging.getLogger(__name__)
 Params = dict[str, str]
@@ -177,6 +178,10 @@ class TwilioWebhooks:
         _needed(params, "From")
         step = request.url.path.rsplit("/", 1)[-1]
         state, event = self._event(step, params, request.query_params.get("s"), request)
+        if event == flow.QueueEnded("handed_over"):
+            # The SIP side lists the call if it is missed there: never here as well.
+            call, caller = params["CallSid"], params["From"]
+            await asyncio.to_thread(self.missed, call, caller, params.get("To"), HANDED_OVER)
         state, actions = flow.step(self.ivr, state, event)
         told: tuple[flow.Action, ...] = ()
         for action in actions:
@@ -195,10 +200,10 @@ class TwilioWebhooks:
     ) -> tuple[flow.CallState, flow.Event]:
         if step == "voice":
             local = self.clock().astimezone(self.zone)
-            # The seats' call queue is reached over SIP only: a Twilio caller who asks
-            # for a person leaves a message instead while agent.queue is on.
-            agents = self.ivr.agent.available(local) and not self.ivr.agent.queue
-            return flow.start(), flow.Answered(agents)
+            # The seats' call queue is on the SIP side: without its entry to dial, a caller
+            # who asks for a person leaves a message.
+            reachable = not self.ivr.agent.queue or self.settings.queue_uri is not None
+            return flow.start(), flow.Answered(self.ivr.agent.available(local) and reachable)
         try:
             state = flow.CallState.decode(encoded or "")
         except ValueError as exc:
@@ -208,6 +213,9 @@ class TwilioWebhooks:
             return state, flow.Digit(digits[:1]) if digits else flow.NoInput()
         if step == "dialed":
             status = _needed(params, "DialCallStatus")
+            if state.step == "queue":
+                # Taken by the SIP side, which stores what became of the call; else a message.
+                return state, flow.QueueEnded("handed_over" if status == "completed" else "message")
             return state, flow.TransferEnded(DIAL_OUTCOMES.get(status, "failed"))
         if request.query_params.get("empty"):
             return state, flow.RecordingEnded(0, "silence")

@@ -10,7 +10,7 @@ from twilio.twiml.voice_response import Gather as TwimlGather
 from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.contract.config import TwilioConfig
-from ivr.flow import Action, CallState, Gather, Hangup, Play, Record, Transfer
+from ivr.flow import Action, CallState, Enqueue, Gather, Hangup, Play, Record, Transfer
 from ivr.menu import IvrConfig
 
 
@@ -59,6 +59,10 @@ def twiml(
                 dial.sip(action.uri)
             else:
                 dial.number(action.uri)
+        elif isinstance(action, Enqueue) and settings.queue_uri:
+            # The seats' queue, on the SIP side: the caller waits and talks there.
+            dial = response.dial(action=f"{base}/dialed?s={s}", method="POST")
+            dial.sip(settings.queue_uri)
         elif isinstance(action, Hangup):
             response.hangup()
     return str(response)

@@ -223,6 +223,10 @@ class TwilioConfig(Section):
     voice: str = "Polly.Zhiyu"
     language: str = "cmn-CN"
     timeout_seconds: float = Field(default=15, gt=0)
+    # The seats' call queue is on the SIP side: a caller who asks for a person is dialled
+    # there (<Dial><Sip>), to ivr.agent.queue_entry at this gateway's SIP address, e.g.
+    # sip:queue@sip.hotline.example. None: with ivr.agent.queue they leave a message.
+    queue_uri: str | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> TwilioConfig:

@@ -94,8 +94,27 @@ def webhooks(
     )
 
 
+# Agents around the clock, so the tests do not depend on the hour they run at.
+AROUND_THE_CLOCK = WorkingHours(start=time(0), end=time(0))
+QUEUE_ENTRY = "sip:queue@sip.hotline.example"
+
+
 @pytest.fixture
 def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
+    agent = AgentConfig(uri="sip:queue@callcentre.local", working_hours=AROUND_THE_CLOCK)
+    yield from running(engine, parts, agent)
+
+
+@pytest.fixture
+def seats_hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
+    """The hotline's own seats answer, on the SIP side: Twilio hands callers over there."""
+    agent = AgentConfig(queue=True, working_hours=AROUND_THE_CLOCK)
+    yield from running(engine, parts, agent, queue_uri=QUEUE_ENTRY)
+
+
+def running(
+    engine: Engine, parts: Parts, agent: AgentConfig, queue_uri: str | None = None
+) -> Iterator[Hotline]:
     with TwilioApi() as api:
         settings = TwilioConfig(
             enabled=True,
@@ -105,10 +124,9 @@ def hotline(engine: Engine, parts: Parts) -> Iterator[Hotline]:
             api_url=api.base_url,
             sms_route=True,
             from_number=HOTLINE,
+            queue_uri=queue_uri,
         )
-        # Agents around the clock, so the test does not depend on the hour it runs at.
-        hours = WorkingHours(start=time(0), end=time(0))
-        ivr = IvrConfig(agent=AgentConfig(uri="sip:queue@callcentre.local", working_hours=hours))
+        ivr = IvrConfig(agent=agent)
         config = Config(channels={"twilio": settings}, ivr=ivr)  # type: ignore[arg-type]
         clock = lambda: datetime.now(UTC)  # noqa: E731
         hooks = webhooks(config, parts, engine, clock)
@@ -271,6 +289,44 @@ async def test_no_agent_answering_leads_to_a_voicemail(hotline: Hotline) -> None
     result = await hotline.caller.call(CITIZEN, HOTLINE, script)
     assert any("人工服务暂时无法接通" in s for s in result.said)
     assert [letter.category for letter in hotline.letters()] == ["other"]
+
+
+async def test_with_seats_a_caller_is_handed_over_to_the_sip_sides_queue(
+    seats_hotline: Hotline,
+) -> None:
+    """9 dials the seats' queue entry on the SIP side, which answers, queues and stores what
+    becomes of the call (tests/channels/sip/test_queue_calls.py): nothing is stored here."""
+    hotline = seats_hotline
+    result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("9"), DialOutcome("completed", 90)])
+    [dial] = result.dials
+    assert dial.targets == [QUEUE_ENTRY] or QUEUE_ENTRY in str(dial.targets)
+    assert any("正在为您转接人工服务" in s for s in result.said)
+    assert result.status == "completed"
+    assert hotline.letters() == []
+    with make_sessionmaker(hotline.engine)() as s:
+        assert s.scalars(select(MissedCall)).all() == []
+
+
+async def test_with_the_sip_side_unreachable_the_caller_leaves_a_message(
+    seats_hotline: Hotline,
+) -> None:
+    hotline = seats_hotline
+    script = [Press("9"), DialOutcome("failed"), Speak(wav(3))]
+    result = await hotline.caller.call(CITIZEN, HOTLINE, script)
+    assert any("请在提示音后留言" in s for s in result.said)
+    [letter] = hotline.letters()
+    assert letter.category == "other" and letter.channel == "phone"
+
+
+async def test_with_seats_but_no_queue_entry_to_dial_9_leads_to_a_message(
+    engine: Engine, parts: Parts
+) -> None:
+    agent = AgentConfig(queue=True, working_hours=AROUND_THE_CLOCK)
+    for hotline in running(engine, parts, agent):
+        result = await hotline.caller.call(CITIZEN, HOTLINE, [Press("9"), Speak(wav(3))])
+        assert result.dials == []
+        assert any("人工服务暂时无法接通" in s for s in result.said)
+        assert [letter.category for letter in hotline.letters()] == ["other"]
 
 
 async def test_hanging_up_in_the_menu_puts_the_caller_on_the_callback_list(

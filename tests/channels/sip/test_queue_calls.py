@@ -104,7 +104,7 @@ def letters_of(engine: Engine) -> list[Letter]:
     with make_sessionmaker(engine)() as session:
         rows = list(session.scalars(select(Letter)))
         for row in rows:
-            _ = row.attachments
+            _ = row.attachments, row.citizen
         return rows
 
 
@@ -368,3 +368,40 @@ def test_a_recorded_call_keeps_both_sides_on_the_letter(
     with make_sessionmaker(engine)() as session:
         kinds = session.scalars(select(Event.kind).where(Event.letter_id == letter.id)).all()
         assert "attached" in kinds
+
+
+def test_a_call_to_the_queue_entry_waits_for_a_seat_without_the_menu(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """What Twilio dials for its callers who ask for a person (channels.twilio.queue_uri):
+    sip:queue@..., taken straight to the seats. The caller presses 0, which in the menu
+    would only repeat it: here it is no key, and the seat answers."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        passwords = add_seats(engine, "zhang")
+        phone = free_port()
+        register(sip_target(config), "1001", passwords["1001"], phone)
+        with SippUas(
+            SCENARIOS / "seat_uas.xml", phone, calls=1, extra_args=["-d", "12000"]
+        ) as desk:
+            caller = run_sipp(
+                scenario("call_queue_speaks", tmp_path, digit="0"),
+                sip_target(config),
+                service="queue",
+                keys={**FAST, "queue_wait": "1000"},
+                timeout=40,
+            )
+            desk.stop()
+        assert caller.ok, caller
+        wait_until(lambda: any(row.outcome == "answered" for row in history(engine)))
+    [row] = history(engine)
+    # Straight in: no welcome or menu before the queue (the test prompts take 0.4 s each).
+    assert row.waited_seconds is not None and row.waited_seconds < 3
+    [letter] = letters_of(engine)
+    assert letter.citizen is not None and letter.citizen.phone == "13800138000"
+    assert letter.external_id == row.call_id
