@@ -174,9 +174,21 @@ async def test_a_ringing_call_then_the_answered_call_pops_with_the_callers_histo
     assert f'href="/console/letters/{mine}">{mine}</a>' in talking and theirs not in talking
     assert f'href="/console/letters/{number}#citizen"' in talking  # where to reveal it
 
+    # The caller hangs up: the desk keeps the call for its wrap-up until it is dispatched.
     queue.handle(acd.CallEnded(CALL, SEAT, T0 + 90), "w1")
     ended = (await zhang.get("/console/desk")).text
-    assert '<p class="muted" id="call-state">当前无来电。</p>' in ended and number not in ended
+    assert '<section class="card call ended" id="call">' in ended
+    assert '<h2 id="call-state">通话已结束，请完成记录</h2>' in ended
+    hung_up = (MONDAY + timedelta(seconds=90)).astimezone(SHANGHAI)
+    assert f" · 结束 {hung_up:%H:%M:%S}</p>" in ended
+    assert f'href="/console/letters/{number}/record"' in ended and "来电人以往信件（1）" in ended
+    with make_sessionmaker(desk.engine).begin() as session:
+        letter = session.scalars(select(Letter).where(Letter.tracking_number == number)).one()
+        desk.workflow.assign(
+            session, letter, ["city-admin"], "assign", "time_limited", desk.operator
+        )
+    done = (await zhang.get("/console/desk")).text
+    assert '<p class="muted" id="call-state">当前无来电。</p>' in done and number not in done
 
 
 async def test_a_call_rings_only_on_the_desk_of_the_seat_it_is_offered_to(desk: Desk) -> None:
@@ -376,7 +388,7 @@ async def test_the_stream_pops_the_call_as_it_rings_is_answered_and_ends(
 
             queue.handle(acd.CallEnded(CALL, SEAT, T0 + 60), "w1")
             ended = await stream.next()
-            assert "当前无来电" in ended.data and number not in ended.data
+            assert "通话已结束，请完成记录" in ended.data and f">{number}</a>" in ended.data
 
         # A browser reconnecting with the last id it saw is sent nothing until a change.
         headers = {"Last-Event-ID": ended.id}

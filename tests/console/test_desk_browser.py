@@ -2,7 +2,8 @@
 a call is put through to it by the queue (driven through its API as a SIP worker drives it,
 and its letter stored through intake as the worker stores it), the screen pops with the
 caller's earlier letter and the call's own letter without reload, the operator records the
-call on that letter in another tab and dispatches it, and the call ends on the desk."""
+call on that letter in another tab, the caller hangs up, and once the operator dispatches
+the letter the desk is free again."""
 
 from __future__ import annotations
 
@@ -128,15 +129,19 @@ def test_a_call_pops_on_the_desk_and_the_operator_records_it_on_the_calls_letter
         # The desk follows the letter without reload.
         operator.wait_for_selector("#call-subject:text('小区噪音扰民')", timeout=WAIT_MS)
 
-        # 交办 from the letter's page, as any letter is dispatched.
+        # The caller hangs up: the desk keeps the call for its wrap-up.
+        queue.handle(acd.CallEnded(CALL, SEAT, queue.now()), "w1")
+        operator.wait_for_selector("#call.ended", timeout=WAIT_MS)
+        assert operator.inner_text("#call-state") == "通话已结束，请完成记录"
+        assert operator.inner_text("#call-letter") == call_number
+        screenshot(operator, "console-desk-wrap-up")
+
+        # 交办 from the letter's page, as any letter is dispatched: the desk is free again.
         form.select_option("#act-assign select[name=department]", "city-admin")
         form.click("#act-assign button[type=submit]")
         form.wait_for_selector(".notice")
         assert form.inner_text("#status") == "已交办"
-        operator.wait_for_selector("#call-letter-status:text('已交办')", timeout=WAIT_MS)
-
-        queue.handle(acd.CallEnded(CALL, SEAT, queue.now()), "w1")
-        operator.wait_for_selector("#call:not(.talking)", timeout=WAIT_MS)
+        operator.wait_for_selector("#call:not(.ended)", timeout=WAIT_MS)
         assert operator.inner_text("#call-state") == "当前无来电。"
         assert operator.evaluate("window.sameDocument") is True
         engine.dispose()

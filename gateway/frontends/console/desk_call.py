@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
@@ -37,15 +37,21 @@ HISTORY = 10  # the caller's newest earlier letters shown
 REGISTRAR_SECONDS = 1.0  # Kamailio answers its FIFO in milliseconds; a stuck one is 未知
 # Letters the operator still writes during or after the call (before it is dispatched).
 RECORDABLE = ("received", "triage")
+# How far back the desk looks for the seat's last call, to finish writing it (a shift).
+WRAP_UP_WINDOW = timedelta(hours=12)
 Registrar = Callable[[], set[str] | None]  # the registered seats; None: not known here
+
+
+Phase = Literal["ringing", "talking", "ended"]
 
 
 @dataclass(frozen=True)
 class Call:
-    """The call at the seat: ringing (the caller waits for the seat to pick up) or talking."""
+    """The call at the seat: ringing (the caller waits for the seat to pick up), talking, or
+    ended with its letter still to be written or handled (the operator's wrap-up)."""
 
     call_id: str
-    talking: bool
+    phase: Phase
     queued: QueuedCall | None  # when they joined the queue, how long they waited
     letter: Letter | None  # stored once the seat answers
     caller: str | None  # their number as this reader may see it
@@ -67,7 +73,7 @@ class SeatView:
             (seat.username, seat.state, seat.state_since) if seat else None,
             self.registered,
             self.paused_until,
-            (call.call_id, call.talking, len(call.history)) if call else None,
+            (call.call_id, call.phase, len(call.history)) if call else None,
             (letter.id, letter.status, letter.subject, letter.category) if letter else None,
         )
 
@@ -102,13 +108,28 @@ def seat_of(db: Session, staff: Staff) -> Seat | None:
     return db.scalar(select(Seat).where(Seat.user_id == staff.user_id))
 
 
+def last_answered(db: Session, seat: str, now: datetime) -> str | None:
+    """The seat's latest call that ended within the wrap-up window (by the join time's
+    index; the seat's calls are few among them)."""
+    return db.scalar(
+        select(QueuedCall.call_id)
+        .where(QueuedCall.joined_at >= now - WRAP_UP_WINDOW, QueuedCall.seat == seat)
+        .where(QueuedCall.outcome == "answered", QueuedCall.ended_at.is_not(None))
+        .order_by(QueuedCall.ended_at.desc(), QueuedCall.id.desc())
+        .limit(1)
+    )
+
+
 def seat_view(
     db: Session,
     staff: Staff,
     state: acd.QueueState,
     registered: set[str] | None,
     now: datetime,
+    ended: Callable[[str], str | None],
 ) -> SeatView:
+    """``ended``: the seat's last call that has ended, for its wrap-up (asked only when no
+    call rings or talks at the seat)."""
     seat = seat_of(db, staff)
     if seat is None:
         return SeatView(None, None, None, None)
@@ -119,9 +140,14 @@ def seat_view(
         paused = until if until > now else None
     ring = next((r for r in state.ringing if r.seat_id == seat.username), None)
     if queued is not None and queued.talking is not None:
-        call = _call(db, staff, queued.talking, talking=True)
+        call: Call | None = _call(db, staff, queued.talking, "talking")
     elif ring is not None:
-        call = _call(db, staff, ring.call_id, talking=False)
+        call = _call(db, staff, ring.call_id, "ringing")
+    elif (last := ended(seat.username)) is not None:
+        call = _call(db, staff, last, "ended")
+        # Shown while its letter is still the desk's to write or dispatch.
+        if call.letter is None or call.letter.status not in RECORDABLE:
+            call = None
     else:
         call = None
     known = None if registered is None else seat.username in registered
@@ -140,16 +166,16 @@ def call_letter(db: Session, call_id: str) -> Letter | None:
     ).first()
 
 
-def _call(db: Session, staff: Staff, call_id: str, *, talking: bool) -> Call:
+def _call(db: Session, staff: Staff, call_id: str, phase: Phase) -> Call:
     queued = db.scalar(select(QueuedCall).where(QueuedCall.call_id == call_id))
     letter = call_letter(db, call_id)
     if letter is None:
-        return Call(call_id, talking, queued, None, None, [])
+        return Call(call_id, phase, queued, None, None, [])
     reader = viewer(staff)
     seen = citizen_view(letter.citizen, sight(letter, reader), ("phone",))
     return Call(
         call_id,
-        talking,
+        phase,
         queued,
         letter,
         seen["phone"] if seen else None,

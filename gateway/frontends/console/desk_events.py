@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -31,7 +32,9 @@ from gateway.contract.logs import log_event
 from gateway.frontends.console import accounts
 from gateway.frontends.console.desk import HEADERS, Tools
 from gateway.frontends.console.desk_call import (
+    SeatView,
     kamailio_registrar,
+    last_answered,
     queue_for,
     seat_view,
     take_notices,
@@ -86,6 +89,7 @@ class DeskEvents:
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.stream_seconds
         registered: set[str] | None = None
+        recent = _Recent()
         polls = 0
         while True:
             if polls % REGISTRAR_EVERY == 0:
@@ -95,7 +99,7 @@ class DeskEvents:
                 if await run_in_threadpool(self._staff, token) != staff:
                     yield event("ended", "", "ended")
                     return
-                tag, panel = await run_in_threadpool(self._panel, staff, registered, last)
+                tag, panel = await run_in_threadpool(self._panel, staff, registered, recent, last)
             except SQLAlchemyError as exc:  # the browser reconnects, and is told 503 if still
                 log_event(
                     log, "console.database_unavailable", logging.ERROR, error=type(exc).__name__
@@ -113,13 +117,16 @@ class DeskEvents:
             return accounts.current(db, self.settings, token, self.clock()).staff
 
     def _panel(
-        self, staff: accounts.Staff, registered: set[str] | None, last: str
+        self, staff: accounts.Staff, registered: set[str] | None, recent: _Recent, last: str
     ) -> tuple[str, str | None]:
         """The digest of what the desk shows now, and its panel when that is not ``last``."""
         now = self.clock()
         with self.tools.reads() as db:
             take_notices(self.queue, db, self.tools.writes, now)
-            view = seat_view(db, staff, self.queue.snapshot(), registered, now)
+            view = seat_view(
+                db, staff, self.queue.snapshot(), registered, now, recent.ended(db, now)
+            )
+            recent.saw(view)
             tag = hashlib.sha256(repr(view.key()).encode()).hexdigest()[:16]
             if tag == last:
                 return tag, None
@@ -127,6 +134,27 @@ class DeskEvents:
             return tag, template.render(
                 staff=staff, may=lambda right: may(staff, right), **panel_context(view)
             )
+
+
+class _Recent:
+    """The seat's last ended call, for its wrap-up: looked up once when the stream starts,
+    then the call this stream last saw talking (no query on every poll)."""
+
+    def __init__(self) -> None:
+        self.known = False
+        self.call_id: str | None = None
+
+    def ended(self, db: Session, now: datetime) -> Callable[[str], str | None]:
+        def last(seat: str) -> str | None:
+            if not self.known:
+                self.call_id, self.known = last_answered(db, seat, now), True
+            return self.call_id
+
+        return last
+
+    def saw(self, view: SeatView) -> None:
+        if view.call is not None and view.call.phase == "talking":
+            self.call_id, self.known = view.call.call_id, True
 
 
 def event(kind: str, data: str, id_: str) -> str:

@@ -18,6 +18,7 @@ from gateway.frontends.console.desk_call import (
     RECORDABLE,
     SeatView,
     kamailio_registrar,
+    last_answered,
     queue_for,
     seat_of,
     seat_view,
@@ -46,7 +47,11 @@ def current_view(desk: Desk) -> SeatView:
     snapshot = queue_for(tools.config, tools.writes, lambda: desk.now).snapshot()
     seat = seat_of(desk.db, desk.staff)
     registered = kamailio_registrar(tools.config)() if seat is not None else None
-    return seat_view(desk.db, desk.staff, snapshot, registered, desk.now)
+
+    def ended(seat: str) -> str | None:
+        return last_answered(desk.db, seat, desk.now)
+
+    return seat_view(desk.db, desk.staff, snapshot, registered, desk.now, ended)
 
 
 def desk_page(desk: Desk, problem: str = "", status: int = 200) -> Response:
