@@ -20,9 +20,11 @@ from sqlalchemy import Engine, select
 from gateway.contract.config import SeatsConfig, load_config
 from gateway.core import seats
 from gateway.frontends.console import accounts
+from simulators.phone import Dtmf, HangUp, Phone, Wait
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Event, Letter, MissedCall, QueuedCall
+from tests.channels.sip.heard import heard
 from tests.channels.sip.test_serve import serve_config, wait_until, worker_pids
 from tests.channels.sip.test_sipp import FAST
 from tests.conftest import PII, require_tool
@@ -405,3 +407,44 @@ def test_a_call_to_the_queue_entry_waits_for_a_seat_without_the_menu(
     [letter] = letters_of(engine)
     assert letter.citizen is not None and letter.citizen.phone == "13800138000"
     assert letter.external_id == row.call_id
+
+
+@pytest.mark.realtime  # what the phone heard is read frame by frame: alone on the machine
+def test_a_waiting_caller_hears_how_many_are_ahead_of_them(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """No phone registered: a SIPp caller waits first, then the pjsua2 phone presses 9 and
+    hears 您前面还有一位 on joining and every announce_every_seconds (2 s here)."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(tmp_path)
+    text = config.read_text(encoding="utf-8").replace(
+        "announce_every_seconds: 600", "announce_every_seconds: 2"
+    )
+    config.write_text(text, encoding="utf-8")
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        engine = open_store(config, engine_of)
+        add_seats(engine, "zhang")  # signed in; its phone never registers
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                run_sipp,
+                scenario("call_hangup_in_recording", tmp_path, digit="9"),
+                sip_target(config),
+                keys={**FAST, "record_wait": "12000", "speak_ms": "500"},
+                timeout=40,
+            )
+            wait_until(lambda: len(history(engine)) == 1)
+            heard_wav = tmp_path / "heard.wav"
+            with Phone() as phone:
+                steps = [Wait(0.3), Dtmf("9"), Wait(7), HangUp()]
+                report = phone.call(f"sip:12345@{sip_target(config)}", steps, record_to=heard_wav)
+            assert report.status_code == 200, report
+            assert first.result().ok
+    names = [run.name for run in heard(heard_wav.read_bytes())]
+    positions = [name for name in names if name.startswith("ahead_")]
+    assert positions and set(positions) == {"ahead_1"}, names
+    assert len(positions) >= 3, names  # on joining, then every 2 s of a 6 s wait
+    assert names.index("transferring") < names.index("ahead_1")
+    wait_until(lambda: [row.outcome for row in history(engine)] == ["abandoned"] * 2)
