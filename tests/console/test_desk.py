@@ -22,11 +22,12 @@ import uvicorn
 from sqlalchemy import Engine, func, select
 
 from gateway.contract.config import SeatsConfig
-from gateway.contract.contact import Citizen
+from gateway.contract.contact import Attachment, Citizen
 from gateway.core import acd, seats
 from gateway.core.callqueue import CallQueue
 from ivr.call_letters import call_letter
 from store.db import make_sessionmaker
+from store.models import Attachment as AttachmentRow
 from store.models import CallQueueAction, ConsoleUser, Event, Letter, Seat
 from tests.conftest import SHANGHAI, build_intake
 from tests.console.conftest import PASSWORD, Browser, Desk, open_desk, password_hash
@@ -182,6 +183,18 @@ async def test_a_ringing_call_then_the_answered_call_pops_with_the_callers_histo
     hung_up = (MONDAY + timedelta(seconds=90)).astimezone(SHANGHAI)
     assert f" · 结束 {hung_up:%H:%M:%S}</p>" in ended
     assert f'href="/console/letters/{number}/record"' in ended and "来电人以往信件（1）" in ended
+    assert "<audio" not in ended
+    # The worker attaches the talk's recording once the call is over.
+    talk = Attachment("call-recording.wav", "audio/wav", b"RIFF" + bytes(2044))
+    assert desk.parts.intake.attach("sip", CALL, talk)
+    with make_sessionmaker(desk.engine)() as session:
+        file_id = session.scalars(
+            select(AttachmentRow.id).where(AttachmentRow.filename == "call-recording.wav")
+        ).one()
+    kept = (await zhang.get("/console/desk")).text
+    assert f'<audio controls preload="none" src="/console/letters/{number}/files/{file_id}"' in kept
+    heard = await zhang.get(f"/console/letters/{number}/files/{file_id}")
+    assert heard.content == talk.data and heard.headers["content-type"] == "audio/wav"
     with make_sessionmaker(desk.engine).begin() as session:
         letter = session.scalars(select(Letter).where(Letter.tracking_number == number)).one()
         desk.workflow.assign(

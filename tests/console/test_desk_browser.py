@@ -15,13 +15,18 @@ from playwright.sync_api import Page
 from sqlalchemy import select
 
 from gateway.contract.config import AcdSection, SeatsConfig
+from gateway.contract.contact import Attachment
 from gateway.core import acd, seats
 from gateway.core.callqueue import CallQueue
+from gateway.engine.intake import Intake
+from gateway.engine.metrics import Metrics
+from gateway.engine.spool import Spool
 from gateway.frontends.console import accounts
 from ivr.call_letters import call_letter
+from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.models import Event, Letter, Seat
-from tests.conftest import PII, build_intake
+from tests.conftest import PII, SHANGHAI
 from tests.console.conftest import PASSWORD
 from tests.console.test_browser import CONFIG, desk_page, write_letter
 from tests.gateway.test_workflow import MONDAY
@@ -32,6 +37,7 @@ from tests.support.processes import free_port, gateway
 SEAT = "8001"
 CALL = "c0ffee42@203.0.113.9;from-tag=77;to-tag=88"  # the worker's dialog key
 WAIT_MS = 10_000  # a few of the stream's half-second polls, and the page's swap
+TALK = b"RIFF" + bytes(8188)  # the recording's bytes, as the worker hands them over
 
 
 def utcnow() -> datetime:
@@ -71,6 +77,15 @@ def test_a_call_pops_on_the_desk_and_the_operator_records_it_on_the_calls_letter
         operator.evaluate("window.sameDocument = true")  # gone if the page reloads
 
         queue = CallQueue.configured(sessions, AcdSection(), utcnow)
+        # The SIP worker's door to the store, with the gateway's own files (var/attachments).
+        metrics = Metrics()
+        worker = Intake(
+            sessions,
+            AttachmentStore(tmp_path / "var" / "attachments"),
+            Spool(tmp_path / "worker-spool", metrics),
+            metrics,
+            SHANGHAI,
+        )
         offered = queue.handle(
             acd.CallerJoined(CALL, "normal", queue.now()), "w1", registered={SEAT}
         )
@@ -86,7 +101,7 @@ def test_a_call_pops_on_the_desk_and_the_operator_records_it_on_the_calls_letter
         contact = call_letter(
             "sip", CALL, utcnow(), "+8613812345678", None, voicemail=False, raw=raw
         )
-        number = build_intake(engine, tmp_path / "worker").intake.accept_sync(contact)
+        number = worker.accept_sync(contact)
         assert number.tracking_number is not None
         call_number = number.tracking_number
 
@@ -134,7 +149,15 @@ def test_a_call_pops_on_the_desk_and_the_operator_records_it_on_the_calls_letter
         operator.wait_for_selector("#call.ended", timeout=WAIT_MS)
         assert operator.inner_text("#call-state") == "通话已结束，请完成记录"
         assert operator.inner_text("#call-letter") == call_number
+        # The worker attaches the talk's recording to the call's letter: it is on the desk.
+        assert worker.attach("sip", CALL, Attachment("call-recording.wav", "audio/wav", TALK))
+        operator.wait_for_selector("#call audio", timeout=WAIT_MS)
+        src = operator.get_attribute("#call audio", "src")
+        assert src is not None and src.startswith(f"/console/letters/{call_number}/files/")
+        heard = operator.request.get(base + src)
+        assert (heard.status, heard.body()) == (200, TALK)
         screenshot(operator, "console-desk-wrap-up")
+        assert severe_violations(operator) == []
 
         # 交办 from the letter's page, as any letter is dispatched: the desk is free again.
         form.select_option("#act-assign select[name=department]", "city-admin")

@@ -23,13 +23,13 @@ from gateway.contract.config import Config
 from gateway.contract.logs import log_event
 from gateway.contract.redaction import scrub
 from gateway.core import acd
-from gateway.core.access import citizen_view, sight, visible_to
+from gateway.core.access import citizen_view, file_shown, sight, visible_to
 from gateway.core.callqueue import CallQueue
 from gateway.core.duplicates import phone_hashes
 from gateway.frontends.console.accounts import Staff
 from gateway.frontends.console.scope import viewer
 from store.letters import record_event
-from store.models import CallQueueAction, Citizen, Letter, QueuedCall, Seat
+from store.models import Attachment, CallQueueAction, Citizen, Letter, QueuedCall, Seat
 from store.pii_rotation import old_phone_forms
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Call:
     letter: Letter | None  # stored once the seat answers
     caller: str | None  # their number as this reader may see it
     history: list[dict[str, Any]]
+    recordings: tuple[Attachment, ...] = ()  # the talk's, attached once the call ended
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class SeatView:
             self.paused_until,
             (call.call_id, call.phase, len(call.history)) if call else None,
             (letter.id, letter.status, letter.subject, letter.category) if letter else None,
+            tuple(file.id for file in call.recordings) if call else (),
         )
 
 
@@ -173,6 +175,12 @@ def _call(db: Session, staff: Staff, call_id: str, phase: Phase) -> Call:
         return Call(call_id, phase, queued, None, None, [])
     reader = viewer(staff)
     seen = citizen_view(letter.citizen, sight(letter, reader), ("phone",))
+    # As the letter page lists them: a recording is the citizen's voice, shown as it allows.
+    recordings = tuple(
+        file
+        for file in letter.attachments
+        if file.media_type.startswith("audio/") and file_shown(letter, file.media_type, reader)
+    )
     return Call(
         call_id,
         phase,
@@ -180,6 +188,7 @@ def _call(db: Session, staff: Staff, call_id: str, phase: Phase) -> Call:
         letter,
         seen["phone"] if seen else None,
         earlier_letters(db, staff, letter),
+        recordings,
     )
 
 
