@@ -10,8 +10,10 @@ import re
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,14 +31,16 @@ from tests.channels.sip.test_serve import serve_config, wait_until, worker_pids
 from tests.channels.sip.test_sipp import FAST
 from tests.conftest import PII, require_tool
 from tests.support.audio import voiced_frames, wav_audio
-from tests.support.processes import free_port, gateway
+from tests.support.processes import Child, free_port, gateway
 from tests.support.sipp import SCENARIOS, SippUas, run_sipp, scenario
 
 REALM = "hotline"
 NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 
 
-def queue_config(root: Path, *, max_wait: float = 60, record: bool = False) -> Path:
+def queue_config(
+    root: Path, *, max_wait: float = 60, record: bool = False, announce_every: float = 600
+) -> Path:
     port, base = free_port(), free_port()
     sip = (
         f"    port: {port}\n    workers: 2\n    worker_base_port: {base}\n"
@@ -49,7 +53,7 @@ def queue_config(root: Path, *, max_wait: float = 60, record: bool = False) -> P
     )
     text += (
         f"acd: {{ring_timeout_seconds: 4, max_wait_seconds: {max_wait},"
-        " announce_every_seconds: 600, owner_timeout_seconds: 5,"
+        f" announce_every_seconds: {announce_every}, owner_timeout_seconds: 5,"
         f" record_calls: {str(record).lower()}}}\n"
         f"seats: {{realm: {REALM}}}\n"
     )
@@ -63,6 +67,21 @@ def engine_of() -> Iterator[list[Engine]]:
     yield made
     for engine in made:
         engine.dispose()
+
+
+@contextmanager
+def queue_gateway(
+    root: Path, made: list[Engine], **options: Any
+) -> Iterator[tuple[Child, Path, Engine]]:
+    """`hotline serve` with the queue (queue_config's options), once both workers are up;
+    with its config and an engine on its database."""
+    require_tool("sipp")
+    require_tool("kamailio")
+    config = queue_config(root, **options)
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
+        yield serve, config, open_store(config, made)
 
 
 def open_store(config: Path, made: list[Engine]) -> Engine:
@@ -118,13 +137,7 @@ def history(engine: Engine) -> list[QueuedCall]:
 def test_a_caller_pressing_9_is_put_through_to_the_registered_seat_and_the_letter_is_linked(
     tmp_path: Path, engine_of: list[Engine]
 ) -> None:
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of) as (_serve, config, engine):
         passwords = add_seats(engine, "zhang")
         phone = free_port()
         register(sip_target(config), "1001", passwords["1001"], phone)
@@ -152,13 +165,7 @@ def test_a_caller_pressing_9_is_put_through_to_the_registered_seat_and_the_lette
 def test_a_caller_hanging_up_while_no_seat_is_free_is_an_abandoned_call_to_return(
     tmp_path: Path, engine_of: list[Engine]
 ) -> None:
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of) as (_serve, config, engine):
         add_seats(engine, "zhang")  # signed in, but its phone never registered
         caller = run_sipp(
             scenario("call_hangup_in_recording", tmp_path, digit="9"),
@@ -179,13 +186,7 @@ def test_a_caller_hanging_up_while_no_seat_is_free_is_an_abandoned_call_to_retur
 def test_past_the_maximum_wait_the_caller_leaves_a_message(
     tmp_path: Path, engine_of: list[Engine]
 ) -> None:
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path, max_wait=2)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of, max_wait=2) as (_serve, config, engine):
         # 9, then 1 after the maximum wait (the choice), then the message and #.
         caller = run_sipp(
             scenario("call_invalid_digit", tmp_path, invalid="9", digit="1"),
@@ -209,13 +210,7 @@ def test_callers_are_answered_in_the_order_they_joined_and_a_seat_not_answering_
     """Four callers a second apart; seat 1001's phone answers each call after 0.5 s and its
     operator talks 1.5 s, seat 1002's phone only rings. Each caller is answered in turn by
     1001, never two at once; 1002 rang once, for the ring timeout, and was then skipped."""
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of) as (serve, config, engine):
         passwords = add_seats(engine, "zhang", "li")
         answering, ringing = free_port(), free_port()
         register(sip_target(config), "1001", passwords["1001"], answering)
@@ -276,13 +271,7 @@ def test_a_worker_killed_with_callers_waiting_loses_its_callers_and_the_queue_go
     is killed (-9). Its callers are given up as lost (the restarted worker gives them up
     at once) and put on the callback list; the other worker's callers keep their place
     and are answered, in order, once a seat's phone registers."""
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of) as (serve, config, engine):
         passwords = add_seats(engine, "zhang")
         with ThreadPoolExecutor(1) as pool:
             calling = pool.submit(
@@ -335,13 +324,7 @@ def test_a_recorded_call_keeps_both_sides_on_the_letter(
     the operator speaks first (7.1 s), the caller 8.5 to 10.5 s after the answer for 7.1 s,
     while the operator listens (12 s, then hangs up); the recording has each in its own
     stretch, silence between."""
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path, record=True)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of, record=True) as (serve, config, engine):
         passwords = add_seats(engine, "zhang")
         phone = free_port()
         register(sip_target(config), "1001", passwords["1001"], phone)
@@ -378,13 +361,7 @@ def test_a_call_to_the_queue_entry_waits_for_a_seat_without_the_menu(
     """What Twilio dials for its callers who ask for a person (channels.twilio.queue_uri):
     sip:queue@..., taken straight to the seats. The caller presses 0, which in the menu
     would only repeat it: here it is no key, and the seat answers."""
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of) as (_serve, config, engine):
         passwords = add_seats(engine, "zhang")
         phone = free_port()
         register(sip_target(config), "1001", passwords["1001"], phone)
@@ -415,17 +392,7 @@ def test_a_waiting_caller_hears_how_many_are_ahead_of_them(
 ) -> None:
     """No phone registered: a SIPp caller waits first, then the pjsua2 phone presses 9 and
     hears 您前面还有一位 on joining and every announce_every_seconds (2 s here)."""
-    require_tool("sipp")
-    require_tool("kamailio")
-    config = queue_config(tmp_path)
-    text = config.read_text(encoding="utf-8").replace(
-        "announce_every_seconds: 600", "announce_every_seconds: 2"
-    )
-    config.write_text(text, encoding="utf-8")
-    with gateway(config) as serve:
-        serve.wait_for_line("sip.front")
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2)
-        engine = open_store(config, engine_of)
+    with queue_gateway(tmp_path, engine_of, announce_every=2) as (_serve, config, engine):
         add_seats(engine, "zhang")  # signed in; its phone never registers
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(
