@@ -251,7 +251,8 @@ def seats_panel(desk: Desk, period: QueueFigures) -> QueuePanel:
     start = datetime.combine(day, time(), zone)
     today = queue_figures(desk.db, start, start + timedelta(days=1))
     rows = tuple(
-        (label, _queue_text(today, key), _queue_text(period, key))
+        # The bulletin's labels; the cells here carry their own % sign.
+        (label.removesuffix("(%)"), _queue_text(today, key), _queue_text(period, key))
         for key, label in reports.QUEUE_LABELS
     )
     today_seats = {s.seat: s for s in today.seats}
