@@ -112,7 +112,7 @@ async def test_the_operator_signs_the_seat_in_takes_a_break_and_signs_out(desk: 
     assert '<span id="seat-phone">未知</span>' in page.text  # no Kamailio in this test
     assert '<p class="muted" id="call-state">当前无来电。</p>' in page.text
 
-    for state, shown in (("available", "空闲（可接听）"), ("on_break", "小休")):
+    for state, shown in (("available", "已签入"), ("on_break", "小休")):
         desk.clock.now += timedelta(minutes=1)
         done = await zhang.post("/console/desk/state", state=state)
         assert done.status_code == 303 and done.headers["location"] == "/console/desk"
@@ -155,6 +155,7 @@ async def test_a_ringing_call_then_the_answered_call_pops_with_the_callers_histo
     ]
     talking = (await zhang.get("/console/desk")).text
     assert '<h2 id="call-state">通话中</h2>' in talking
+    assert 'class="state-available">已签入</strong>（通话中）' in talking
     joined, picked_up = (
         MONDAY.astimezone(SHANGHAI),
         (MONDAY + timedelta(seconds=4)).astimezone(SHANGHAI),
@@ -384,9 +385,7 @@ async def test_the_stream_pops_the_call_as_it_rings_is_answered_and_ends(
             assert response.headers["content-security-policy"].startswith("default-src 'self'")
             stream = Stream(response.aiter_lines())
             idle = await stream.next()
-            assert (
-                idle.kind == "panel" and "当前无来电" in idle.data and "空闲（可接听）" in idle.data
-            )
+            assert idle.kind == "panel" and "当前无来电" in idle.data and "已签入" in idle.data
 
             queue.handle(acd.CallerJoined(CALL, "normal", T0), "w1", registered={SEAT})
             ringing = await stream.next()
@@ -469,11 +468,11 @@ async def test_with_the_database_down_the_stream_ends_and_comes_back_with_it(
         async with signed_in_at(base, "zhang") as zhang:
             async with zhang.client.stream("GET", "/console/desk/events") as response:
                 stream = Stream(response.aiter_lines())
-                assert "空闲（可接听）" in (await stream.next()).data
+                assert "已签入" in (await stream.next()).data
                 proxy.down()
                 with pytest.raises(AssertionError, match="the stream ended"):
                     await stream.next()
             assert (await zhang.client.get("/console/desk/events")).status_code == 503
             proxy.up()
             async with zhang.client.stream("GET", "/console/desk/events") as response:
-                assert "空闲（可接听）" in (await Stream(response.aiter_lines()).next()).data
+                assert "已签入" in (await Stream(response.aiter_lines()).next()).data

@@ -92,6 +92,7 @@ def test_a_call_pops_on_the_desk_and_the_operator_records_it_on_the_calls_letter
         assert offered == [acd.Offer(CALL, SEAT, 15)]
         operator.wait_for_selector("#call.ringing", timeout=WAIT_MS)
         assert operator.inner_text("#call-state") == "来电振铃"
+        assert operator.inner_text("#desk-link").startswith("来电振铃（")  # read out
         screenshot(operator, "console-desk-ringing")
 
         # The seat picks up: the worker is told, and stores the call's letter at once.

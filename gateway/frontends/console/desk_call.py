@@ -3,9 +3,10 @@ its state, whether its phone is registered, the call ringing or talking at it, t
 letter (stored by the SIP worker when the seat answers, ``external_id`` = the queue's call
 id) and the caller's earlier letters, found by the keyed hash of their number.
 
-Read only, and the same for the page and its event stream (gateway/frontends/console/
-desk_events.py), so both show one thing. The caller is shown as the access policy says
-(masked to an operator until revealed on the letter's page, with a reason, audited).
+The same for the page and its event stream (gateway/frontends/console/desk_events.py), so
+both show one thing; it only reads, except ``take_notices``, which takes the queue's actions
+for the console onto the audit log. The caller is shown as the access policy says (masked to
+an operator until revealed on the letter's page, with a reason, audited).
 """
 
 from __future__ import annotations

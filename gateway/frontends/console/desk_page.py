@@ -27,7 +27,7 @@ from gateway.frontends.console.desk_call import (
 PANEL = "_desk_panel.html"
 # The buttons, in the order they stand: the seats table's state -> what the operator reads.
 STATES = {"available": "签入", "on_break": "小休", "signed_out": "签出"}
-STATE_LABELS = {"available": "空闲（可接听）", "on_break": "小休", "signed_out": "已签出"}
+STATE_LABELS = {"available": "已签入", "on_break": "小休", "signed_out": "已签出"}
 
 
 def panel_context(view: SeatView, problem: str = "") -> dict[str, Any]:

@@ -10,7 +10,10 @@
   const stream = new EventSource(status.dataset.events);
   stream.addEventListener("panel", function (event) {
     panel.innerHTML = event.data;
-    status.textContent = "来电信息已更新（" + new Date().toLocaleTimeString("zh-CN", { timeZone: status.dataset.zone, hour12: false }) + "）";
+    // Read out by screen readers (aria-live): what the call is now, and when it changed.
+    const call = panel.querySelector("#call-state");
+    const at = new Date().toLocaleTimeString("zh-CN", { timeZone: status.dataset.zone, hour12: false });
+    status.textContent = (call ? call.textContent.trim() : "坐席信息已更新") + "（" + at + "）";
     status.classList.remove("desk-lost");
   });
   stream.addEventListener("ended", function () {
