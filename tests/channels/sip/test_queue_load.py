@@ -188,6 +188,9 @@ def test_thirty_callers_and_five_seats_are_served_first_come_first_served(
             rang = ringing.stop()
             talked = {seat: uas.stop() for seat, uas in talks.items()}
         offered = offers(serve)
+        failed = [
+            line for line in serve.lines if re.search(r"sip.queue.(dial_failed|not_ans)", line)
+        ]
     assert callers.ok and callers.successful == 30, callers
     rows = history(engine)
     assert len(rows) == 30
@@ -216,6 +219,7 @@ def test_thirty_callers_and_five_seats_are_served_first_come_first_served(
     # 1001 was offered the first caller, rang out and was skipped: 31 offers in all, the
     # caller it held offered again elsewhere.
     assert len(offered) == 31, offered
+    assert failed == []  # the queue's ring timeout ended 1001's ring; every dial went out
     [held] = [call for call, seat in offered if seat == "1001"]
     assert held == number(rows[0].call_id)
     assert [seat for call, seat in offered if call == held][1] != "1001"
