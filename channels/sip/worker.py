@@ -32,7 +32,14 @@ from channels.sip.registrations import RegistrarUnavailable, registered_seats
 from channels.sip.session import CallFacts, CallSession
 from gateway.contract.addresses import in_networks
 from gateway.contract.config import Config
-from gateway.contract.contact import Accept, Accepted, AttachFile, Attachment, RecordMissed
+from gateway.contract.contact import (
+    CALL_RECORDING,
+    Accept,
+    Accepted,
+    AttachFile,
+    Attachment,
+    RecordMissed,
+)
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
@@ -232,7 +239,7 @@ class SipWorker:
             assert self.attach is not None
             facts = session.facts
             data = await self._whole(recording)
-            file = Attachment("call-recording.wav", "audio/wav", data)
+            file = Attachment(CALL_RECORDING, "audio/wav", data)
             try:
                 kept = await asyncio.to_thread(
                     self.attach, self.settings.source, facts.dialog, file

@@ -147,6 +147,8 @@ class MissedCallEntry:
 # What a phone channel calls when a call ends with no letter: (call id, caller, called,
 # reason). It never raises: a callback entry must not fail the call (or end a worker).
 RecordMissed = Callable[[str, str | None, str | None, str], None]
+# The name of a call's recording (both sides of a seat's talk) among a letter's files.
+CALL_RECORDING = "call-recording.wav"
 # A file for a letter already stored (source, external_id, the file): False if there is no
 # such letter; StoreUnavailable while the database is down. A call's recording after it.
 AttachFile = Callable[[str, str, Attachment], bool]

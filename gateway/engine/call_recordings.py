@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.contract.contact import CALL_RECORDING
 from gateway.contract.logs import log_event
 from store.attachments import AttachmentStore
 from store.db import is_outage
@@ -25,7 +26,7 @@ from store.letters import record_event
 from store.models import Attachment, Letter
 
 log = logging.getLogger(__name__)
-FILENAME = "call-recording.wav"  # what the SIP worker names a talk's recording
+FILENAME = CALL_RECORDING  # what the SIP worker names a talk's recording
 BATCH = 500
 PURGE_EVERY_SECONDS = 3600
 

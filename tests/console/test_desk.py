@@ -196,6 +196,12 @@ async def test_a_ringing_call_then_the_answered_call_pops_with_the_callers_histo
     assert f'<audio controls preload="none" src="/console/letters/{number}/files/{file_id}"' in kept
     heard = await zhang.get(f"/console/letters/{number}/files/{file_id}")
     assert heard.content == talk.data and heard.headers["content-type"] == "audio/wav"
+    # Heard by the operator: the citizen's personal data, so on the letter's history.
+    with make_sessionmaker(desk.engine)() as session:
+        played = session.execute(
+            select(Event.actor, Event.detail).where(Event.kind == "recording_played")
+        ).all()
+        assert [tuple(row) for row in played] == [("console:zhang", {"file": file_id})]
     with make_sessionmaker(desk.engine).begin() as session:
         letter = session.scalars(select(Letter).where(Letter.tracking_number == number)).one()
         desk.workflow.assign(

@@ -12,6 +12,7 @@ from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import selectinload
 from starlette.responses import Response
 
+from gateway.contract.contact import CALL_RECORDING
 from gateway.contract.labels import (
     CATEGORY_LABELS,
     CHANNEL_LABELS,
@@ -268,6 +269,12 @@ def letter_file(desk: Desk) -> Response:
     found = next((a for a in letter.attachments if a.id == wanted), None)
     if found is None or not file_shown(letter, found.media_type, viewer(desk.staff)):
         raise NotFound
+    if found.filename == CALL_RECORDING:
+        # A recording of the citizen's call is their personal data: each hearing is audited.
+        actor = f"console:{desk.staff.username}"
+        kind = "recording_played"
+        record_event(desk.db, at=desk.now, actor=actor, kind=kind, letter=letter, file=found.id)
+        desk.db.flush()  # on record before the recording leaves
     shown = (
         found.media_type.startswith(("image/", "audio/")) or found.media_type == "application/pdf"
     )
