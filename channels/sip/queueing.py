@@ -176,14 +176,25 @@ class QueueCall:
     async def wait(self, enqueue: flow.Enqueue) -> flow.Event:
         try:
             await self.link.send(acd.CallerJoined(self.call_id, enqueue.priority, self._at()))
+        except Exception:  # the queue's database is down: a message, not a dead line
+            log.exception("sip.queue.join_failed call=%s", self.session.facts.call_id)
+            self._leave()
+            return flow.QueueEnded("message")
+        try:
             if self.keep_talk is not None:
                 await self.session._play("recording_notice")
             return await self._waiting()
         except HungUp:
+            self._leave()
             await self._drop_offer()
-            await self.link.send(acd.CallerHungUp(self.call_id, self._at()))
-            self.link.leave(self.call_id)
+            try:
+                await self.link.send(acd.CallerHungUp(self.call_id, self._at()))
+            except Exception:  # the database down: the queue learns it when it asks again
+                log.exception("sip.queue.hang_up_not_told call=%s", self.session.facts.call_id)
             return flow.HungUp()
+        except BaseException:
+            self._leave()  # whatever cut the wait short, the worker's log says why
+            raise
         finally:
             await self.session.bridge.stop_playing(self.session.facts.number)
 
@@ -202,7 +213,7 @@ class QueueCall:
             await self.keep_talk(self.session, self.recording)
         await self.session.bridge.hang_up(self.leg)
         await self.link.send(acd.CallEnded(self.call_id, self.seat, self._at()))
-        self.link.leave(self.call_id)
+        self._leave()
         log_event(log, "sip.queue.talk_ended", call=self.session.facts.call_id, seat=self.seat)
         return flow.TalkEnded()
 
@@ -237,7 +248,7 @@ class QueueCall:
                     # Given up by the queue: this worker was taken for dead. A callback, so
                     # the caller is not left without an answer.
                     await self._drop_offer()
-                    self.link.leave(self.call_id)
+                    self._leave()
                     return flow.QueueEnded("callback")
 
     async def _hold(self) -> float:
@@ -307,8 +318,12 @@ class QueueCall:
             else "callback"
         )
         await self.link.send(acd.CallerChose(self.call_id, choice, self._at()))
-        self.link.leave(self.call_id)
+        self._leave()
         return flow.QueueEnded(choice)
+
+    def _leave(self) -> None:
+        """Out of the queue for good (hung up, chose, talked): no callback owed for it."""
+        self.link.leave(self.call_id)
 
     def _at(self) -> float:
         return self.link.queue.now()

@@ -91,7 +91,11 @@ class SipWorker:
         self.bridge = Bridge(self.pjsip)
         self.calls: dict[int, CallSession] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        # pjsua2 calls in use or promised. With the seats' queue each caller is taken with
+        # two: theirs and the one to the seat's phone, should they ask for a person; a
+        # worker never holds a caller it could not put through (docs/acd.md, Capacity).
         self.busy = 0
+        self.per_caller = 2 if queue is not None else 1
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
         # The seats' call queue, with ivr.agent.queue: this worker's callers in it are known
@@ -175,9 +179,9 @@ class SipWorker:
             answer(line, 403)
             return
         with self.lock:
-            full = self.busy >= self.settings.calls_per_worker
+            full = self.busy + self.per_caller > self.settings.calls_per_worker
             if not full:
-                self.busy += 1
+                self.busy += self.per_caller
         if full:
             log_event(log, "sip.busy", logging.WARNING, index=self.index)
             answer(line, 486)
@@ -266,7 +270,7 @@ class SipWorker:
         finally:
             self.calls.pop(session.facts.number, None)
             with self.lock:
-                self.busy -= 1
+                self.busy -= self.per_caller
 
     async def _outcome(
         self, facts: CallFacts, action: flow.Outcome, recording: Path | None, seconds: float
