@@ -55,8 +55,10 @@ MissedReason = Literal[
 class Answered:
     agents_available: bool  # from IvrConfig.agent.available() and the channel's clock
     # The call came in for a person straight away (the seats' queue entry, which Twilio
-    # dials for its callers): no greeting, no menu.
+    # dials for its callers, or a priority line): no greeting, no menu; in the queue as
+    # ``priority``.
     to_person: bool = False
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -245,8 +247,8 @@ def start() -> CallState:
 def step(config: IvrConfig, state: CallState, event: Event) -> Reply:
     """The next state and the actions for ``event``; the state is unchanged if it is moot."""
     match state.step, event:
-        case "start", Answered(agents_available=agents, to_person=True):
-            return _to_agent(config, replace(state, agents_available=agents))
+        case "start", Answered(agents_available=agents, to_person=True, priority=priority):
+            return _to_agent(config, replace(state, agents_available=agents), priority)
         case "start", Answered(agents_available=agents):
             return _answer(config, replace(state, agents_available=agents))
         case "start", HungUp():
@@ -317,10 +319,10 @@ def _no_input(config: IvrConfig, state: CallState) -> Reply:
     return _gather(config, state, "no_input", "menu")
 
 
-def _to_agent(config: IvrConfig, state: CallState) -> Reply:
+def _to_agent(config: IvrConfig, state: CallState, priority: str = "normal") -> Reply:
     uri = config.agent.uri
     if state.agents_available and config.agent.queue:
-        return replace(state, step="queue"), (Play("transferring"), Enqueue("normal"))
+        return replace(state, step="queue"), (Play("transferring"), Enqueue(priority))
     if not (state.agents_available and uri):
         return _voicemail(config, state, "other", ("agent_unavailable",))
     transfer = Transfer(uri, config.agent.answer_timeout_seconds)

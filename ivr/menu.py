@@ -183,6 +183,9 @@ class AgentConfig(Section):
     # The SIP user a call comes in for to reach the queue at once, without the menu: what
     # Twilio dials for its callers (channels.twilio.queue_uri).
     queue_entry: str = Field(default="queue", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    # Numbers dialled (the Request-URI's user) whose callers go straight to the queue in a
+    # priority class of acd.priorities, e.g. {"12349": elderly}: a line for the elderly.
+    lines: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")], str] = {}
     working_hours: WorkingHours = WorkingHours()
 
     def available(self, local: datetime) -> bool:

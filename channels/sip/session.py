@@ -96,10 +96,13 @@ class CallSession:
         state = self.state
         try:
             await self._until_gone(self.media.wait(), timeout=10)
-            # Dialled at the seats' queue entry (Twilio hands its callers over there).
-            agent = self.ivr.agent
-            to_person = agent.queue and self.facts.called == agent.queue_entry
-            event: flow.Event = flow.Answered(self.agents_available, to_person=to_person)
+            # Dialled at the seats' queue entry (Twilio hands its callers over there) or a
+            # priority line.
+            agent, called = self.ivr.agent, self.facts.called or ""
+            to_person = agent.queue and (called == agent.queue_entry or called in agent.lines)
+            event: flow.Event = flow.Answered(
+                self.agents_available, to_person, agent.lines.get(called, "normal")
+            )
         except (HungUp, TimeoutError):
             event = flow.HungUp()
         while True:

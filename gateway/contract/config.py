@@ -701,6 +701,13 @@ class Config(Section):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @model_validator(mode="after")
+    def _lines_in_known_classes(self) -> Config:
+        unknown = set(self.ivr.agent.lines.values()) - set(self.acd.priorities)
+        if unknown:
+            raise ValueError(f"ivr.agent.lines: {sorted(unknown)} not among acd.priorities")
+        return self
+
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, override from the environment, validate and anchor relative paths.

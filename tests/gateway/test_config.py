@@ -119,8 +119,22 @@ def test_no_file_means_the_embedded_defaults() -> None:
         ("colour: blue\n", "colour: unknown key"),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("http: [\n", "not valid YAML"),
+        (
+            "ivr:\n  agent: {lines: {'12349': vip}}\n",
+            r"ivr.agent.lines: \['vip'\] not among acd.priorities",
+        ),
     ],
-    ids=["unknown-key", "bad-int", "port-range", "timezone", "enum", "top-key", "list", "yaml"],
+    ids=[
+        "unknown-key",
+        "bad-int",
+        "port-range",
+        "timezone",
+        "enum",
+        "top-key",
+        "list",
+        "yaml",
+        "line-class",
+    ],
 )
 def test_a_bad_config_names_the_key_and_the_problem(
     tmp_path: Path, text: str, message: str

@@ -283,6 +283,16 @@ CALLS: dict[str, tuple[IvrConfig, Script]] = {
             (TalkEnded(), (Hangup(),)),
         ],
     ),
+    "a-priority-line-goes-straight-to-the-seats-in-its-class": (
+        SEATS,
+        [
+            (
+                Answered(agents_available=True, to_person=True, priority="elderly"),
+                (Play("transferring"), Enqueue("elderly")),
+            ),
+            (HungUp(), (MarkMissed("abandoned"),)),
+        ],
+    ),
     "handed-over-to-the-sip-sides-queue-ends-here-with-no-outcome": (
         SEATS,
         [

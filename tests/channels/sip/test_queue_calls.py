@@ -39,7 +39,12 @@ NOW = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 
 
 def queue_config(
-    root: Path, *, max_wait: float = 60, record: bool = False, announce_every: float = 600
+    root: Path,
+    *,
+    max_wait: float = 60,
+    record: bool = False,
+    announce_every: float = 600,
+    lines: str = "{}",
 ) -> Path:
     port, base = free_port(), free_port()
     sip = (
@@ -49,7 +54,8 @@ def queue_config(
     config = serve_config(root, sip)
     text = config.read_text(encoding="utf-8").replace(
         "ivr:\n",
-        "ivr:\n  agent: {queue: true, working_hours: {start: '00:00', end: '00:00'}}\n",
+        "ivr:\n  agent: {queue: true, working_hours: {start: '00:00', end: '00:00'},"
+        f" lines: {lines}}}\n",
     )
     text += (
         f"acd: {{ring_timeout_seconds: 4, max_wait_seconds: {max_wait},"
@@ -415,3 +421,38 @@ def test_a_waiting_caller_hears_how_many_are_ahead_of_them(
     assert len(positions) >= 3, names  # on joining, then every 2 s of a 6 s wait
     assert names.index("transferring") < names.index("ahead_1")
     wait_until(lambda: [row.outcome for row in history(engine)] == ["abandoned"] * 2)
+
+
+def test_a_caller_on_the_elderly_line_is_answered_before_one_who_waited_longer(
+    tmp_path: Path, engine_of: list[Engine]
+) -> None:
+    """ivr.agent.lines: 12349 is a line for the elderly, served first. A caller presses 9
+    and waits; then one dials 12349 (straight into the queue, no menu). The seat's phone
+    registers after both joined and answers the elderly caller first."""
+    lines = "{'12349': elderly}"
+    with queue_gateway(tmp_path, engine_of, lines=lines) as (_serve, config, engine):
+        passwords = add_seats(engine, "zhang")
+        with ThreadPoolExecutor(2) as pool:
+            normal = pool.submit(
+                run_sipp, scenario("call_agent"), sip_target(config), keys=FAST, timeout=60
+            )
+            wait_until(lambda: len(history(engine)) == 1)
+            elderly = pool.submit(
+                run_sipp,
+                scenario("call_agent"),
+                sip_target(config),
+                service="12349",
+                keys=FAST,
+                timeout=60,
+            )
+            wait_until(lambda: len(history(engine)) == 2)
+            phone = free_port()
+            register(sip_target(config), "1001", passwords["1001"], phone)
+            desk = SippUas(SCENARIOS / "seat_uas.xml", phone, calls=2, extra_args=["-d", "500"])
+            with desk:
+                assert elderly.result().ok and normal.result().ok
+                desk.stop()
+    rows = history(engine)
+    assert [row.priority for row in rows] == ["normal", "elderly"]
+    answered = sorted(rows, key=lambda row: row.answered_at or NOW)
+    assert [row.priority for row in answered] == ["elderly", "normal"]
