@@ -45,6 +45,7 @@ from gateway.frontends.console import (
     desk_record,
     ids,
     letters,
+    seats_admin,
 )
 from gateway.frontends.console.desk import HEADERS, Desk, Handler, NotFound, Tools, page
 from gateway.frontends.console.desk_events import DeskEvents
@@ -65,6 +66,7 @@ PAGES = (
     *callbacks.PAGES,
     *dashboard.PAGES,
     *admin.PAGES,
+    *seats_admin.PAGES,
     *audit.PAGES,
     *desk_page.PAGES,
     *desk_record.PAGES,

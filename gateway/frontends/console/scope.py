@@ -25,6 +25,8 @@ RIGHTS: dict[str, frozenset[str]] = {
     # Seeing a citizen's full details, with a reason written to the audit log.
     "reveal": frozenset({"operator", "supervisor", "leader"}),
     "admin": frozenset({"admin"}),
+    # 坐席账号: operators' SIP accounts, made and removed by whoever manages console users.
+    "seats": frozenset({"admin"}),
     # Any signed-in user may open a letter; what they see of it is the access policy's.
     "letter": frozenset({"operator", "supervisor", "leader", "department"}),
 }
