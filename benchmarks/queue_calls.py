@@ -2,7 +2,7 @@
 seat's phone, in one run (issue 20): service level, the queue's added delay, CPU and memory.
 
     .venv/bin/python -m benchmarks.queue_calls [--callers 60] [--seats 20] [--talk 5-20]
-        [--load 0.9] [--seed 1] [--workers N] [--calls-per-worker 2] [--quick] [--keep DIR]
+        [--load 0.9] [--seed 1] [--workers N] [--quick] [--keep DIR]
 
 Each phase is a real `hotline serve` (SQLite) with its pjsua2 workers behind Kamailio, the
 seats' phones registered there with their digest passwords, and the same schedule:
@@ -38,15 +38,15 @@ after the key, in order, and the letter. Every other call is printed as a failur
 CPU and memory: `hotline serve` and every process under it (the workers, Kamailio), from
 /proc each second (CPU in cores; memory as PSS, so pages the processes share count once),
 while the callers call and for 5 s before, seats registered and no caller (the idle cost).
-The machine's load average is printed beside them: on a machine busy with other work the
-workers are starved, miss Kamailio's pings (486 to callers) and keys, and the run says so.
+The machine's load average is printed beside them: other work on the machine slows the
+gateway, so compare runs made at like loads.
 
 Workers: a caller put through holds two of a worker's four pjsua2 calls (the wheel's
-PJSUA_MAX_CALLS), so each worker takes 2 callers (`calls_per_worker: 2`; at 4, a worker
-holding 4 waiting callers could put none of them through: `--calls-per-worker 4` shows
-it). By default there are workers enough for the busiest moment of the schedule (callers
-talking or waiting, a FIFO of the seats played over the drawn times) and a quarter more: a
-caller past them would get 486 from Kamailio.
+PJSUA_MAX_CALLS), so a worker takes 2 callers in both phases: with the queue by its own rule
+(`calls_per_worker: 4`, two calls a caller, docs/acd.md's Capacity), without it by
+`calls_per_worker: 2` (the transfer's worker counts callers only). By default there are
+workers enough for the busiest moment of the schedule (callers talking or waiting, a FIFO of
+the seats played over the drawn times) and a quarter more: a caller past them would get 486.
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ REAL_TALK_SECONDS = (60.0, 240.0)  # a 12345 call: 1-4 minutes with the operator
 REAL_RING_SECONDS = (3.0, 12.0)  # the operator picks up after one to three rings
 FIRST_SEAT = 1001  # add_seats names seats from here
 SEATS_SCENARIO = Path(__file__).with_name("queue_seats.xml")  # the operators' phones
+# A worker's callers, each with the call to a seat's phone beside theirs: 4 pjsua2 calls.
+CALLERS_PER_WORKER = 2
 IDLE_SECONDS = 5.0  # the gateway measured with its seats registered and no caller
 
 
@@ -140,13 +142,15 @@ def busiest(plan: Schedule, seats: int) -> int:
 @dataclass(frozen=True)
 class Pool:
     workers: int
-    calls: int  # channels.sip.calls_per_worker: callers a worker takes
+    callers: int = CALLERS_PER_WORKER
 
 
 def phase_config(root: Path, pool: Pool, *, queue: bool) -> Path:
     port, base = free_port(), free_port()
+    # With the queue a worker counts two calls a caller (channels/sip/worker.py).
+    calls = pool.callers * 2 if queue else pool.callers
     sip = (
-        f"    port: {port}\n    workers: {pool.workers}\n    calls_per_worker: {pool.calls}\n"
+        f"    port: {port}\n    workers: {pool.workers}\n    calls_per_worker: {calls}\n"
         f"    worker_base_port: {base}\n    transports: [udp]\n"
     )
     config = serve_config(root, sip)
@@ -320,7 +324,7 @@ def report(plan: Schedule, seats: int, pool: Pool, direct: Phase, queued: Phase)
         f"{seats} seats, talk {min(plan.talks):.1f}-{max(plan.talks):.1f} s "
         f"(median {statistics.median(plan.talks):.1f} s), ring "
         f"{min(plan.rings):.2f}-{max(plan.rings):.2f} s; time scale 1/{1 / plan.scale:.0f}; "
-        f"{pool.workers} workers x {pool.calls} callers"
+        f"{pool.workers} workers x {pool.callers} callers"
     )
     for phase in (direct, queued):
         problems = "; ".join(f"{n} {why}" for why, n in phase.failures.most_common())
@@ -385,7 +389,6 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=0.9, help="share of the seats' time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, help="SIP workers (default: see the docstring)")
-    parser.add_argument("--calls-per-worker", type=int, default=2, choices=(1, 2, 3, 4))
     parser.add_argument("--quick", action="store_true", help="12 callers, 4 seats, talk 3-8 s")
     parser.add_argument("--keep", type=Path, help="keep the SIPp traces and stores here")
     args = parser.parse_args()
@@ -393,8 +396,9 @@ def main() -> None:
         args.callers, args.seats, args.talk = 12, 4, "3-8"
     low, high = (float(x) for x in args.talk.split("-"))
     plan = schedule(args.callers, args.seats, (low, high), args.load, args.seed)
-    calls = args.calls_per_worker
-    pool = Pool(args.workers or max(2, math.ceil(busiest(plan, args.seats) * 1.25 / calls)), calls)
+    pool = Pool(
+        args.workers or max(2, math.ceil(busiest(plan, args.seats) * 1.25 / CALLERS_PER_WORKER))
+    )
     root = args.keep or Path(tempfile.mkdtemp(prefix="queue-calls-"))
     root.mkdir(parents=True, exist_ok=True)
     direct = run_phase("baseline", root / "baseline", plan, args.seats, pool)

@@ -28,8 +28,8 @@ class Phase:
     idle: Usage
     usage: Usage
     sipp_failed: int
-    # The machine's 1-min load average as the calls began and ended: others' work on it
-    # slows the gateway (starved workers miss Kamailio's pings and keys), so say it.
+    # The machine's 1-min load average as the calls began and ended: other work on it
+    # slows the gateway.
     machine_load: tuple[float, float]
     delays: list[float] = field(default_factory=list)  # verified: press 9 -> the seat's 200
     free_delays: list[float] = field(default_factory=list)  # who found a seat free (queue)
