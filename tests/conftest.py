@@ -113,7 +113,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         upgrade(engine)
         engine.dispose()
         return url
-    url: str = request.getfixturevalue("postgres_schema_url")
+    url = str(request.getfixturevalue("postgres_schema_url"))
     engine = make_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
