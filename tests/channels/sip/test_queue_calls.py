@@ -135,6 +135,11 @@ def letters_of(engine: Engine) -> list[Letter]:
         return rows
 
 
+def missed_calls(engine: Engine) -> list[MissedCall]:
+    with make_sessionmaker(engine)() as session:
+        return list(session.scalars(select(MissedCall)))
+
+
 def history(engine: Engine) -> list[QueuedCall]:
     with make_sessionmaker(engine)() as session:
         return list(session.scalars(select(QueuedCall).order_by(QueuedCall.id)))
@@ -181,6 +186,7 @@ def test_a_caller_hanging_up_while_no_seat_is_free_is_an_abandoned_call_to_retur
         )
         assert caller.ok, caller
         wait_until(lambda: any(row.outcome == "abandoned" for row in history(engine)))
+        wait_until(lambda: bool(missed_calls(engine)))  # written once the queue was told
         with make_sessionmaker(engine)() as session:
             [missed] = session.scalars(select(MissedCall))
             assert missed.reason == "abandoned"

@@ -347,10 +347,12 @@ def test_a_worker_without_a_free_call_slot_does_not_mark_the_seat_not_answering(
             for line in serve.lines
             if "sip.queue.dial_failed" in line or "sip.queue.not_answered" in line
         ]
+        # What else a worker said of its calls, should one be put through without the queue.
+        said = [line for line in serve.lines if " sip." in line and "sip.queue.offered" not in line]
     rows = history(engine)
     assert refused == []
     assert [row.outcome for row in rows] == ["answered"] * len(rows)
-    assert callers.successful == len(rows) >= 4, callers
+    assert callers.successful == len(rows) >= 4, (callers, said)
     assert {row.seat for row in rows} == {"1001", "1002"}
     seat = watch.seat("1002")
     assert seat is not None and seat.paused_until is None
