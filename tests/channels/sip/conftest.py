@@ -123,3 +123,13 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     for worker in started:
         worker.child.stop()
         worker.engine.dispose()
+
+
+@pytest.fixture
+def engine_of() -> Iterator[list[Engine]]:
+    """Engines a test opens on a gateway's database (test_queue_calls.open_store), disposed
+    at its end."""
+    made: list[Engine] = []
+    yield made
+    for engine in made:
+        engine.dispose()

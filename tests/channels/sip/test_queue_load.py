@@ -22,7 +22,6 @@ from store.db import make_sessionmaker
 from store.models import Letter, MissedCall
 from tests.channels.sip.test_queue_calls import (
     add_seats,
-    engine_of,  # noqa: F401 (a fixture)
     history,
     open_store,
     queue_config,
@@ -148,7 +147,7 @@ def invites(phone: SippResult, seat: str) -> int:
 
 def test_thirty_callers_and_five_seats_are_served_first_come_first_served(
     tmp_path: Path,
-    engine_of: list[Engine],  # noqa: F811
+    engine_of: list[Engine],
 ) -> None:
     """30 callers, ten a second; seats 1002-1005 ring 1 s and talk 1-2 s, seat 1001 only
     rings. Every caller is put through; each was first offered in the order they joined;
@@ -236,7 +235,7 @@ def test_thirty_callers_and_five_seats_are_served_first_come_first_served(
 
 def test_a_seat_whose_phone_signs_off_mid_queue_is_offered_no_more_callers(
     tmp_path: Path,
-    engine_of: list[Engine],  # noqa: F811
+    engine_of: list[Engine],
 ) -> None:
     """Five callers, two seats. 1001 talks 5 s, 1002 2 s a call, so callers 3-5 wait; while
     both talk, 1001's phone sends REGISTER with Expires 0. The queue sees it within a tick
@@ -311,7 +310,7 @@ def test_a_seat_whose_phone_signs_off_mid_queue_is_offered_no_more_callers(
 
 def test_a_worker_without_a_free_call_slot_does_not_mark_the_seat_not_answering(
     tmp_path: Path,
-    engine_of: list[Engine],  # noqa: F811
+    engine_of: list[Engine],
 ) -> None:
     """Five callers on two workers of four calls each. A caller in the queue needs a second
     call for the seat's phone, which Kamailio does not count: were a worker to take three
