@@ -79,6 +79,9 @@ class QueueLink:
         self.notes = notes
         self.missed = missed
         self.inboxes: dict[str, asyncio.Queue[Item]] = {}
+        # Events the queue must learn (a caller gone, a talk over) that found the database
+        # down: told again, in order, at each tick, so no seat stays taken.
+        self.owed: list[acd.Event] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: the calls a predecessor of this name held are given up first,
@@ -96,6 +99,9 @@ class QueueLink:
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
 
     async def _tick(self) -> None:
+        while self.owed:
+            self._hand_out(await asyncio.to_thread(self.queue.handle, self.owed[0], self.owner))
+            self.owed.pop(0)
         registered = await asyncio.to_thread(self.registered)
         lost = await asyncio.to_thread(self.queue.sweep, registered=registered)
         if lost:
@@ -112,6 +118,17 @@ class QueueLink:
         actions = await asyncio.to_thread(self.queue.handle, event, self.owner)
         self._hand_out(actions)
         return actions
+
+    async def tell(self, event: acd.Event) -> None:
+        """An event the queue must learn but nobody waits on: sent now, or at a later tick
+        if the database is down (the worker's log says so)."""
+        if not self.owed:
+            try:
+                await self.send(event)
+                return
+            except Exception:
+                log.exception("sip.queue.told_later owner=%s", self.owner)
+        self.owed.append(event)
 
     def join(self, call_id: str, who: dict[str, str | None]) -> asyncio.Queue[Item]:
         inbox: asyncio.Queue[Item] = asyncio.Queue()
@@ -187,10 +204,7 @@ class QueueCall:
         except HungUp:
             self._leave()
             await self._drop_offer()
-            try:
-                await self.link.send(acd.CallerHungUp(self.call_id, self._at()))
-            except Exception:  # the database down: the queue learns it when it asks again
-                log.exception("sip.queue.hang_up_not_told call=%s", self.session.facts.call_id)
+            await self.link.tell(acd.CallerHungUp(self.call_id, self._at()))
             return flow.HungUp()
         except BaseException:
             self._leave()  # whatever cut the wait short, the worker's log says why
@@ -212,7 +226,7 @@ class QueueCall:
                 await self.session.bridge.stop_recording(number)
             await self.keep_talk(self.session, self.recording)
         await self.session.bridge.hang_up(self.leg)
-        await self.link.send(acd.CallEnded(self.call_id, self.seat, self._at()))
+        await self.link.tell(acd.CallEnded(self.call_id, self.seat, self._at()))
         self._leave()
         log_event(log, "sip.queue.talk_ended", call=self.session.facts.call_id, seat=self.seat)
         return flow.TalkEnded()
