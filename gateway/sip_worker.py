@@ -67,7 +67,7 @@ def run_worker(config: Config, index: int) -> int:
         asyncio.run(main())
     finally:
         engine.dispose()
-    return 0
+    return 1 if worker.failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

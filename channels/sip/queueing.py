@@ -85,18 +85,26 @@ class QueueLink:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``: the calls a predecessor of this name held are given up first,
-        and their callers are owed a callback."""
-        lost = await asyncio.to_thread(self.queue.restart, self.owner)
-        await asyncio.to_thread(self._owe_callbacks)
-        if lost:
-            log_event(log, "sip.queue.restarted", logging.WARNING, lost=len(lost))
+        and their callers are owed a callback; then a tick while this worker has callers
+        in the queue (an idle worker costs the database and Kamailio nothing)."""
+        restarted = False
         while not stop.is_set():
             try:
-                await self._tick()
+                if not restarted:
+                    await self._restart()
+                    restarted = True
+                elif self.inboxes or self.owed:
+                    await self._tick()
             except Exception:  # the database down: the calls wait, the next tick tries again
                 log.exception("sip.queue.tick_failed owner=%s", self.owner)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECONDS)
+
+    async def _restart(self) -> None:
+        lost = await asyncio.to_thread(self.queue.restart, self.owner)
+        await asyncio.to_thread(self._owe_callbacks)
+        if lost:
+            log_event(log, "sip.queue.restarted", logging.WARNING, lost=len(lost))
 
     async def _tick(self) -> None:
         while self.owed:

@@ -98,6 +98,7 @@ class SipWorker:
         self.per_caller = 2 if queue is not None else 1
         self.lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.failed = False  # a loop the worker cannot run without died
         # The seats' call queue, with ivr.agent.queue: this worker's callers in it are known
         # by the machine and the worker's number, which a restarted worker keeps.
         owner = f"{socket.gethostname()}:sip-{index}"
@@ -122,6 +123,7 @@ class SipWorker:
             ticking = asyncio.create_task(self.queue.run(stop), name="queue")
             self.tasks.add(ticking)
             ticking.add_done_callback(self.tasks.discard)
+            ticking.add_done_callback(lambda task: self._queue_ended(task, stop))
         log_event(log, "sip.worker.ready", index=self.index, host=self.host, port=ports[0])
         await stop.wait()
         for number in list(self.calls):
@@ -144,6 +146,15 @@ class SipWorker:
         account = _Account(self)
         account.create(config, True)
         self.bridge.account = account
+
+    def _queue_ended(self, task: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """The queue's loop ends only with the worker: if it died, so does the worker, with
+        an error, and the pool restarts it (health shows it down meanwhile)."""
+        if stop.is_set() or task.cancelled():
+            return
+        log.error("sip.queue.died index=%s", self.index, exc_info=task.exception())
+        self.failed = True
+        stop.set()
 
     def _registered(self) -> set[str] | None:
         """The seats whose phones are registered at this node's Kamailio; None when it does

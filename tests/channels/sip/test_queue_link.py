@@ -49,3 +49,44 @@ def test_a_talk_ended_while_the_database_is_down_frees_the_seat_once_it_is_back(
     actions = queue.handle(acd.CallerJoined("call-2", "normal", queue.now()), "w1")
     assert acd.Offer("call-2", "1001", 15) in actions
     assert missed == []
+
+
+def test_a_worker_started_while_the_database_is_down_owes_its_predecessors_callers_later(
+    cut_engine: Engine, proxy: TcpProxy, tmp_path: Path
+) -> None:
+    """The killed predecessor left a note of a caller who was waiting; the new worker starts
+    during an outage. Its link keeps trying, and once the line is back the caller is on the
+    callback list, the note gone. An idle link then asks neither Kamailio nor the queue."""
+    queue = CallQueue(make_sessionmaker(cut_engine), acd.AcdConfig(), lambda: datetime.now(UTC))
+    asked: list[int] = []
+    missed: list[tuple[str, str | None, str]] = []
+    notes = tmp_path / "queued"
+    link = QueueLink(
+        queue,
+        "w1",
+        lambda: asked.append(1) or {"1001"},  # type: ignore[func-returns-value]
+        notes,
+        lambda call, caller, _called, reason: missed.append((call, caller, reason)),
+    )
+    link.join("call-0", {"dialog": "call-0", "caller": "13800138000", "called": "12345"})
+    link.inboxes.clear()  # as a new process finds it: the note on disk, no call in hand
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        proxy.down()
+        running = asyncio.create_task(link.run(stop))
+        await asyncio.sleep(1.5)
+        assert missed == [] and not running.done()  # still trying, not dead
+        proxy.up()
+        for _ in range(40):
+            if missed:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # idle ticks: nobody in the queue on this worker
+        stop.set()
+        await running
+
+    asyncio.run(scenario())
+    assert missed == [("call-0", "13800138000", "lost")]
+    assert list(notes.glob("*.json")) == []
+    assert asked == []
