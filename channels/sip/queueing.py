@@ -122,8 +122,15 @@ class QueueLink:
 
     async def send(self, event: acd.Event) -> list[acd.Action]:
         """Step the queue with this worker's event; every action is handed to its call, and
-        returned."""
-        actions = await asyncio.to_thread(self.queue.handle, event, self.owner)
+        returned. A joining caller brings the registrar's seats with them: an idle worker
+        does not tick, so the queue's copy may be old, and a seat whose phone signed off
+        while no one waited would be offered the call (and marked not answering)."""
+        registered = None
+        if isinstance(event, acd.CallerJoined):
+            registered = await asyncio.to_thread(self.registered)
+        actions = await asyncio.to_thread(
+            self.queue.handle, event, self.owner, registered=registered
+        )
         self._hand_out(actions)
         return actions
 

@@ -90,3 +90,34 @@ def test_a_worker_started_while_the_database_is_down_owes_its_predecessors_calle
     assert missed == [("call-0", "13800138000", "lost")]
     assert list(notes.glob("*.json")) == []
     assert asked == []
+
+
+def test_a_caller_joining_an_idle_worker_is_offered_only_seats_registered_now(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An idle worker does not tick, so the queue's copy of who is registered can be old:
+    the joining caller brings the registrar's answer. 1001 registered while no one waited
+    (the queue never heard) and is offered; after that talk it signs off, 1002 signs on, and
+    the next caller is offered 1002, not 1001 (whose refusal would mark it not answering)."""
+    add_seats(engine, "zhang", "wang")  # seats 1001 and 1002, signed in
+    queue = CallQueue(make_sessionmaker(engine), acd.AcdConfig(), lambda: datetime.now(UTC))
+    registrar = {"1001"}
+    link = QueueLink(queue, "w1", lambda: set(registrar), tmp_path / "queued", print)
+
+    async def scenario() -> None:
+        first = link.join("call-1", {"dialog": "call-1", "caller": None, "called": None})
+        await link.send(acd.CallerJoined("call-1", "normal", queue.now()))
+        assert first.get_nowait() == acd.Offer("call-1", "1001", 15)
+        await link.send(acd.OfferAnswered("call-1", "1001", queue.now()))
+        await link.send(acd.CallEnded("call-1", "1001", queue.now()))
+        registrar.clear()
+        registrar.add("1002")
+        second = link.join("call-2", {"dialog": "call-2", "caller": None, "called": None})
+        await link.send(acd.CallerJoined("call-2", "normal", queue.now()))
+        assert second.get_nowait() == acd.Offer("call-2", "1002", 15)
+
+    asyncio.run(scenario())
+    assert {s.seat_id: s.registered for s in queue.snapshot().seats} == {
+        "1001": False,
+        "1002": True,
+    }
