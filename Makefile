@@ -9,12 +9,11 @@ DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio ka
 # and place calls with SIPp.
 DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
 
-# Test processes: the tests mostly wait on calls, modems and servers, so three share two
-# cores well (17-19 min here); a module's tests stay on one (loadfile). Four were
-# faster (13 min) but starved test_nodes_sip's two-node load, which then failed. The
+# Test processes: the tests mostly wait on calls, modems and servers, so four share two
+# cores well (the parallel part 13 min here); a module's tests stay on one (loadfile). The
 # tests that compare a call's audio frame by frame run after, alone: a CPU-starved worker's
 # jitter buffer throws frames away, which is the machine's doing, not the gateway's.
-TEST_PROCESSES ?= 3
+TEST_PROCESSES ?= 4
 
 .PHONY: run test install install-dev debian-packages prompts lint clean
 
