@@ -2,9 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= config.yaml
-# Debian packages the gateway runs (fax OCR; Kamailio in front of several SIP workers);
-# installed when missing.
-DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio kamailio-sqlite-modules kamailio-postgres-modules
+# Debian packages the gateway runs (fax OCR; Kamailio in front of several SIP workers; its
+# WebSocket module and rtpengine for calls from browsers); installed when missing.
+DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio kamailio-sqlite-modules kamailio-postgres-modules kamailio-websocket-modules rtpengine-daemon
 # Only the tests draw Chinese fax pages, speak voicemails (espeak-ng, sox), drive a browser
 # and place calls with SIPp.
 DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
@@ -15,7 +15,7 @@ DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
 # jitter buffer throws frames away, which is the machine's doing, not the gateway's.
 TEST_PROCESSES ?= 4
 
-.PHONY: run test install install-dev debian-packages prompts lint clean
+.PHONY: run test install install-dev debian-packages prompts jssip lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -52,6 +52,13 @@ debian-packages:
 prompts: install
 	$(MAKE) debian-packages DEBIAN_PACKAGES="espeak-ng sox"
 	$(PY) -c 'import sys; from ivr.menu import IvrConfig; from ivr.prompts import SHIPPED, prompts_command; sys.exit(prompts_command(IvrConfig(), SHIPPED))'
+
+# The page's SIP library (网上呼叫): JsSIP from npm, bundled into one file with esbuild and
+# kept in the tree with its licences; run again only to take another version.
+jssip:
+	cd channels/web/jssip && npm ci --no-audit --no-fund && \
+	  node_modules/.bin/esbuild entry.js --bundle --minify --format=iife --target=es2019 \
+	    --outfile=../static/vendor/jssip-$$(node -p 'require("./node_modules/jssip/package.json").version').min.js
 
 run: install
 	$(MAKE) debian-packages OPTIONAL=1

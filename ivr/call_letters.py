@@ -19,10 +19,12 @@ def call_letter(
     attachments: tuple[Attachment, ...] = (),
     jobs: tuple[str, ...] = (),
     raw: str = "",
+    channel: Channel = Channel.PHONE,
 ) -> IncomingContact:
-    """``call_id`` (SIP Call-ID, Twilio CallSid) is the idempotency key."""
+    """``call_id`` (SIP Call-ID, Twilio CallSid) is the idempotency key; ``channel`` is
+    PHONE or, for a browser's call, WEBCALL."""
     return IncomingContact(
-        channel=Channel.PHONE,
+        channel=channel,
         source=source,
         external_id=call_id,
         received_at=received_at,

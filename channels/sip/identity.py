@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from gateway.contract import call_tokens
+
 _HEADER = re.compile(r"^(?P<name>[A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*(?P<value>.*)$")
 # RFC 3261 §7.3.3 compact forms of the headers read here.
 _COMPACT = {"f": "from", "t": "to", "i": "call-id"}
@@ -31,6 +33,10 @@ class Parties:
     caller: str | None  # the number (or SIP user) that called
     called: str | None  # the number dialled: the Request-URI's user
     dialog: str = ""  # the idempotency key: Call-ID with the caller's From and its tag
+    # A browser's call (网上呼叫): Kamailio's X-Hotline-Web, which it strips from everyone
+    # else, and the site's token the page sent (gateway/contract/call_tokens.py).
+    web: bool = False
+    token: str | None = None
 
 
 def parties(message: str, trust_asserted: bool = True) -> Parties:
@@ -47,7 +53,14 @@ def parties(message: str, trust_asserted: bool = True) -> Parties:
     from_value = (headers.get("from") or [""])[0]
     caller = caller or _user(address(from_value))
     call_id = (headers.get("call-id") or [""])[0].strip()
-    return Parties(caller, _user(request_uri), dialog_key(call_id, from_value))
+    token = next(iter(headers.get(call_tokens.HEADER.lower(), [])), None)
+    return Parties(
+        caller,
+        _user(request_uri),
+        dialog_key(call_id, from_value),
+        web="x-hotline-web" in headers,
+        token=token.strip() if token else None,
+    )
 
 
 def dialog_key(call_id: str, from_value: str) -> str:

@@ -39,7 +39,7 @@ from channels.sip.kamailio_db import kamailio_db
 from gateway.contract.config import SeatsConfig, SipConfig
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.logs import log_event
-from gateway.engine.processes import die_with_parent
+from gateway.engine.processes import start_helper
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ _PROBE_MAX_WAIT = 0.5
 # What Server and User-Agent may say: RFC 3261 product tokens and comments, no quotes or
 # line breaks (the value goes into a quoted core parameter of kamailio.cfg).
 _USER_AGENT = re.compile(r"[A-Za-z0-9!%*_+`'~./() -]{1,64}")
+# A page's Origin as browsers send it (RFC 6454): nothing that could leave a quoted string.
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 # The whole kamailio.cfg in one file an operator can read; render() fills in config.yaml.
 TEMPLATE = Path(__file__).with_name("kamailio.cfg.j2")
 _JINJA = jinja2.Environment(
@@ -128,8 +132,29 @@ def render(
         allowed_sources=_allowed_networks(settings),
         trusted_identity=_networks("trusted_identity_sources", settings.trusted_identity_sources),
         seats=_registrar(seats, database_url, run_dir),
+        webcall=_webcall(settings),
     )
     return config, _dispatcher_list(settings, workers, sockets)
+
+
+def _webcall(settings: SipConfig) -> dict[str, object] | None:
+    """The template's values for browsers' calls (channels.sip.webcall), or None."""
+    webcall = settings.webcall
+    if not webcall.enabled:
+        return None
+    for origin in webcall.allowed_origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigurationError(
+                f"channels.sip.webcall.allowed_origins: {origin!r} is not scheme://host[:port]"
+            )
+    if webcall.ws_port == settings.port:
+        raise ConfigurationError("channels.sip.webcall.ws_port: the SIP port is taken")
+    return {
+        "number": webcall.number,
+        "ws_port": webcall.ws_port,
+        "ng_port": webcall.rtpengine_ng_port,
+        "origins": webcall.allowed_origins,
+    }
 
 
 def _registrar(
@@ -345,19 +370,7 @@ class Kamailio:
         with self._seen:
             self._lines.clear()
             self._ended = False
-        self._proc = subprocess.Popen(
-            args,
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            process_group=0,
-            # A gateway killed with -9 takes Kamailio along, or it would hold the SIP port
-            # against the restarted gateway.
-            preexec_fn=die_with_parent,
-        )
+        self._proc = start_helper(args, self._env)
         self._pidfd = os.pidfd_open(self._proc.pid)
         self._reader = threading.Thread(target=self._read, name="kamailio-stderr", daemon=True)
         self._reader.start()

@@ -11,7 +11,8 @@ import socket
 from collections.abc import Callable
 
 from channels.sip.kamailio import Kamailio
-from gateway.contract.config import Config
+from channels.sip.rtpengine import RtpEngine, missing_parts
+from gateway.contract.config import Config, SipConfig
 from gateway.contract.logs import log_event
 from gateway.engine.processes import WorkerPool
 
@@ -66,6 +67,7 @@ class SipChannel:
         self.stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.kamailio: Kamailio | None = None
+        self.rtpengine: RtpEngine | None = None
 
     async def _healthy(self, number: int) -> bool:
         host, port = self.addresses[number]
@@ -75,13 +77,16 @@ class SipChannel:
         parts = self.pool.health()
         if self.kamailio is not None:
             parts["kamailio"] = self.kamailio.running
+        if self.rtpengine is not None:
+            parts["rtpengine"] = self.rtpengine.alive()
         return parts
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.pool.run(self.stopping), name="sip-workers")
         if self.settings.workers > 1:
+            front = await self._webcall()
             kamailio = Kamailio(
-                self.settings,
+                front,
                 self.addresses,
                 seats=self.config.seats,
                 database_url=self.config.database.url,
@@ -97,9 +102,34 @@ class SipChannel:
                 peer_workers=len(self.settings.kamailio.peer_workers),
             )
 
+    async def _webcall(self) -> SipConfig:
+        """rtpengine started for web calls (channels.sip.webcall); the settings Kamailio
+        gets, web calls off when this machine lacks a part (the log says which)."""
+        settings = self.settings
+        if not settings.webcall.enabled:
+            return settings
+        missing = missing_parts(settings)
+        if missing:
+            log_event(
+                log,
+                "sip.webcall.off",
+                logging.WARNING,
+                reason="missing Debian packages: " + " ".join(missing),
+            )
+            off = settings.webcall.model_copy(update={"enabled": False})
+            return settings.model_copy(update={"webcall": off})
+        rtpengine = RtpEngine(settings)
+        await asyncio.to_thread(rtpengine.start)
+        self.rtpengine = rtpengine
+        webcall = settings.webcall
+        log_event(log, "sip.webcall", ws_port=webcall.ws_port, number=webcall.number)
+        return settings
+
     async def stop(self) -> None:
         self.stopping.set()
         if self.task is not None:
             await self.task
         if self.kamailio is not None:
             await asyncio.to_thread(self.kamailio.stop)
+        if self.rtpengine is not None:
+            await asyncio.to_thread(self.rtpengine.stop)

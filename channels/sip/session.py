@@ -42,6 +42,7 @@ class CallFacts:
     caller: str | None
     called: str | None
     started: float  # time.time() when answered
+    web: bool = False  # 网上呼叫: from a browser, through Kamailio and rtpengine
 
 
 class HungUp(Exception):
@@ -310,6 +311,7 @@ class CallSession:
             "called": self.facts.called,
             "category": self.state.category,
             "started": self.facts.started,
+            "web": self.facts.web,
         }
         wav.with_suffix(".json").write_text(json.dumps(note, ensure_ascii=False), "utf-8")
 

@@ -30,7 +30,9 @@ from channels.sip.pool import worker_addresses
 from channels.sip.queueing import QueueCall, QueueLink
 from channels.sip.registrations import RegistrarUnavailable, registered_seats
 from channels.sip.session import CallFacts, CallSession
+from gateway.contract import call_tokens
 from gateway.contract.addresses import in_networks
+from gateway.contract.call_tokens import CallTokenError
 from gateway.contract.config import Config
 from gateway.contract.contact import (
     CALL_RECORDING,
@@ -38,12 +40,14 @@ from gateway.contract.contact import (
     Accepted,
     AttachFile,
     Attachment,
+    Channel,
     RecordMissed,
 )
 from gateway.contract.kinds import TRANSCRIBE
 from gateway.contract.limits import RateLimiter
 from gateway.contract.logs import log_event
 from gateway.core.callqueue import CallQueue
+from gateway.engine.keys import load_secret
 from ivr import flow
 from ivr.call_letters import call_letter
 from ivr.prompts import prompt_path
@@ -83,6 +87,11 @@ class SipWorker:
         # strips identities they may not assert.
         self.fronts = frozenset() if settings.workers == 1 else admitted_fronts(settings, self.host)
         self.refusals = RateLimiter(settings.throttle_after_failures, 60)
+        # The site's secret signs web calls' tokens (gateway/contract/call_tokens.py).
+        web = config.channels.web
+        self.web_secret = (
+            load_secret(web.secret, web.secret_file) if settings.webcall.enabled else None
+        )
         self.recordings = settings.recordings_dir / f"worker-{index}"
         self.closed: ClosedFiles | None = None
         self.pjsip = PjThread(
@@ -189,6 +198,18 @@ class SipWorker:
                 log_event(log, "sip.refused", logging.WARNING, source=source)
             answer(line, 403)
             return
+        # Behind Kamailio the identity was vetted there (RFC 3325 trust boundary).
+        trusted = bool(self.fronts) or in_networks(source, self.settings.trusted_identity_sources)
+        who = parties(str(prm.rdata.wholeMsg), trust_asserted=trusted)
+        caller = who.caller
+        web = who.web and bool(self.fronts)  # only Kamailio says so (it strips the header)
+        if web:
+            try:
+                caller = self._web_caller(who.token)
+            except CallTokenError as exc:
+                log_event(log, "sip.webcall_refused", logging.WARNING, reason=str(exc))
+                answer(line, 403)
+                return
         with self.lock:
             full = self.busy + self.per_caller > self.settings.calls_per_worker
             if not full:
@@ -197,17 +218,27 @@ class SipWorker:
             log_event(log, "sip.busy", logging.WARNING, index=self.index)
             answer(line, 486)
             return
-        # Behind Kamailio the identity was vetted there (RFC 3325 trust boundary).
-        trusted = bool(self.fronts) or in_networks(source, self.settings.trusted_identity_sources)
-        who = parties(str(prm.rdata.wholeMsg), trust_asserted=trusted)
         call_id = str(line.getInfo().callIdString)
         facts = CallFacts(
-            number, call_id, who.dialog or call_id, who.caller, who.called, time.time()
+            number, call_id, who.dialog or call_id, caller, who.called, time.time(), web
         )
         self.loop.call_soon_threadsafe(self._begin, facts)
         # 200 at once, no 180: Kamailio's processes may forward a 180 after the 200, and
         # an IVR has no ringing to announce.
         answer(line, 200)
+
+    def _web_caller(self, token: str | None) -> str | None:
+        """A browser's call needs the site's token (rate-limited there); the caller is the
+        number the citizen typed on the page, or nobody: the From is the browser's."""
+        if self.web_secret is None:
+            raise CallTokenError("web calls are off (channels.sip.webcall)")
+        if not token:
+            raise CallTokenError("no token")
+        webcall = self.settings.webcall
+        return call_tokens.check(self.web_secret, token, webcall.token_seconds).phone
+
+    def _source(self, facts: CallFacts) -> str:
+        return self.settings.webcall.source if facts.web else self.settings.source
 
     def _admitted(self, source: str, port: int) -> bool:
         if not self.fronts:
@@ -256,9 +287,7 @@ class SipWorker:
             data = await self._whole(recording)
             file = Attachment(CALL_RECORDING, "audio/wav", data)
             try:
-                kept = await asyncio.to_thread(
-                    self.attach, self.settings.source, facts.dialog, file
-                )
+                kept = await asyncio.to_thread(self.attach, self._source(facts), facts.dialog, file)
             except Exception:
                 log.exception("sip.talk_not_kept call=%s file=%s", facts.call_id, recording.name)
                 return
@@ -369,7 +398,7 @@ class SipWorker:
     ) -> Accepted:
         raw = {"called": facts.called, "seconds": round(seconds, 3), "call_id": facts.call_id}
         contact = call_letter(
-            self.settings.source,
+            self._source(facts),
             facts.dialog,
             datetime.fromtimestamp(facts.started, UTC),
             facts.caller,
@@ -378,6 +407,7 @@ class SipWorker:
             attachments=(Attachment("voicemail.wav", "audio/wav", wav),) if wav else (),
             jobs=(TRANSCRIBE,) if wav else (),
             raw=json.dumps(raw, ensure_ascii=False),
+            channel=Channel.WEBCALL if facts.web else Channel.PHONE,
         )
         accepted = await self.accept(contact)
         log_event(
@@ -400,6 +430,7 @@ class SipWorker:
                 note.get("caller"),
                 note.get("called"),
                 float(note.get("started") or time.time()),
+                bool(note.get("web")),
             )
             seconds = left.seconds
             if seconds < self.config.ivr.voicemail.min_seconds:

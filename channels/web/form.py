@@ -29,6 +29,14 @@ LABELS = {
 }
 
 
+def phone_problem(phone: str) -> str | None:
+    """What is wrong with a typed phone number (empty is fine: it is optional)."""
+    phone = re.sub(r"[\s\-()]", "", phone)
+    if phone and not (_MOBILE.match(phone) or _LANDLINE.match(phone)):
+        return "请填写正确的手机号码或带区号的固定电话。"
+    return None
+
+
 @dataclass
 class LetterForm:
     values: dict[str, str]
@@ -60,8 +68,8 @@ class LetterForm:
         for name, limit in self.too_long(settings).items():
             kept = "，过长的部分未能保留" if name in self.cut else ""
             errors[name] = f"{LABELS[name]}请不要超过 {limit} 字（现有 {len(v[name])} 字{kept}）。"
-        if v["phone"] and not (_MOBILE.match(v["phone"]) or _LANDLINE.match(v["phone"])):
-            errors["phone"] = "请填写正确的手机号码或带区号的固定电话。"
+        if problem := phone_problem(v["phone"]):
+            errors["phone"] = problem
         if v["email"] and not _EMAIL.match(v["email"]):
             errors["email"] = "请填写正确的电子邮箱地址。"
         if districts and v["district"] and v["district"] not in districts:

@@ -19,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from gateway.contract.addresses import in_networks
 
 NONCE_BYTES = 16
+COOKIE = "hotline_form"  # the browser's id, which form tokens are bound to
+DAY = 86400.0
 
 
 class TokenError(Exception):
@@ -91,3 +94,20 @@ def client_ip(request: Request, trusted_proxies: list[str]) -> str:
         if not in_networks(hop, trusted_proxies):
             return hop
     return peer
+
+
+def browser_of(request: Request) -> str:
+    """The browser's own id, kept across forms so several open tabs all stay valid."""
+    known = request.cookies.get(COOKIE, "")
+    return known if 16 <= len(known) <= 64 and known.isascii() else new_browser_id()
+
+
+def set_browser_cookie(request: Request, response: Response, browser: str) -> None:
+    response.set_cookie(
+        COOKIE,
+        browser,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        max_age=int(DAY),
+    )

@@ -24,10 +24,12 @@ from starlette.templating import Jinja2Templates
 from channels.web.form import LetterForm
 from channels.web.formdata import FormError, read_form
 from channels.web.guard import (
+    COOKIE,
     FormTokens,
     TokenError,
+    browser_of,
     client_ip,
-    new_browser_id,
+    set_browser_cookie,
 )
 from channels.web.uploads import UploadError, check_upload, size_text
 from channels.web.views import (
@@ -36,6 +38,7 @@ from channels.web.views import (
     published_letter,
     published_page,
 )
+from channels.web.webcall import WebCallPage
 from gateway.contract.config import CATEGORIES, Config
 from gateway.contract.contact import Accept, Attachment
 from gateway.contract.errors import StoreUnavailable
@@ -49,7 +52,6 @@ from store.phones import same_number
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-COOKIE = "hotline_form"
 HOUR, DAY = 3600.0, 86400.0
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -62,6 +64,7 @@ class Site:
         reads: sessionmaker[Session],
         clock: Callable[[], datetime],
     ) -> None:
+        self.config = config
         self.settings = settings = config.channels.web
         self.accept = accept
         self.reads = reads
@@ -69,7 +72,7 @@ class Site:
         self.zone: ZoneInfo = config.zone
         self.districts = list(config.routing.districts)
         self.rejections = dict(config.routing.screening.replies)
-        secret = load_secret(settings.secret, settings.secret_file)
+        self.secret = secret = load_secret(settings.secret, settings.secret_file)
         max_age = settings.form_max_age_hours * HOUR
         self.letter_tokens = FormTokens(secret, settings.min_fill_seconds, max_age)
         self.lookup_tokens = FormTokens(secret, 0, max_age)
@@ -79,6 +82,8 @@ class Site:
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals["categories"] = [(c, CATEGORY_LABELS[c]) for c in CATEGORIES]
         self.templates.env.globals["url_for"] = self._url_for
+        self.webcall = WebCallPage(self) if config.channels.sip.webcall.enabled else None
+        self.templates.env.globals["webcall_on"] = self.webcall is not None
         # Whole request: every attachment at its limit plus the text fields.
         self.max_body = settings.max_attachments * settings.max_attachment_bytes + 1024 * 1024
 
@@ -90,6 +95,7 @@ class Site:
             Route("/track", self.track, methods=["POST"]),
             Route("/published", self.published, methods=["GET"]),
             Route("/published/{number}", self.published_one, methods=["GET"]),
+            *(self.webcall.routes() if self.webcall is not None else []),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -104,7 +110,7 @@ class Site:
         public = self.settings.public_url.rstrip("/")
         return public + path if public else request.scope.get("app_root_path", "") + path
 
-    def _page(
+    def page(
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> Response:
         return self.templates.TemplateResponse(
@@ -119,9 +125,9 @@ class Site:
         problem: str = "",
         nonce: str | None = None,
     ) -> Response:
-        browser = _browser(request)
+        browser = browser_of(request)
         token = self.letter_tokens.issue(browser, nonce)
-        response = self._page(
+        response = self.page(
             request,
             "form.html",
             {
@@ -134,7 +140,7 @@ class Site:
             },
             status,
         )
-        _set_cookie(request, response, browser)
+        set_browser_cookie(request, response, browser)
         return response
 
     async def form_page(self, request: Request) -> Response:
@@ -198,7 +204,7 @@ class Site:
         code = accepted.verification_code
         if not accepted.created:  # the same form sent again: the same letter, shown again
             code = await asyncio.to_thread(self._code_of, token.nonce)
-        return self._page(
+        return self.page(
             request,
             "submitted.html",
             {"number": accepted.tracking_number, "code": code, "again": not accepted.created},
@@ -231,12 +237,12 @@ class Site:
     def _track_form(
         self, request: Request, number: str = "", problem: str = "", status: int = 200
     ) -> Response:
-        browser = _browser(request)
+        browser = browser_of(request)
         token = self.lookup_tokens.issue(browser)
-        response = self._page(
+        response = self.page(
             request, "track.html", {"token": token, "number": number, "problem": problem}, status
         )
-        _set_cookie(request, response, browser)
+        set_browser_cookie(request, response, browser)
         return response
 
     async def track(self, request: Request) -> Response:
@@ -254,7 +260,7 @@ class Site:
             self.failed_lookups.hit(ip)
             problem = "未查到该来信，请核对受理编号和查询码。"
             return self._track_form(request, number, problem, 404)
-        return self._page(request, "progress.html", {"letter": found})
+        return self.page(request, "progress.html", {"letter": found})
 
     def _progress(self, number: str, code: str) -> dict[str, Any] | None:
         with self.reads() as session:
@@ -268,7 +274,7 @@ class Site:
         letters, total = await asyncio.to_thread(self._published, page_number, size)
         pages = max(1, -(-total // size))
         context = {"letters": letters, "page": page_number, "pages": pages}
-        return self._page(request, "published.html", context)
+        return self.page(request, "published.html", context)
 
     def _published(self, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         with self.reads() as session:
@@ -278,26 +284,9 @@ class Site:
         number = request.path_params["number"]
         letter = await asyncio.to_thread(self._published_one, number)
         if letter is None:
-            return self._page(request, "missing.html", {}, 404)
-        return self._page(request, "published_letter.html", {"letter": letter})
+            return self.page(request, "missing.html", {}, 404)
+        return self.page(request, "published_letter.html", {"letter": letter})
 
     def _published_one(self, number: str) -> dict[str, Any] | None:
         with self.reads() as session:
             return published_letter(session, number, self.zone)
-
-
-def _browser(request: Request) -> str:
-    """The browser's own id, kept across forms so several open tabs all stay valid."""
-    known = request.cookies.get(COOKIE, "")
-    return known if 16 <= len(known) <= 64 and known.isascii() else new_browser_id()
-
-
-def _set_cookie(request: Request, response: Response, browser: str) -> None:
-    response.set_cookie(
-        COOKIE,
-        browser,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        max_age=int(DAY),
-    )

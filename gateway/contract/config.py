@@ -282,6 +282,38 @@ class KamailioConfig(Section):
         return parsed
 
 
+class WebCallConfig(Section):
+    """网上呼叫: calls from the citizen's browser (docs/channels/webrtc.md). The page's JsSIP
+    speaks SIP over WebSocket to Kamailio, rtpengine turns the browser's DTLS-SRTP and ICE
+    into the plain RTP the workers answer. Needs Kamailio (workers >= 2)."""
+
+    enabled: bool = False
+    # The letters' source (their channel is webcall).
+    source: str = "webcall"
+    # Kamailio's WebSocket listener on channels.sip.host. Plain ws: a public site puts it
+    # behind its TLS reverse proxy as wss:// (browsers only give a microphone to https).
+    ws_port: int = Field(default=5066, ge=1, le=65535)
+    # The address the page's JsSIP connects to, as the browser sees it; empty:
+    # ws://<the page's host>:<ws_port>.
+    ws_url: str = Field(default="", pattern=r"^(wss?://[^\s\"'<>]+)?$")
+    # Pages that may open the WebSocket (their Origin, e.g. https://12345.city.gov.cn);
+    # empty: any (the call still needs a token from this site).
+    allowed_origins: list[str] = []
+    # The number the page calls (ivr.agent.lines and the IVR see it as dialled).
+    number: str = Field(default="12345", pattern=r"^[0-9A-Za-z*#+._-]{1,32}$")
+    # A call token from the site is good for this long: the call must start within it.
+    token_seconds: int = Field(default=120, ge=10)
+    calls_per_ip_per_hour: int = Field(default=20, ge=1)
+    rtpengine_binary: str = "rtpengine"
+    # rtpengine's control port (ng protocol, on loopback) and its media ports.
+    rtpengine_ng_port: int = Field(default=22222, ge=1, le=65535)
+    rtp_port_min: int = Field(default=30000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=30999, ge=1024, le=65535)
+    # Where rtpengine takes the browsers' media: the address they reach (null: sip host).
+    # Behind NAT, "private!public" as rtpengine's --interface takes it.
+    media_interface: str | None = None
+
+
 class SipConfig(Section):
     """Phone calls over SIP (pjsua2), served by a pool of worker processes."""
 
@@ -325,6 +357,13 @@ class SipConfig(Section):
     # PJSIP's own log on stderr: 1 errors only, up to 5 for every SIP message.
     log_level: int = Field(default=1, ge=0, le=6)
     kamailio: KamailioConfig = KamailioConfig()
+    webcall: WebCallConfig = WebCallConfig()
+
+    @model_validator(mode="after")
+    def _webcall_has_a_front(self) -> SipConfig:
+        if self.webcall.enabled and self.workers < 2:
+            raise ValueError("webcall needs Kamailio in front: workers must be 2 or more")
+        return self
 
 
 class ChannelsConfig(Section):

@@ -21,6 +21,11 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
     FAX = "fax"
     WEB = "web"
+    WEBCALL = "webcall"  # 网上呼叫: a call from the citizen's browser
+
+
+# The channels whose letters are calls: a recording, a desk's screen pop, a callback.
+CALLS = (Channel.PHONE, Channel.WEBCALL)
 
 
 @dataclass(frozen=True)

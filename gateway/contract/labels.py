@@ -3,7 +3,14 @@ reports and APIs)."""
 
 from __future__ import annotations
 
-CHANNEL_LABELS = {"phone": "电话", "sms": "短信", "email": "电子邮件", "fax": "传真", "web": "网站"}
+CHANNEL_LABELS = {
+    "phone": "电话",
+    "sms": "短信",
+    "email": "电子邮件",
+    "fax": "传真",
+    "web": "网站",
+    "webcall": "网上呼叫",
+}
 CATEGORY_LABELS = {
     "complaint": "投诉",
     "help": "求助",

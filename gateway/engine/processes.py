@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import logging
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -19,6 +20,24 @@ def die_with_parent() -> None:
     """Runs in the child before exec: a gateway killed with -9 takes its children along
     (PR_SET_PDEATHSIG), so a restart finds their ports and jobs free."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def start_helper(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """A program the gateway runs beside it (Kamailio, rtpengine): in its own process group
+    so it can be stopped whole, its output as text on stdout, and gone when we are."""
+    return subprocess.Popen(
+        args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        process_group=0,
+        # A gateway killed with -9 takes it along, or it would hold its ports against the
+        # restarted gateway.
+        preexec_fn=die_with_parent,
+    )
 
 
 class WorkerPool:

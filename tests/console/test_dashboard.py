@@ -127,14 +127,21 @@ async def test_the_bulletin_downloads_as_csv_excel_and_json_without_pii(desk: De
     rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
     assert rows[0] == ["2026年11月下旬 12345市民热线通报"]
     section = rows.index(["来信总量与渠道"])
-    shares = {row[0]: int(row[1]) for row in rows[section + 2 : section + 8]}
+    shares = {row[0]: int(row[1]) for row in rows[section + 2 : section + 9]}
     assert shares["短信"] == 2 and shares["电子邮件"] == 1 and shares["合计"] == 3
     book = openpyxl.load_workbook(io.BytesIO(as_xlsx.content), read_only=True)
     sheet = {row[0]: row[1] for row in book["来信总量与渠道"].iter_rows(values_only=True)}
     assert sheet["短信"] == 2 and sheet["合计"] == 3
     data = as_json.json()
     assert data["volume"]["total"] == 3
-    assert data["volume"]["by_channel"] == {"phone": 0, "sms": 2, "email": 1, "fax": 0, "web": 0}
+    assert data["volume"]["by_channel"] == {
+        "phone": 0,
+        "sms": 2,
+        "email": 1,
+        "fax": 0,
+        "web": 0,
+        "webcall": 0,
+    }
     assert "路灯" in {w["word"] for w in data["hot_topics"]["words"]}
     words = json.dumps(data["hot_topics"], ensure_ascii=False)
     cells = "\n".join(

@@ -220,7 +220,14 @@ def test_letters_are_counted_per_channel_category_status_and_department(
     volume = stats.volume(session, *FIRST_DEKAD, SHANGHAI)
 
     assert volume.total == 29
-    assert counts(volume.by_channel) == {"phone": 10, "sms": 8, "email": 3, "fax": 2, "web": 6}
+    assert counts(volume.by_channel) == {
+        "phone": 10,
+        "sms": 8,
+        "email": 3,
+        "fax": 2,
+        "web": 6,
+        "webcall": 0,
+    }
     assert counts(volume.by_category) == {
         "complaint": 8,
         "help": 6,
@@ -259,6 +266,7 @@ def test_days_are_the_local_days_of_shanghai(session: Session) -> None:
         "email": 0,
         "fax": 1,
         "web": 0,
+        "webcall": 0,
     }
     # 2026-11-10 17:30 UTC is 01:30 on the 11th: 中旬, not 上旬.
     assert counts(by_day[date(2026, 11, 11)].by_channel)["phone"] == 1
@@ -499,10 +507,11 @@ def test_xlsx_has_a_sheet_per_section_with_bold_chinese_headings(
         "电子邮件",
         "传真",
         "网站",
+        "网上呼叫",
         "合计",
     ]
     assert days["A2"].value == datetime(2026, 11, 1)
-    assert days["G2"].value == 3
+    assert days["H2"].value == 3
 
 
 def test_bulletin_json_is_plain_data_keyed_by_stored_names(session: Session) -> None:
@@ -518,7 +527,7 @@ def test_bulletin_json_is_plain_data_keyed_by_stored_names(session: Session) -> 
     assert shape["volume"]["by_day"][2] == {
         "date": "2026-11-03",
         "total": 3,
-        "by_channel": {"phone": 1, "sms": 1, "email": 0, "fax": 1, "web": 0},
+        "by_channel": {"phone": 1, "sms": 1, "email": 0, "fax": 1, "web": 0, "webcall": 0},
     }
     chengguan = shape["departments"][0]
     assert (chengguan["code"], chengguan["on_time_rate"], chengguan["handling_hours"]) == (

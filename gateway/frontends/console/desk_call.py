@@ -21,6 +21,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from gateway.contract.config import Config
+from gateway.contract.contact import CALLS
 from gateway.contract.logs import log_event
 from gateway.contract.redaction import scrub
 from gateway.core import acd
@@ -162,7 +163,7 @@ def call_letter(db: Session, call_id: str) -> Letter | None:
     key, so there is one at most per source; the newest should two sources share one)."""
     return db.scalars(
         select(Letter)
-        .where(Letter.external_id == call_id, Letter.channel == "phone")
+        .where(Letter.external_id == call_id, Letter.channel.in_(CALLS))
         .options(joinedload(Letter.citizen))
         .order_by(Letter.id.desc())
         .limit(1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from gateway.contract.config import CATEGORIES
+from gateway.contract.contact import CALLS
 from gateway.core.access import sight, words
 from gateway.frontends.console.desk import Desk, NotFound
 from gateway.frontends.console.desk_call import RECORDABLE
@@ -26,7 +27,7 @@ TEXT_CHARS = 5000
 def recordable(letter: Letter) -> bool:
     """A call answered by a seat: the operator's words are its words. A voicemail has the
     caller's own (``text_source``: its transcript)."""
-    return letter.channel == "phone" and letter.text_source is None and letter.status in RECORDABLE
+    return letter.channel in CALLS and letter.text_source is None and letter.status in RECORDABLE
 
 
 def _letter(desk: Desk) -> Letter:

@@ -76,6 +76,18 @@ CASES: dict[str, tuple[dict[str, object], list[Worker]]] = {
         },
         [("127.0.0.1", 6001), ("127.0.0.1", 6002), ("127.0.0.1", 6003), ("127.0.0.1", 6004)],
     ),
+    "web-calls-from-the-site": (
+        {
+            "host": "192.0.2.30",
+            "workers": 2,
+            "webcall": {
+                "enabled": True,
+                "ws_port": 8443,
+                "allowed_origins": ["https://12345.city.gov.cn", "http://[2001:db8::5]:8080"],
+            },
+        },
+        [("127.0.0.1", 5070), ("127.0.0.1", 5071)],
+    ),
 }
 
 
