@@ -77,10 +77,10 @@
       extraHeaders: [answer.header + ": " + answer.token],
       pcConfig: { iceServers: [] },
     });
-    session.on("peerconnection", function (e) {
-      e.peerconnection.addEventListener("track", function (t) {
-        remote.srcObject = t.streams[0];
-      });
+    // The call's RTCPeerConnection exists once call() returns (its "peerconnection" event
+    // came during it): what the hotline says is played as it arrives.
+    session.connection.addEventListener("track", function (t) {
+      remote.srcObject = t.streams[0];
     });
     session.on("progress", function () {
       say("正在呼叫…");

@@ -125,7 +125,11 @@ class Console:
                     Route("/logout", self._endpoint(self._logout, None), methods=["POST"]),
                     *pages,
                     Route("/desk/events", self.desk_events.stream, methods=["GET"]),
-                    Mount("/static", app=StaticFiles(directory=HERE / "static")),
+                    Mount(
+                        "/static",
+                        # static/vendor is the site's (JsSIP, channels/web/static/vendor).
+                        app=StaticFiles(directory=HERE / "static", follow_symlink=True),
+                    ),
                 ],
             ),
         ]

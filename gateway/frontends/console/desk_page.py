@@ -54,9 +54,38 @@ def current_view(desk: Desk) -> SeatView:
     return seat_view(desk.db, desk.staff, snapshot, registered, desk.now, ended)
 
 
+# The softphone's page talks to Kamailio's WebSocket and plays the call.
+SOFTPHONE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
 def desk_page(desk: Desk, problem: str = "", status: int = 200) -> Response:
     view = current_view(desk)
-    return desk.render("desk.html", status, **panel_context(view, problem))
+    phone = softphone(desk)
+    response = desk.render("desk.html", status, softphone=phone, **panel_context(view, problem))
+    if phone is not None:
+        response.headers["Content-Security-Policy"] = SOFTPHONE_CSP
+    return response
+
+
+def softphone(desk: Desk) -> dict[str, str] | None:
+    """With web calls on, the desk is the seat's phone too (JsSIP over Kamailio's
+    WebSocket): what it registers with. The seat's digest HA1, not a password, goes to the
+    operator's own page only, which is never cached; it is what the registrar checks."""
+    webcall = desk.tools.config.channels.sip.webcall
+    seat = seat_of(desk.db, desk.staff)
+    if not webcall.enabled or seat is None:
+        return None
+    return {
+        "seat": seat.username,
+        "realm": seat.realm,
+        "ha1": seat.ha1,
+        "ws_url": webcall.ws_url,
+        "ws_port": str(webcall.ws_port),
+    }
 
 
 def change_state(desk: Desk) -> Response:
