@@ -13,10 +13,12 @@ from collections.abc import Callable
 from channels.sip.kamailio import Kamailio
 from channels.sip.rtpengine import RtpEngine, missing_parts
 from gateway.contract.config import Config, SipConfig
+from gateway.contract.errors import ConfigurationError
 from gateway.contract.logs import log_event
 from gateway.engine.processes import WorkerPool
 
 log = logging.getLogger(__name__)
+RTPENGINE_CHECK_SECONDS = 1.0
 
 
 def worker_addresses(config: Config) -> list[tuple[str, int]]:
@@ -68,6 +70,7 @@ class SipChannel:
         self.task: asyncio.Task[None] | None = None
         self.kamailio: Kamailio | None = None
         self.rtpengine: RtpEngine | None = None
+        self.watch: asyncio.Task[None] | None = None
 
     async def _healthy(self, number: int) -> bool:
         host, port = self.addresses[number]
@@ -121,12 +124,30 @@ class SipChannel:
         rtpengine = RtpEngine(settings)
         await asyncio.to_thread(rtpengine.start)
         self.rtpengine = rtpengine
+        self.watch = asyncio.create_task(self._keep_rtpengine(rtpengine), name="rtpengine")
         webcall = settings.webcall
         log_event(log, "sip.webcall", ws_port=webcall.ws_port, number=webcall.number)
         return settings
 
+    async def _keep_rtpengine(self, rtpengine: RtpEngine) -> None:
+        """rtpengine started again should it die: the web calls it relayed lose their audio,
+        the next ones are carried (health shows it down meanwhile)."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), RTPENGINE_CHECK_SECONDS)
+            if self.stopping.is_set() or rtpengine.alive():
+                continue
+            log_event(log, "rtpengine.died", logging.ERROR)
+            await asyncio.to_thread(rtpengine.stop)  # reaped
+            try:
+                await asyncio.to_thread(rtpengine.start)
+            except ConfigurationError:
+                log.exception("rtpengine.restart_failed")
+
     async def stop(self) -> None:
         self.stopping.set()
+        if self.watch is not None:
+            await self.watch
         if self.task is not None:
             await self.task
         if self.kamailio is not None:

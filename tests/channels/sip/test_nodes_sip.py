@@ -285,6 +285,7 @@ def stored(engine: Engine) -> tuple[Counter[str], dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the load across two nodes is what it checks (Makefile)
 @pytest.mark.timeout(600)  # two gateways, four pjsua2 workers, two Kamailios, 26 calls
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_one_kamailio_fronts_two_nodes_pools_and_a_killed_nodes_calls_go_to_the_other(

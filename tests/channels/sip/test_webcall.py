@@ -4,8 +4,10 @@ page's keypad, speaks and hangs up; the letter's audio must hold what it said.""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -30,6 +32,7 @@ from store.models import Letter
 from tests.channels.sip.test_serve import serve_config, wait_until
 from tests.conftest import PII, require_tool
 from tests.support.audio import FRAME, RATE, wav_audio
+from tests.support.axe import severe_violations
 from tests.support.browser import FLAGS, screenshot
 from tests.support.processes import Child, free_port, gateway
 
@@ -142,6 +145,7 @@ def test_a_browser_calls_presses_1_speaks_and_hangs_up_and_its_words_are_the_let
         try:
             page = browser.new_page(locale="zh-CN")
             page.goto(f"{webcall.site}/call")
+            assert severe_violations(page) == []
             page.fill("#phone", "138 0013 8000")
             page.click("#call")
             page.wait_for_selector("#keypad:not([hidden])", timeout=20_000)
@@ -314,3 +318,67 @@ def in_dialog(method: str, request: str, answer: str, here: str) -> str:
         "Content-Length: 0",
     ]
     return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def test_an_address_asking_too_often_is_told_to_wait(webcall: WebCallGateway) -> None:
+    """calls_per_ip_per_hour (20) tokens, then 429 with words for the citizen; another
+    address is not held back by it."""
+    asking = {"X-Forwarded-For": "203.0.113.7"}
+    with httpx.Client(base_url=webcall.site, headers=asking) as client:
+        page = client.get("/call")
+        form = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert form is not None
+        statuses = [
+            client.post("/call/token", data={"token": form[1]}).status_code for _ in range(21)
+        ]
+        refused = client.post("/call/token", data={"token": form[1]})
+        other = client.post(
+            "/call/token", data={"token": form[1]}, headers={"X-Forwarded-For": "203.0.113.8"}
+        )
+    assert statuses == [200] * 20 + [429]
+    assert refused.status_code == 429
+    assert refused.json()["problem"] == "呼叫过于频繁，请稍后再试，或拨打12345热线电话。"
+    assert other.status_code == 200
+
+
+def test_without_rtpengine_serve_runs_without_web_calls_and_says_why(tmp_path: Path) -> None:
+    require_tool("kamailio")
+    config = webcall_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    missing = "webcall: {enabled: true, rtpengine_binary: no-such-rtpengine,"
+    config.write_text(text.replace("webcall: {enabled: true,", missing), encoding="utf-8")
+    settings = load_config(config)
+    with gateway(config) as serve:
+        said = serve.wait_for_line("sip.webcall.off", timeout=60)
+        assert "missing Debian packages: rtpengine-daemon" in said
+        serve.wait_for_line("sip.front", timeout=60)
+        # Healthy once its workers answer: nothing is down for the missing part.
+        healthz = f"http://127.0.0.1:{settings.http.port}/healthz"
+        wait_until(lambda: httpx.get(healthz, timeout=10).status_code == 200, 60)
+        assert "rtpengine" not in httpx.get(healthz, timeout=10).json()["parts"]
+        # Kamailio listens for calls but not on the WebSocket.
+        with pytest.raises(OSError):
+            ws_connect(f"ws://127.0.0.1:{settings.channels.sip.webcall.ws_port}", open_timeout=3)
+
+
+def test_a_killed_rtpengine_is_started_again_and_carries_the_next_call(
+    webcall: WebCallGateway,
+) -> None:
+    def started() -> list[int]:
+        return [
+            int(found[1])
+            for line in webcall.serve.lines
+            if (found := re.search(r"rtpengine.started pid=(\d+)", line))
+        ]
+
+    os.kill(started()[-1], signal.SIGKILL)
+    webcall.serve.wait_for_line("rtpengine.died")
+    wait_until(lambda: len(set(started())) >= 2, 30)
+    health = httpx.get(f"{webcall.site}/healthz", timeout=10).json()
+    assert health["parts"]["rtpengine"] == "ok", health
+    # Kamailio hands the next call's media to the new rtpengine: the worker answers it (403
+    # for the forged token), where a missing relay would be Kamailio's 503.
+    forged = call_tokens.issue(b"not the site's secret", None)
+    with ws_connect(webcall.ws, subprotocols=["sip"], origin=webcall.site) as ws:
+        ws.send(invite([f"{call_tokens.HEADER}: {forged}"]))
+        assert final_status(ws) == 403
