@@ -22,6 +22,7 @@ from gateway.core.callqueue import CallQueue
 from store.db import make_sessionmaker
 from store.models import Letter, MissedCall
 from tests.channels.sip.test_queue_calls import (
+    QUEUE_KEYS,
     add_seats,
     history,
     open_store,
@@ -30,7 +31,6 @@ from tests.channels.sip.test_queue_calls import (
     sip_target,
 )
 from tests.channels.sip.test_serve import wait_until
-from tests.channels.sip.test_sipp import FAST
 from tests.conftest import require_tool
 from tests.support.processes import Child, free_port, gateway
 from tests.support.sipp import SCENARIOS, SippResult, SippUas, run_sipp, scenario
@@ -187,7 +187,7 @@ def test_thirty_callers_and_five_seats_are_served_first_come_first_served(
                     calls=30,
                     rate=10,
                     concurrency=30,
-                    keys=FAST,
+                    keys=QUEUE_KEYS,
                     timeout=90,
                 )
                 wait_until(lambda: all(row.ended_at for row in history(engine)), 30)
@@ -273,7 +273,7 @@ def test_a_seat_whose_phone_signs_off_mid_queue_is_offered_no_more_callers(
                 calls=5,
                 rate=2,
                 concurrency=5,
-                keys=FAST,
+                keys=QUEUE_KEYS,
                 timeout=60,
             )
             wait_until(lambda: sum(row.outcome == "answered" for row in history(engine)) == 2)
@@ -346,7 +346,7 @@ def test_a_worker_without_a_free_call_slot_does_not_mark_the_seat_not_answering(
                 calls=5,
                 rate=4,
                 concurrency=5,
-                keys=FAST,
+                keys=QUEUE_KEYS,
                 timeout=60,
             )
             wait_until(lambda: all(row.ended_at or row.left_at for row in history(engine)))

@@ -19,6 +19,7 @@ from store.models import Event
 from tests.channels.sip.heard import heard
 from tests.channels.sip.test_queue_calls import (
     NOW,
+    QUEUE_KEYS,
     add_seats,
     history,
     letters_of,
@@ -27,7 +28,6 @@ from tests.channels.sip.test_queue_calls import (
     sip_target,
 )
 from tests.channels.sip.test_serve import wait_until
-from tests.channels.sip.test_sipp import FAST
 from tests.support.audio import voiced_frames, wav_audio
 from tests.support.processes import free_port
 from tests.support.sipp import SCENARIOS, SippUas, run_sipp, scenario
@@ -55,7 +55,7 @@ def test_a_recorded_call_keeps_both_sides_on_the_letter(
             caller = run_sipp(
                 scenario("call_queue_speaks"),
                 sip_target(config),
-                keys={**FAST, "queue_wait": "11000"},
+                keys={**QUEUE_KEYS, "queue_wait": "11000"},
                 timeout=60,
             )
             desk.stop()
@@ -94,7 +94,7 @@ def test_a_call_to_the_queue_entry_waits_for_a_seat_without_the_menu(
                 scenario("call_queue_speaks", tmp_path, digit="0"),
                 sip_target(config),
                 service="queue",
-                keys={**FAST, "queue_wait": "1000"},
+                keys={**QUEUE_KEYS, "queue_wait": "1000"},
                 timeout=40,
             )
             desk.stop()
@@ -121,7 +121,7 @@ def test_a_waiting_caller_hears_how_many_are_ahead_of_them(
                 run_sipp,
                 scenario("call_hangup_in_recording", tmp_path, digit="9"),
                 sip_target(config),
-                keys={**FAST, "record_wait": "12000", "speak_ms": "500"},
+                keys={**QUEUE_KEYS, "record_wait": "12000", "speak_ms": "500"},
                 timeout=40,
             )
             wait_until(lambda: len(history(engine)) == 1)
@@ -150,7 +150,7 @@ def test_a_caller_on_the_elderly_line_is_answered_before_one_who_waited_longer(
         passwords = add_seats(engine, "zhang")
         with ThreadPoolExecutor(2) as pool:
             normal = pool.submit(
-                run_sipp, scenario("call_agent"), sip_target(config), keys=FAST, timeout=60
+                run_sipp, scenario("call_agent"), sip_target(config), keys=QUEUE_KEYS, timeout=60
             )
             wait_until(lambda: len(history(engine)) == 1)
             elderly = pool.submit(
@@ -158,7 +158,7 @@ def test_a_caller_on_the_elderly_line_is_answered_before_one_who_waited_longer(
                 scenario("call_agent"),
                 sip_target(config),
                 service="12349",
-                keys=FAST,
+                keys=QUEUE_KEYS,
                 timeout=60,
             )
             wait_until(lambda: len(history(engine)) == 2)
