@@ -39,6 +39,7 @@ def voiced_share(audio: np.ndarray, start: float, end: float) -> float:
     return float(((frames >= first) & (frames < last)).sum()) / (last - first)
 
 
+@pytest.mark.realtime  # the recording's speech is placed to the second (Makefile)
 def test_a_recorded_call_keeps_both_sides_on_the_letter(
     tmp_path: Path, engine_of: list[Engine]
 ) -> None:
