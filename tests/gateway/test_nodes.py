@@ -246,6 +246,7 @@ def relay(tmp_path: Path) -> Iterator[Relay]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # kills a node while it holds jobs: beside other tests it once held none
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_node_killed_mid_load_loses_nothing_and_the_other_finishes_its_jobs(
     database_url: str, engine: Engine, relay: Relay, tmp_path: Path
