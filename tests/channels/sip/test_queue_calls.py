@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from gateway.contract.config import SeatsConfig, load_config
@@ -210,6 +211,7 @@ def test_past_the_maximum_wait_the_caller_leaves_a_message(
             assert session.scalars(select(MissedCall)).all() == []
 
 
+@pytest.mark.alone  # its seats' phones answer and talk to the second: starved, they slip
 def test_callers_are_answered_in_the_order_they_joined_and_a_seat_not_answering_is_skipped(
     tmp_path: Path, engine_of: list[Engine]
 ) -> None:

@@ -117,7 +117,10 @@ def webcall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebCallGateway
     config = load_config(path)
     with gateway(path) as serve:
         serve.wait_for_line("sip.front", timeout=60)
-        wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2, 60)
+        try:
+            wait_until(lambda: sum("worker up" in line for line in serve.lines) >= 2, 120)
+        except AssertionError:
+            raise AssertionError("workers not up:\n" + "".join(serve.lines[-80:])) from None
         engine = make_engine(config.database.url, pii=PII)
         try:
             yield WebCallGateway(serve, config, engine, root)
