@@ -10,7 +10,7 @@ DEBIAN_PACKAGES ?= tesseract-ocr tesseract-ocr-chi-sim poppler-utils kamailio ka
 DEBIAN_TEST_PACKAGES ?= fonts-wqy-zenhei espeak-ng sox chromium sip-tester
 
 # Test processes: the tests mostly wait on calls, modems and servers, so four share two
-# cores well (the parallel part 13 min here); a module's tests stay on one (loadfile). The
+# cores well (the parallel part 11 min here, the serial part 6); a module's tests stay on one (loadfile). The
 # tests that compare a call's audio frame by frame run after, alone: a CPU-starved worker's
 # jitter buffer throws frames away, which is the machine's doing, not the gateway's. So do
 # the load tests (marker alone): beside three other processes' calls, the 30 callers of
