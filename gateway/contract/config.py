@@ -313,6 +313,12 @@ class WebCallConfig(Section):
     # Behind NAT, "private!public" as rtpengine's --interface takes it.
     media_interface: str | None = None
 
+    @model_validator(mode="after")
+    def _port_range(self) -> WebCallConfig:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError("rtp_port_min must not be above rtp_port_max")
+        return self
+
 
 class SipConfig(Section):
     """Phone calls over SIP (pjsua2), served by a pool of worker processes."""

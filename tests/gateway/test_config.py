@@ -182,3 +182,14 @@ def test_calling_main_in_process_leaves_the_callers_signal_handling_alone(
     main(["config", "check", str(write(tmp_path, "http:\n  port: 8081\n"))])
     # SIG_DFL here would let one write to a closed pipe kill a whole test run.
     assert signal.getsignal(signal.SIGPIPE) == before
+
+
+def test_a_web_call_setting_that_cannot_work_is_refused_at_load() -> None:
+    from pydantic import ValidationError
+
+    from gateway.contract.config import SipConfig
+
+    with pytest.raises(ValidationError, match="rtp_port_min must not be above rtp_port_max"):
+        SipConfig.model_validate({"webcall": {"rtp_port_min": 31000, "rtp_port_max": 30000}})
+    with pytest.raises(ValidationError, match="workers must be 2 or more"):
+        SipConfig.model_validate({"workers": 1, "webcall": {"enabled": True}})
