@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, make_url, select, text
 
 from gateway.contract.config import JobsConfig
 from gateway.contract.kinds import ROUTE
@@ -24,18 +24,27 @@ from gateway.engine.workers import Handler, JobRunner
 from store.attachments import AttachmentStore
 from store.db import make_engine, make_sessionmaker
 from store.jobs import NOTICES, JobQueue, enqueue
-from store.models import Job
+from store.models import Job, Letter
 from tests.conftest import PII, SHANGHAI, make_contact
 
 SLOW_POLL = 30.0  # longer than any test waits: only a notice can wake the lane
 
 
 class Ran(Handler):
+    """Waits for one letter's job: the session's schema may hold other tests' jobs."""
+
     def __init__(self) -> None:
-        self.ran = threading.Event()
+        self.letters: set[int] = set()
+        self.changed = threading.Condition()
 
     def run(self, job: Job) -> None:
-        self.ran.set()
+        with self.changed:
+            self.letters.add(job.letter_id)
+            self.changed.notify_all()
+
+    def wait_for(self, letter_id: int, seconds: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: letter_id in self.letters, seconds)
 
 
 @pytest.fixture
@@ -43,6 +52,14 @@ def pg(postgres_schema_url: str) -> Iterator[Engine]:
     engine = make_engine(postgres_schema_url)
     yield engine
     engine.dispose()
+
+
+def letter_id_of(engine: Engine, tracking_number: str | None) -> int:
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(Letter.id).where(Letter.tracking_number == tracking_number)
+        ).scalar_one()
+    return int(found)
 
 
 def listener(url: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -92,15 +109,21 @@ async def test_a_letter_stored_by_another_process_wakes_the_route_lane_at_once(
     try:
         await asyncio.sleep(1.0)  # the lane looked, found nothing and waits for its poll
         # A SIP worker storing a voicemail: its own engine and intake queue the route job.
+        # A contact of its own: the same one stored by an earlier test on this schema would
+        # be a known letter, and queue no job.
         other = make_engine(postgres_schema_url, pii=PII)
         try:
-            Intake(
+            accepted = Intake(
                 make_sessionmaker(other), files, spool, Metrics(), SHANGHAI, standing_jobs=(ROUTE,)
-            ).store(make_contact())
+            ).store(make_contact(external_id=f"notice-{uuid.uuid4().hex}"))
         finally:
             other.dispose()
         queued = time.monotonic()
-        assert await asyncio.to_thread(handler.ran.wait, 5), "the lane waited for its poll"
+        assert accepted.created
+        letter_id = letter_id_of(pg, accepted.tracking_number)
+        assert await asyncio.to_thread(handler.wait_for, letter_id, 5), (
+            "the lane waited for its poll"
+        )
         assert time.monotonic() - queued < 2
     finally:
         stop.set()
