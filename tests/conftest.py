@@ -98,7 +98,9 @@ def proxy(postgres_schema_url: str) -> Iterator[TcpProxy]:
 
 @pytest.fixture
 def cut_engine(proxy: TcpProxy, postgres_schema_url: str) -> Iterator[Engine]:
-    """An engine whose every connection runs through the proxy (PostgreSQL behind a cable)."""
+    """An engine whose every connection runs through the proxy (PostgreSQL behind a cable),
+    on tables emptied for the test."""
+    empty_tables(postgres_schema_url)
     url = make_url(postgres_schema_url).set(host="127.0.0.1", port=proxy.port)
     engine = make_engine(url.render_as_string(hide_password=False), pii=PII, connect_timeout=1)
     yield engine
@@ -114,12 +116,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         engine.dispose()
         return url
     url = str(request.getfixturevalue("postgres_schema_url"))
+    empty_tables(url)
+    return url
+
+
+def empty_tables(url: str) -> None:
+    """The session's schema holds what earlier tests in this process stored: empty it."""
     engine = make_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    return url
 
 
 @pytest.fixture
