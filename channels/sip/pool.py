@@ -9,6 +9,7 @@ import logging
 import secrets
 import socket
 from collections.abc import Callable
+from typing import Protocol
 
 from channels.sip.kamailio import Kamailio
 from channels.sip.rtpengine import RtpEngine, missing_parts
@@ -18,7 +19,17 @@ from gateway.contract.logs import log_event
 from gateway.engine.processes import WorkerPool
 
 log = logging.getLogger(__name__)
-RTPENGINE_CHECK_SECONDS = 1.0
+HELPER_CHECK_SECONDS = 1.0
+
+
+class Helper(Protocol):
+    """A program the channel runs beside its workers (Kamailio, rtpengine)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def alive(self) -> bool: ...
 
 
 def worker_addresses(config: Config) -> list[tuple[str, int]]:
@@ -70,16 +81,19 @@ class SipChannel:
         self.task: asyncio.Task[None] | None = None
         self.kamailio: Kamailio | None = None
         self.rtpengine: RtpEngine | None = None
-        self.watch: asyncio.Task[None] | None = None
+        self.watches: list[asyncio.Task[None]] = []
 
     async def _healthy(self, number: int) -> bool:
         host, port = self.addresses[number]
         return await options_ping("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
 
+    def _answering(self) -> set[int]:
+        return {number for number, up in self.pool.up.items() if up}
+
     def health(self) -> dict[str, bool]:
         parts = self.pool.health()
         if self.kamailio is not None:
-            parts["kamailio"] = self.kamailio.running
+            parts["kamailio"] = self.kamailio.alive()
         if self.rtpengine is not None:
             parts["rtpengine"] = self.rtpengine.alive()
         return parts
@@ -93,9 +107,11 @@ class SipChannel:
                 self.addresses,
                 seats=self.config.seats,
                 database_url=self.config.database.url,
+                answering=self._answering,
             )
             await asyncio.to_thread(kamailio.start)
             self.kamailio = kamailio
+            self._keep("kamailio", kamailio)
             log_event(
                 log,
                 "sip.front",
@@ -124,30 +140,35 @@ class SipChannel:
         rtpengine = RtpEngine(settings)
         await asyncio.to_thread(rtpengine.start)
         self.rtpengine = rtpengine
-        self.watch = asyncio.create_task(self._keep_rtpengine(rtpengine), name="rtpengine")
+        self._keep("rtpengine", rtpengine)
         webcall = settings.webcall
         log_event(log, "sip.webcall", ws_port=webcall.ws_port, number=webcall.number)
         return settings
 
-    async def _keep_rtpengine(self, rtpengine: RtpEngine) -> None:
-        """rtpengine started again should it die: the web calls it relayed lose their audio,
-        the next ones are carried (health shows it down meanwhile)."""
-        while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), RTPENGINE_CHECK_SECONDS)
-            if self.stopping.is_set() or rtpengine.alive():
-                continue
-            log_event(log, "rtpengine.died", logging.ERROR)
-            await asyncio.to_thread(rtpengine.stop)  # reaped
-            try:
-                await asyncio.to_thread(rtpengine.start)
-            except ConfigurationError:
-                log.exception("rtpengine.restart_failed")
+    def _keep(self, name: str, helper: Helper) -> None:
+        """``helper`` started again should it die: Kamailio's dying ends every call and
+        signs every seat's phone off until it registers again; rtpengine's, the audio of
+        the web calls it relayed. The next calls are carried (health shows it down
+        meanwhile)."""
+
+        async def keep() -> None:
+            while not self.stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), HELPER_CHECK_SECONDS)
+                if self.stopping.is_set() or helper.alive():
+                    continue
+                log_event(log, f"{name}.died", logging.ERROR)
+                await asyncio.to_thread(helper.stop)  # reaped, with what it left behind
+                try:
+                    await asyncio.to_thread(helper.start)
+                except (ConfigurationError, OSError):  # tried again at the next check
+                    log.exception(f"{name}.restart_failed")
+
+        self.watches.append(asyncio.create_task(keep(), name=name))
 
     async def stop(self) -> None:
         self.stopping.set()
-        if self.watch is not None:
-            await self.watch
+        await asyncio.gather(*self.watches)
         if self.task is not None:
             await self.task
         if self.kamailio is not None:

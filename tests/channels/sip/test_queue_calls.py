@@ -176,7 +176,7 @@ def test_a_caller_hanging_up_while_no_seat_is_free_is_an_abandoned_call_to_retur
         caller = run_sipp(
             scenario("call_hangup_in_recording", tmp_path, digit="9"),
             sip_target(config),
-            keys={**FAST, "record_wait": "3000", "speak_ms": "1000"},
+            keys={**QUEUE_KEYS, "record_wait": "3000", "speak_ms": "1000"},
             timeout=40,
         )
         assert caller.ok, caller
@@ -198,7 +198,7 @@ def test_past_the_maximum_wait_the_caller_leaves_a_message(
         caller = run_sipp(
             scenario("call_invalid_digit", tmp_path, invalid="9", digit="1"),
             sip_target(config),
-            keys={**FAST, "retry_wait": "4000", "record_wait": "1500"},
+            keys={**QUEUE_KEYS, "retry_wait": "4000", "record_wait": "1500"},
             timeout=60,
         )
         assert caller.ok, caller

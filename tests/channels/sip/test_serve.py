@@ -146,6 +146,52 @@ def test_kamailio_spreads_calls_over_workers_and_around_a_dead_one(tmp_path: Pat
     wait_until(lambda: not kamailios_of(tmp_path), timeout=10)
 
 
+def test_a_killed_kamailio_is_started_again_and_carries_the_next_call(tmp_path: Path) -> None:
+    require_tool("sipp")
+    require_tool("kamailio")
+    port, base = free_port(), free_port()
+    sip = f"    port: {port}\n    workers: 2\n    worker_base_port: {base}\n    transports: [udp]\n"
+    config = serve_config(tmp_path, sip)
+    healthz = f"http://127.0.0.1:{load_config(config).http.port}/healthz"
+
+    def started() -> list[int]:
+        return [
+            int(found[1])
+            for line in serve.lines
+            if (found := re.search(r"kamailio.started pid=(\d+)", line))
+        ]
+
+    def part(name: str) -> str:
+        return str(httpx.get(healthz, timeout=10).json()["parts"][name])
+
+    def kamailio_part() -> str:
+        return part("kamailio")
+
+    with gateway(config) as serve:
+        serve.wait_for_line("sip.front")
+        # Both workers answer the gateway's own ping: the new Kamailio sends them calls at
+        # once, where a fresh one waits for its first ping (and answers 486 meanwhile).
+        wait_until(lambda: part("sip-0") == part("sip-1") == "ok")
+        assert kamailio_part() == "ok"
+        [first] = started()
+        os.kill(first, signal.SIGKILL)
+        seen = set()
+        until = time.monotonic() + 30
+        while len(started()) < 2 and time.monotonic() < until:
+            seen.add(kamailio_part())
+        assert len(started()) == 2, serve.lines[-20:]
+        assert "down" in seen, seen  # health said so until it was back
+        assert any("kamailio.died" in line for line in serve.lines)
+        wait_until(lambda: kamailio_part() == "ok")
+        # The first one's children went with it: the new one has the SIP port.
+        assert first not in kamailios_of(tmp_path)
+        after = run_sipp(
+            scenario("call_menu_voicemail"), f"127.0.0.1:{port}", keys=FAST, timeout=40
+        )
+        assert after.ok and after.successful == 1, after
+        wait_until(lambda: len(letters(config)) == 1)
+
+
 def kamailios_of(root: Path) -> list[int]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
