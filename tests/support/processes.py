@@ -12,6 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# How long a test waits for a gateway to do what it will do: generous, since `make test`
+# runs four processes on a small machine, where a step taking 8 s alone took 30 s and more.
+# A test that passes never waits it out.
+PATIENCE = 90.0
 
 
 def free_port() -> int:
@@ -46,7 +50,7 @@ class Child:
             self.lines.append("")  # end of output
             self._seen.notify_all()
 
-    def wait_for_line(self, needle: str, timeout: float = 30) -> str:
+    def wait_for_line(self, needle: str, timeout: float = PATIENCE) -> str:
         """The first line (from the start) containing ``needle``; fail on exit or timeout."""
 
         def found() -> str | None:

@@ -21,7 +21,7 @@ from store.models import Letter
 from tests.channels.sip.conftest import short_prompts
 from tests.channels.sip.test_sipp import FAST
 from tests.conftest import PII, require_tool
-from tests.support.processes import Child, free_port, gateway
+from tests.support.processes import PATIENCE, Child, free_port, gateway
 from tests.support.sipp import SippResult, run_sipp, scenario
 
 
@@ -50,7 +50,7 @@ def worker_pids(child: Child) -> dict[int, int]:
     return found
 
 
-def wait_until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+def wait_until(check, timeout: float = PATIENCE) -> None:  # type: ignore[no-untyped-def]
     until = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < until, "timed out"
