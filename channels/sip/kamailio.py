@@ -37,6 +37,7 @@ from types import TracebackType
 import jinja2
 
 from channels.sip.kamailio_db import kamailio_db
+from gateway.contract import call_tokens
 from gateway.contract.config import SeatsConfig, SipConfig
 from gateway.contract.errors import ConfigurationError
 from gateway.contract.logs import log_event
@@ -155,6 +156,8 @@ def _webcall(settings: SipConfig) -> dict[str, object] | None:
         "ws_port": webcall.ws_port,
         "ng_port": webcall.rtpengine_ng_port,
         "origins": webcall.allowed_origins,
+        "token_header": call_tokens.HEADER,
+        "token_seconds": webcall.token_seconds,
     }
 
 

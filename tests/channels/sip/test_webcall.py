@@ -253,11 +253,50 @@ def invite(headers: list[str], via: str = "", contact: str = "") -> str:
 
 
 def final_status(ws: ClientConnection) -> int:
+    return int(final_answer(ws).split(" ", 2)[1])
+
+
+def final_answer(ws: ClientConnection) -> str:
     while True:
-        reply = str(ws.recv(timeout=10))
-        status = int(reply.split(" ", 2)[1])
-        if status >= 200:
-            return status
+        reply = str(ws.recv(timeout=30))
+        if reply.startswith("SIP/2.0 ") and int(reply.split(" ", 2)[1]) >= 200:
+            return reply
+
+
+def site_token(webcall: WebCallGateway, phone: str = "") -> str:
+    """A call token as the page gets one: the form's token, then POST /call/token."""
+    with httpx.Client(base_url=webcall.site) as client:
+        page = client.get("/call")
+        form = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert form is not None
+        given = client.post("/call/token", data={"token": form[1], "phone": phone})
+        assert given.status_code == 200, given.text
+        return str(given.json()["token"])
+
+
+def test_a_token_places_one_call_and_no_more(webcall: WebCallGateway) -> None:
+    """The site's token used twice: the first INVITE is answered by a worker, the second is
+    refused by Kamailio before any worker sees it. Were a token good for two minutes of
+    calls, a script could place a stream of them past the site's per-address limit."""
+    token = site_token(webcall)
+    refused = sum("sip.webcall_refused" in line for line in webcall.serve.lines)
+    calls = sum("sip.call " in line for line in webcall.serve.lines)
+    request = invite([f"{call_tokens.HEADER}: {token}"])
+    via = re.search(r"Via: (SIP/2.0/WS [^;]+)", request)
+    assert via is not None
+    with ws_connect(webcall.ws, subprotocols=["sip"], origin=webcall.site) as ws:
+        ws.send(request)
+        answer = final_answer(ws)
+        assert answer.startswith("SIP/2.0 200 "), answer
+        for method in ("ACK", "BYE"):
+            ws.send(in_dialog(method, request, answer, via[1]))
+        assert final_answer(ws).startswith("SIP/2.0 200 ")  # the BYE's
+    with ws_connect(webcall.ws, subprotocols=["sip"], origin=webcall.site) as ws:
+        ws.send(invite([f"{call_tokens.HEADER}: {token}"]))
+        assert final_status(ws) == 403
+    webcall.serve.wait_for_line("web call token used again")
+    assert sum("sip.call " in line for line in webcall.serve.lines) == calls + 1
+    assert sum("sip.webcall_refused" in line for line in webcall.serve.lines) == refused
 
 
 def wait_for_letters(webcall: WebCallGateway, count: int | None) -> list[Letter]:
@@ -291,12 +330,13 @@ def test_a_trunk_cannot_pass_its_call_off_as_a_web_call(webcall: WebCallGateway)
         while not answer.startswith("SIP/2.0 2") and not answer.startswith("SIP/2.0 4"):
             answer = udp.recv(65535).decode()
         assert answer.startswith("SIP/2.0 200 "), answer
+        via = f"SIP/2.0/UDP {here};rport"
         for method in ("ACK", "BYE"):  # the call ends at once, by its route set
-            udp.sendto(in_dialog(method, request, answer, here).encode(), ("127.0.0.1", sip.port))
+            udp.sendto(in_dialog(method, request, answer, via).encode(), ("127.0.0.1", sip.port))
     assert sum("sip.webcall_refused" in line for line in webcall.serve.lines) == refused
 
 
-def in_dialog(method: str, request: str, answer: str, here: str) -> str:
+def in_dialog(method: str, request: str, answer: str, via: str) -> str:
     """ACK or BYE of the call ``answer`` took, through Kamailio (RFC 3261 12.2.1.1)."""
 
     def header(message: str, name: str) -> list[str]:
@@ -311,7 +351,7 @@ def in_dialog(method: str, request: str, answer: str, here: str) -> str:
     cseq = "1 ACK" if method == "ACK" else "2 BYE"
     lines = [
         f"{method} {target.strip('<>')} SIP/2.0",
-        f"Via: SIP/2.0/UDP {here};rport;branch=z9hG4bK{secrets.token_hex(6)}",
+        f"Via: {via};branch=z9hG4bK{secrets.token_hex(6)}",
         "Max-Forwards: 70",
         f"From: {header(request, 'From')[0]}",
         f"To: {header(answer, 'To')[0]}",
