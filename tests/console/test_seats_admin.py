@@ -20,12 +20,12 @@ from gateway.core import seats
 from gateway.frontends.console.app import Console
 from store.db import make_sessionmaker
 from store.models import Base, ConsoleUser, Event, Seat
-from tests.channels.sip.test_kamailio import free_port
 from tests.channels.sip.test_kamailio_seats import SEATS as SEATS_AT_KAMAILIO
 from tests.channels.sip.test_kamailio_seats import Front, register
 from tests.conftest import Parts
 from tests.console.conftest import Browser, Desk, console_config, open_desk
 from tests.gateway.test_workflow import ROUTING
+from tests.support.processes import free_port
 
 REALM = console_config().seats.realm
 LENGTH = console_config().seats.password_length

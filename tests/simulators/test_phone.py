@@ -34,6 +34,7 @@ from simulators.phone import (
     wav_seconds,
 )
 from tests.conftest import require_tool
+from tests.support.processes import free_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
@@ -60,8 +61,7 @@ class Uas:
         calls: int = 1,
     ) -> None:
         sipp = require_tool("sipp")
-        kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
-        self.port = free_port(kind)
+        self.port = free_port()
         self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rtp.bind(("127.0.0.1", 0))
         self.messages = logs / "messages.log"
@@ -69,7 +69,7 @@ class Uas:
         command = [
             sipp, "-sf", str(path), "-t", transport[0] + "1",
             "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
-            "-mp", str(free_port(socket.SOCK_DGRAM)), "-m", str(calls), "-nostdin",
+            "-mp", str(free_port()), "-m", str(calls), "-nostdin",
             "-trace_msg", "-message_file", str(self.messages),
             "-trace_err", "-error_file", str(logs / "errors.log"),
             "-key", "rtp_port", str(self.rtp.getsockname()[1]),
@@ -175,12 +175,6 @@ def refusal(directory: Path, status: str) -> Path:
     path = directory / f"reject-{status.split()[0]}.xml"
     path.write_text((SCENARIOS / "reject.xml").read_text().replace("486 Busy Here", status))
     return path
-
-
-def free_port(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

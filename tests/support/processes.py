@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,10 +19,37 @@ ROOT = Path(__file__).resolve().parents[2]
 PATIENCE = 90.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Ports for the processes a test starts come from a block of this pytest process's own
+# (make test runs four), below the kernel's ephemeral range (32768-60999 on Debian): two
+# test processes never pick the same port, and no client socket's source port takes it
+# between the pick and the bind. Each pick is a run of STEP ports, all free for TCP and
+# UDP, for port + n uses (worker_base_port's workers, SIPp's media port + 2).
+FIRST_PORT, BLOCK, STEP = 20000, 2000, 20
+_picks = itertools.count()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under xdist
+    index = int(worker[2:]) + 1 if worker.startswith("gw") else 0
+    start = FIRST_PORT + index % 5 * BLOCK
+    for _ in range(BLOCK // STEP):
+        port = start + next(_picks) * STEP % BLOCK
+        if _free_run(host, port):
+            return port
+    raise AssertionError(f"no free run of {STEP} ports in {start}-{start + BLOCK - 1}")
+
+
+def _free_run(host: str, first: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with ExitStack() as held:
+            for port in range(first, first + STEP):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    probe = held.enter_context(socket.socket(family, kind))
+                    probe.bind((host, port))
+    except OSError:
+        return False
+    return True
 
 
 class Child:

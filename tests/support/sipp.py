@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tests" / "channels" / "sip" / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
@@ -780,7 +782,7 @@ def run_sipp(
     ip = local_ip or _route_to(host, int(port))
     args = [
         "-sf", str(scenario), target,
-        "-t", transport, "-i", ip, "-mi", ip, "-p", str(local_port or _free_port(ip, transport)),
+        "-t", transport, "-i", ip, "-mi", ip, "-p", str(local_port or free_port(ip)),
         "-s", service, "-m", str(calls), "-nostdin", "-aa",
         "-timeout", f"{timeout:g}s", "-timeout_error",
     ]  # fmt: skip
@@ -829,7 +831,7 @@ class SippUas:
         if reply not in AGENT_REPLIES:
             raise ValueError(f"agent_reply {reply!r} is not one of {AGENT_REPLIES}")
         self.scenario = scenario
-        self.port = port or _free_port(local_ip, transport)
+        self.port = port or free_port(local_ip)
         self.local_ip = local_ip
         self.keys = keys
         self.calls = calls
@@ -995,13 +997,6 @@ def _route_to(host: str, port: int) -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.connect((host, port))
         return str(probe.getsockname()[0])
-
-
-def _free_port(ip: str, transport: Transport) -> int:
-    kind = socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from channels.sip.kamailio import Kamailio, render
 from gateway.contract.config import KamailioConfig, SipConfig
 from gateway.contract.errors import ConfigurationError
 from tests.conftest import require_tool
+from tests.support.processes import free_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 HUNG_UP = "kamailio_uac_hung_up.xml"
@@ -34,31 +35,6 @@ def sipp() -> str:
 @pytest.fixture
 def kamailio_binary() -> str:
     return require_tool("kamailio")
-
-
-def free_port(*also: int) -> int:
-    """A port free for UDP and TCP on 127.0.0.1, and ``port + n`` for UDP for each n.
-
-    SIPp binds its media port and media port + 2 (audio, video) even unused, and a port
-    free for TCP may be taken for UDP: all are checked, or SIPp exits 254.
-    """
-    for _ in range(100):
-        with contextlib.ExitStack() as held:
-
-            def bind(kind: socket.SocketKind, port: int) -> socket.socket:
-                sock = held.enter_context(socket.socket(socket.AF_INET, kind))
-                sock.bind(("127.0.0.1", port))
-                return sock
-
-            port = int(bind(socket.SOCK_DGRAM, 0).getsockname()[1])
-            try:
-                bind(socket.SOCK_STREAM, port)
-                for n in also:
-                    bind(socket.SOCK_DGRAM, port + n)
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port found")
 
 
 def settings(tmp_path: Path, **changes: object) -> SipConfig:
@@ -88,7 +64,7 @@ class Worker:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         args = [sipp, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(self.port)]
-        args += ["-mi", "127.0.0.1", "-mp", str(free_port(2)), "-d", str(hold_ms), "-nostdin"]
+        args += ["-mi", "127.0.0.1", "-mp", str(free_port()), "-d", str(hold_ms), "-nostdin"]
         args += ["-trace_logs", "-log_file", str(self.fifo)]
         with open(tmp_path / f"{name}.stderr", "w") as stderr:
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -196,8 +172,8 @@ def place_calls(
     remote = f"[{host}]:{sip.port}" if ":" in host else f"{host}:{sip.port}"
     args = [sipp, "-sf", str(SCENARIOS / scenario), remote, "-s", "12345"]
     args += ["-t", {"udp": "u1", "tcp": "t1"}[transport]]
-    args += ["-i", host, "-p", str(free_port()), "-mi", host]
-    args += ["-mp", str(free_port(2)), "-m", str(calls), "-l", str(at_once), "-r", "50"]
+    args += ["-i", host, "-p", str(free_port(host)), "-mi", host]
+    args += ["-mp", str(free_port(host)), "-m", str(calls), "-l", str(at_once), "-r", "50"]
     args += ["-d", str(hold_ms), "-nostdin", "-timeout", "20", "-timeout_error"]
     screen = tmp_path / f"caller-{os.urandom(4).hex()}.screen"
     args += ["-trace_screen", "-screen_file", str(screen)]

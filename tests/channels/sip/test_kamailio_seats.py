@@ -20,8 +20,9 @@ from gateway.contract.errors import ConfigurationError
 from gateway.core import seats
 from gateway.frontends.console import accounts
 from store.db import make_sessionmaker
-from tests.channels.sip.test_kamailio import WAIT, Worker, free_port, settings, start_worker
+from tests.channels.sip.test_kamailio import WAIT, Worker, settings, start_worker
 from tests.conftest import require_tool
+from tests.support.processes import free_port
 from tests.support.sipp import SCENARIOS, SippResult, SippUas, run_sipp
 
 REALM = "12345.example.gov.cn"
@@ -199,7 +200,7 @@ def test_a_phone_without_the_seats_password_gets_403_and_is_not_registered(
 def test_a_worker_reaches_a_registered_seat_and_the_seats_bye_comes_back(
     front: Front, passwords: dict[str, str], tmp_path: Path
 ) -> None:
-    phone = free_port(2)
+    phone = free_port()
     assert register(front, "1002", "1002", passwords["1002"], port=phone).ok
     with SippUas(SCENARIOS / "seat_uas.xml", phone, calls=1, extra_args=["-d", "300"]) as desk:
         call = run_sipp(
@@ -226,7 +227,7 @@ def test_a_worker_reaches_a_registered_seat_and_the_seats_bye_comes_back(
 def test_a_worker_giving_up_while_the_seat_rings_cancels_the_ringing(
     front: Front, passwords: dict[str, str]
 ) -> None:
-    phone = free_port(2)
+    phone = free_port()
     assert register(front, "1001", "1001", passwords["1001"], port=phone).ok
     with SippUas(SCENARIOS / "kamailio_uas_rings.xml", phone, calls=1) as desk:
         call = run_sipp(
@@ -277,7 +278,7 @@ def test_a_caller_from_outside_dialling_a_seat_reaches_the_ivr_not_the_phone(
     worker = start_worker(sipp_workers, require_tool("sipp"), tmp_path, "kamailio_uas.xml")
     front = Front(tmp_path, database_url, worker.port)
     fronts.append(front)
-    phone = free_port(2)
+    phone = free_port()
     assert register(front, "1001", "1001", passwords["1001"], port=phone).ok
     front.kamailio.wait_for_output(f"worker up: sip:127.0.0.1:{front.worker_port}", WAIT)
 
