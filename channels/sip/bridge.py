@@ -35,6 +35,14 @@ def wav_seconds(path: Path) -> float:
         return w.getnframes() / float(w.getframerate())
 
 
+# pjlib's status when all of pjsua's call slots (PJSUA_MAX_CALLS) are taken.
+PJ_ETOOMANY = 70010
+
+
+class NoFreeLine(RuntimeError):
+    """Every call slot of this worker is taken, maybe by a leg still being torn down."""
+
+
 class Bridge:
     def __init__(self, pjsip: PjThread) -> None:
         self.pjsip = pjsip
@@ -193,13 +201,13 @@ class Bridge:
             assert self.account is not None
             holder: dict[str, int] = {}
             line = Line(self.account, pj.PJSUA_INVALID_ID, loop, lambda e: on_event(holder["n"], e))
-            problem = ""
+            problem, full = "", False
             try:
                 line.makeCall(uri, pj.CallOpParam(True))
             except pj.Error as exc:
-                problem = str(exc.info())
+                problem, full = str(exc.info()), int(exc.status) == PJ_ETOOMANY
             if problem:  # raised outside: a pjsua2 object must not travel to another thread
-                raise RuntimeError(f"cannot call {uri}: {problem}")
+                raise (NoFreeLine if full else RuntimeError)(f"cannot call {uri}: {problem}")
             holder["n"] = self.adopt(line)
             return holder["n"]
 

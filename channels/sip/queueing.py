@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from channels.sip.bridge import NoFreeLine
 from channels.sip.line import Connected, Disconnected, LineEvent
 from channels.sip.session import CallSession, HungUp
 from gateway.contract.contact import RecordMissed
@@ -34,6 +35,8 @@ TICK_SECONDS = 0.5  # ring timeouts, the maximum wait and positions are this lat
 HOLD_PAUSE_SECONDS = 1.0  # between two plays of the hold prompt
 MESSAGE_KEY = "1"  # after the maximum wait: 1 a message; anything else, or none, a callback
 CHOICE_SECONDS = 8.0  # to press it
+# How long an offer waits for a call slot of this worker to come free, and how often it looks.
+SLOT_WAIT_SECONDS, SLOT_POLL_SECONDS = 3.0, 0.1
 _AHEAD: dict[int, PromptName] = {
     1: "ahead_1",
     2: "ahead_2",
@@ -293,14 +296,24 @@ class QueueCall:
 
     async def _offer(self, seat: str, loop: asyncio.AbstractEventLoop) -> None:
         self.seat = seat
-        try:
-            self.leg = await self.session.bridge.dial(
-                self.seat_uri(seat), lambda n, e: self.inbox.put_nowait(SeatLine(n, e)), loop
-            )
-        except RuntimeError as exc:
-            log.warning("sip.queue.dial_failed call=%s error=%s", self.call_id, exc)
-            await self._refused(None)
-            return
+        waited = 0.0
+        while True:
+            try:
+                self.leg = await self.session.bridge.dial(
+                    self.seat_uri(seat), lambda n, e: self.inbox.put_nowait(SeatLine(n, e)), loop
+                )
+                break
+            except RuntimeError as exc:
+                # A leg to a seat offered before, still being torn down (its CANCEL not
+                # answered yet), may hold the slot this one needs: free within a round
+                # trip. The seat now offered is not to blame for that.
+                if isinstance(exc, NoFreeLine) and waited < SLOT_WAIT_SECONDS:
+                    await asyncio.sleep(SLOT_POLL_SECONDS)
+                    waited += SLOT_POLL_SECONDS
+                    continue
+                log.warning("sip.queue.dial_failed call=%s error=%s", self.call_id, exc)
+                await self._refused(None)
+                return
         log_event(log, "sip.queue.offered", call=self.session.facts.call_id, seat=seat)
 
     async def _answered(self) -> bool:
