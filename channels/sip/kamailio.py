@@ -519,9 +519,13 @@ class Kamailio:
 
     def _exited(self, timeout: float) -> bool:
         """Whether the main process has exited, waiting up to ``timeout``; never reaps it."""
-        if self._pidfd is None:
+        pidfd = self._pidfd
+        if pidfd is None:
             return True
-        ready, _, _ = select.select([self._pidfd], [], [], timeout)
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        except (OSError, ValueError):  # closed meanwhile by stop() (health asks any time)
+            return True
         return bool(ready)
 
     def _read(self) -> None:
