@@ -308,7 +308,8 @@ class QueueCall:
                 # answered yet), may hold the slot this one needs: free within a round
                 # trip. The seat now offered is not to blame for that.
                 if isinstance(exc, NoFreeLine) and waited < SLOT_WAIT_SECONDS:
-                    await asyncio.sleep(SLOT_POLL_SECONDS)
+                    # A caller hanging up meanwhile ends the wait: no seat rings for them.
+                    await self.session._until_gone(asyncio.sleep(SLOT_POLL_SECONDS))
                     waited += SLOT_POLL_SECONDS
                     continue
                 log.warning("sip.queue.dial_failed call=%s error=%s", self.call_id, exc)
